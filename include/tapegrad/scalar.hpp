@@ -1,0 +1,170 @@
+#pragma once
+// Scalar: a 16-byte handle {tape, index, generation} to a scalar node. Each
+// operation below computes its value and its local partials in one place and
+// records them; the backward sweep only multiplies and adds.
+#include <cmath>
+#include <cstdint>
+
+#include "tapegrad/tape.hpp"
+
+namespace tapegrad {
+
+class Scalar {
+ public:
+  Scalar() = default;  // empty: any use throws
+  Scalar(Tape& tape, std::uint32_t index) : tape_(&tape), index_(index), gen_(tape.generation()) {}
+
+  double value() const { return checked().scalar_value(index_); }
+  // d(root)/d(this) accumulated by backward calls; 0 for constants.
+  double grad() const;
+  // Replaces a leaf's value (for optimiser updates of parameters).
+  void set_value(double v);
+  void backward() const { checked().backward(*this); }
+  bool is_leaf() const;
+
+  Tape& tape() const { return checked(); }
+  std::uint32_t index() const { return index_; }
+  std::uint32_t generation() const { return gen_; }
+  ScalarOp op() const { return checked().scalar_op(index_); }
+
+  // Internal: checks the handle and returns its tape.
+  Tape& checked(const char* what = "Scalar") const {
+    if (!tape_) [[unlikely]] throw_empty(what);
+    tape_->check_scalar(index_, gen_, what);
+    return *tape_;
+  }
+
+ private:
+  [[noreturn]] static void throw_empty(const char* what);
+  Tape* tape_ = nullptr;
+  std::uint32_t index_ = 0;
+  std::uint32_t gen_ = 0;
+};
+
+// Leaves on the current tape.
+Scalar var(double v);
+Scalar constant(double v);
+// A constant with the same value as x: gradients stop here.
+Scalar detach(const Scalar& x);
+
+namespace detail {
+[[noreturn]] void throw_mixed_tapes(const char* op);
+
+inline Scalar unary(ScalarOp op, const Scalar& x, double partial, double v) {
+  Tape& t = x.checked(scalar_op_name(op));
+  return {t, t.push_scalar(op, x.index(), 0, partial, 0.0, v)};
+}
+inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, double px, double py,
+                     double v) {
+  Tape& t = x.checked(scalar_op_name(op));
+  if (&t != &y.checked(scalar_op_name(op))) [[unlikely]] throw_mixed_tapes(scalar_op_name(op));
+  return {t, t.push_scalar(op, x.index(), y.index(), px, py, v)};
+}
+// A plain double used beside a Scalar becomes a constant on the Scalar's tape,
+// so the graph shows it.
+inline Scalar lift(const Scalar& like, double c) {
+  Tape& t = like.checked("constant");
+  return {t, t.push_scalar(ScalarOp::constant, 0, 0, 0.0, 0.0, c)};
+}
+}  // namespace detail
+
+// d(x+y)/dx = 1, d(x+y)/dy = 1: add distributes.
+inline Scalar operator+(const Scalar& x, const Scalar& y) {
+  return detail::binary(ScalarOp::add, x, y, 1.0, 1.0, x.value() + y.value());
+}
+// d(x-y)/dx = 1, d(x-y)/dy = -1.
+inline Scalar operator-(const Scalar& x, const Scalar& y) {
+  return detail::binary(ScalarOp::sub, x, y, 1.0, -1.0, x.value() - y.value());
+}
+// d(xy)/dx = y, d(xy)/dy = x: mul switches.
+inline Scalar operator*(const Scalar& x, const Scalar& y) {
+  const double a = x.value(), b = y.value();
+  return detail::binary(ScalarOp::mul, x, y, b, a, a * b);
+}
+// d(x/y)/dx = 1/y, d(x/y)/dy = -x/y^2.
+inline Scalar operator/(const Scalar& x, const Scalar& y) {
+  const double a = x.value(), b = y.value();
+  return detail::binary(ScalarOp::div, x, y, 1.0 / b, -a / (b * b), a / b);
+}
+// d(-x)/dx = -1.
+inline Scalar operator-(const Scalar& x) {
+  return detail::unary(ScalarOp::neg, x, -1.0, -x.value());
+}
+
+inline Scalar operator+(const Scalar& x, double c) { return x + detail::lift(x, c); }
+inline Scalar operator+(double c, const Scalar& x) { return detail::lift(x, c) + x; }
+inline Scalar operator-(const Scalar& x, double c) { return x - detail::lift(x, c); }
+inline Scalar operator-(double c, const Scalar& x) { return detail::lift(x, c) - x; }
+inline Scalar operator*(const Scalar& x, double c) { return x * detail::lift(x, c); }
+inline Scalar operator*(double c, const Scalar& x) { return detail::lift(x, c) * x; }
+inline Scalar operator/(const Scalar& x, double c) { return x / detail::lift(x, c); }
+inline Scalar operator/(double c, const Scalar& x) { return detail::lift(x, c) / x; }
+
+inline Scalar& operator+=(Scalar& x, const Scalar& y) { return x = x + y; }
+inline Scalar& operator-=(Scalar& x, const Scalar& y) { return x = x - y; }
+inline Scalar& operator*=(Scalar& x, const Scalar& y) { return x = x * y; }
+inline Scalar& operator/=(Scalar& x, const Scalar& y) { return x = x / y; }
+
+// d(x^y)/dx = y x^(y-1); d(x^y)/dy = x^y ln x (taken as 0 where x <= 0, where
+// the real power is defined only for integer y and the log is not).
+inline Scalar pow(const Scalar& x, const Scalar& y) {
+  const double a = x.value(), b = y.value(), v = std::pow(a, b);
+  const double da = b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0);
+  return detail::binary(ScalarOp::pow, x, y, da, a > 0.0 ? v * std::log(a) : 0.0, v);
+}
+inline Scalar pow(const Scalar& x, double c) { return pow(x, detail::lift(x, c)); }
+// d(e^x)/dx = e^x.
+inline Scalar exp(const Scalar& x) {
+  const double v = std::exp(x.value());
+  return detail::unary(ScalarOp::exp, x, v, v);
+}
+// d(ln x)/dx = 1/x.
+inline Scalar log(const Scalar& x) {
+  const double a = x.value();
+  return detail::unary(ScalarOp::log, x, 1.0 / a, std::log(a));
+}
+// d(sqrt x)/dx = 1/(2 sqrt x).
+inline Scalar sqrt(const Scalar& x) {
+  const double v = std::sqrt(x.value());
+  return detail::unary(ScalarOp::sqrt, x, 0.5 / v, v);
+}
+// d|x|/dx = sign(x), 0 at x = 0.
+inline Scalar abs(const Scalar& x) {
+  const double a = x.value();
+  return detail::unary(ScalarOp::abs, x, a > 0 ? 1.0 : (a < 0 ? -1.0 : 0.0), std::fabs(a));
+}
+// d(tanh x)/dx = 1 - tanh(x)^2.
+inline Scalar tanh(const Scalar& x) {
+  const double v = std::tanh(x.value());
+  return detail::unary(ScalarOp::tanh, x, 1.0 - v * v, v);
+}
+// d(sigma x)/dx = sigma(x) (1 - sigma(x)).
+inline Scalar sigmoid(const Scalar& x) {
+  const double a = x.value();
+  const double v = a >= 0 ? 1.0 / (1.0 + std::exp(-a)) : std::exp(a) / (1.0 + std::exp(a));
+  return detail::unary(ScalarOp::sigmoid, x, v * (1.0 - v), v);
+}
+// relu(x) = max(x, 0); the gradient is 1 for x >= 0 (including exactly 0, the
+// convention of the reference notes) and 0 below.
+inline Scalar relu(const Scalar& x) {
+  const double a = x.value();
+  return detail::unary(ScalarOp::relu, x, a >= 0 ? 1.0 : 0.0, a >= 0 ? a : 0.0);
+}
+// max routes the whole gradient to the larger input; on a tie, to the first.
+inline Scalar max(const Scalar& x, const Scalar& y) {
+  const double a = x.value(), b = y.value();
+  const bool first = a >= b;
+  return detail::binary(ScalarOp::max, x, y, first ? 1.0 : 0.0, first ? 0.0 : 1.0, first ? a : b);
+}
+// min routes the whole gradient to the smaller input; on a tie, to the first.
+inline Scalar min(const Scalar& x, const Scalar& y) {
+  const double a = x.value(), b = y.value();
+  const bool first = a <= b;
+  return detail::binary(ScalarOp::min, x, y, first ? 1.0 : 0.0, first ? 0.0 : 1.0, first ? a : b);
+}
+inline Scalar max(const Scalar& x, double c) { return max(x, detail::lift(x, c)); }
+inline Scalar max(double c, const Scalar& x) { return max(detail::lift(x, c), x); }
+inline Scalar min(const Scalar& x, double c) { return min(x, detail::lift(x, c)); }
+inline Scalar min(double c, const Scalar& x) { return min(detail::lift(x, c), x); }
+
+}  // namespace tapegrad

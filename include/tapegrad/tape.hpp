@@ -1,0 +1,279 @@
+#pragma once
+// The tape: one Wengert list holding scalar and tensor nodes in creation
+// order. Creation order is a topological order, so backward() is a plain
+// reverse loop; nothing in the sweep recurses.
+//
+// Scalar nodes are stored as a struct of arrays: 24 bytes of edges (two input
+// indices, two local partials, the op code packed in the top bits of the first
+// index), 8 bytes of value and 8 bytes of adjoint: 40 bytes per binary op and
+// no heap allocation per node. The local partials are computed in the forward
+// pass, so the sweep is `adj[in] += partial * adj[out]`, the upstream x local
+// rule made literal.
+//
+// Tensor nodes hold their value buffer, a lazily allocated gradient buffer and
+// a pointer to their op's definition, whose backward rule lives next to the
+// forward code in src/ops/. Each tensor node remembers how many scalar nodes
+// existed when it was created, which interleaves the two lists in one sweep.
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tapegrad/dtype.hpp"
+#include "tapegrad/error.hpp"
+#include "tapegrad/shape.hpp"
+
+namespace tapegrad {
+
+class Scalar;
+class Tensor;
+class Tape;
+
+inline constexpr std::uint32_t kNone = 0xffffffffu;
+
+// Op codes of scalar nodes. At most 32 (5 bits in the packed index).
+enum class ScalarOp : std::uint8_t {
+  sink,     // node 0: absorbs edges of leaves and unary ops; never read
+  leaf,     // a variable: gradients accumulate here
+  constant, // a value that takes no gradient
+  add, sub, mul, div, neg, pow, exp, log, sqrt, abs, tanh, sigmoid, relu, max, min,
+  from_tensor,  // a one-element tensor read as a Scalar
+  custom,       // recorded through Tape::record_scalar by user code
+  count_
+};
+const char* scalar_op_name(ScalarOp op);
+
+// The two weighted input edges of a scalar node.
+struct ScalarEdges {
+  std::uint32_t a_op;  // low 27 bits: first input; top 5 bits: ScalarOp
+  std::uint32_t b;     // second input (0 = sink when unused)
+  double da;           // d(out)/d(a)
+  double db;           // d(out)/d(b)
+};
+static_assert(sizeof(ScalarEdges) == 24);
+
+// A raw, 64-byte aligned, uninitialised byte buffer. Move-only.
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(std::size_t bytes);
+  Buffer(Buffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+  Buffer& operator=(Buffer&& o) noexcept;
+  ~Buffer();
+  void* data() const { return p_; }
+  std::size_t bytes() const { return bytes_; }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  void* p_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
+
+// What a tensor op is: its name, its backward rule and, for inspection, the
+// gate pattern it follows. Each op defines one of these next to its code.
+struct TensorOpDef {
+  const char* name;
+  BackwardFn backward;  // nullptr for leaves and constants
+  const char* gate;     // "distributes", "switches", "routes", ... or nullptr
+};
+
+// Op attributes saved with a node; their meaning belongs to the op.
+struct TensorAttrs {
+  double alpha = 0;
+  std::int64_t i0 = 0, i1 = 0, i2 = 0;
+  bool flag = false;
+};
+
+struct TensorNode {
+  const TensorOpDef* op = nullptr;
+  Shape shape;
+  DType dtype = DType::f32;
+  bool requires_grad = false;
+  std::uint8_t n_in = 0;
+  std::uint32_t in[3] = {kNone, kNone, kNone};  // tensor inputs
+  std::uint32_t scalar_in = kNone;   // a scalar input (Scalar * Tensor)
+  std::uint32_t scalar_out = kNone;  // a scalar output (Tensor::item)
+  std::uint32_t scalar_mark = 0;     // scalar nodes that existed at creation
+  void* value = nullptr;  // owned by value_buf or by the caller (external leaf)
+  void* grad = nullptr;   // owned by grad_buf or by the caller; null = all zero
+  Buffer value_buf, grad_buf, saved;
+  TensorAttrs attrs;
+  const char* label = nullptr;  // user label (parameter name), for inspection
+  std::uint32_t scope = kNone;  // index into Tape::scope_names(), for DOT clusters
+};
+
+// A position on the tape, for rewinding to it (see Tape::rewind).
+struct Mark {
+  std::uint32_t scalars = 0, tensors = 0, generation = 0;
+};
+
+class Tape {
+ public:
+  Tape();
+  ~Tape();
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  // Leaves. A variable takes gradients; a constant does not.
+  Scalar variable(double v);
+  Scalar constant(double v);
+
+  // Reverse sweep from a root. Gradients accumulate into every node reached,
+  // and across calls until zero_grad(), as in PyTorch. Calling backward again
+  // over nodes already swept is allowed and adds the gradient once more: the
+  // already-propagated adjoints of interior nodes are set aside during the new
+  // sweep, so nothing is counted twice.
+  void backward(const Scalar& root);
+  void backward(const Tensor& root);                     // root must have 1 element
+  void backward(const Tensor& root, const Tensor& seed);  // seed: same shape as root
+
+  // Sets every gradient on the tape to zero (including external leaves').
+  void zero_grad();
+  // Drops every node, keeps the memory for the next step, and makes every
+  // existing handle stale (using one throws).
+  void clear();
+  // Drops the nodes recorded after `m`. Handles to nodes below the lowest mark
+  // rewound to since the last clear() stay valid; all others become stale.
+  Mark mark() const;
+  void rewind(const Mark& m);
+
+  bool grad_enabled() const { return grad_enabled_; }
+  void set_grad_enabled(bool on) { grad_enabled_ = on; }
+  std::uint32_t generation() const { return gen_; }
+  std::size_t scalar_count() const { return edges_.size(); }
+  std::size_t tensor_count() const { return tnodes_.size(); }
+  // Bytes held by the scalar part of the tape (edges, values, adjoints).
+  std::size_t scalar_bytes() const;
+
+  // ---- inspection ----
+  ScalarOp scalar_op(std::uint32_t i) const { return ScalarOp(edges_[i].a_op >> kIndexBits); }
+  const ScalarEdges& scalar_edges(std::uint32_t i) const { return edges_[i]; }
+  std::uint32_t scalar_input_a(std::uint32_t i) const { return edges_[i].a_op & kIndexMask; }
+  double scalar_value(std::uint32_t i) const { return values_[i]; }
+  double scalar_grad(std::uint32_t i) const { return i < adj_.size() ? adj_[i] : 0.0; }
+  const TensorNode& tensor_node(std::uint32_t t) const { return tnodes_[t]; }
+
+  // Scope names: nodes created while a ScopeName guard is alive carry it.
+  const std::vector<std::string>& scope_names() const { return scope_names_; }
+  std::uint32_t current_scope() const { return scope_; }
+  void set_current_scope(std::uint32_t s) { scope_ = s; }
+  std::uint32_t intern_scope(const std::string& name);
+
+  // ---- for op implementations ----
+  static constexpr unsigned kIndexBits = 27;
+  static constexpr std::uint32_t kIndexMask = (1u << kIndexBits) - 1;
+  static constexpr std::size_t kMaxScalarNodes = kIndexMask;
+
+  void check_scalar(std::uint32_t index, std::uint32_t gen, const char* what) const {
+    if (gen != gen_ && (gen < clear_gen_ || index >= stable_s_)) [[unlikely]]
+      throw_stale(index, gen, what);
+  }
+  void check_tensor(std::uint32_t index, std::uint32_t gen, const char* what) const {
+    if (gen != gen_ && (gen < clear_gen_ || index >= stable_t_)) [[unlikely]]
+      throw_stale(index, gen, what);
+  }
+  // Appends a scalar node; returns its index.
+  std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
+                            double v) {
+    const auto i = static_cast<std::uint32_t>(edges_.size());
+    if (i >= kMaxScalarNodes) [[unlikely]] throw_full();
+    if (!grad_enabled_) [[unlikely]] op = ScalarOp::constant, a = b = 0, da = db = 0;
+    edges_.push_back({a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db});
+    values_.push_back(v);
+    return i;
+  }
+  void set_scalar_value(std::uint32_t i, double v) { values_[i] = v; }
+  double* scalar_adjoints();  // sized to scalar_count()
+
+  // Appends a tensor node with an uninitialised value buffer; returns its index.
+  std::uint32_t push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
+                            std::initializer_list<std::uint32_t> inputs,
+                            std::uint32_t scalar_in = kNone);
+  // A leaf whose value and gradient live in caller-owned memory.
+  std::uint32_t push_external(const Shape& shape, DType dtype, void* value, void* grad,
+                              const char* label);
+  TensorNode& tnode(std::uint32_t t) { return tnodes_[t]; }
+  // The node's gradient buffer, allocated and zeroed on first use.
+  void* grad_buffer(std::uint32_t t);
+  // Pooled scratch memory, returned to the pool at clear/rewind with the node.
+  Buffer acquire(std::size_t bytes);
+  void release(Buffer&& b);
+
+  std::thread::id owner() const { return owner_; }
+
+ private:
+  [[noreturn]] void throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const;
+  [[noreturn]] void throw_full() const;
+  void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
+  void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
+  void run_backward(std::uint32_t s_hi, std::uint32_t t_hi);
+  bool has_swept_interior(std::uint32_t s_hi, std::uint32_t t_hi);
+  void drop_tensors_from(std::uint32_t t);
+
+  std::vector<ScalarEdges> edges_;
+  std::vector<double> values_;
+  std::vector<double> adj_;  // may be shorter than edges_: missing entries are 0
+  std::vector<TensorNode> tnodes_;
+  std::vector<Buffer> pool_;
+  std::vector<std::string> scope_names_;
+  std::uint32_t scope_ = kNone;
+  std::uint32_t gen_ = 1, clear_gen_ = 1;
+  // Nodes below these counts survived every rewind since the last clear().
+  std::uint32_t stable_s_ = kNone, stable_t_ = kNone;
+  // Highest scalar / tensor node ranges swept since the last zero_grad().
+  std::uint32_t swept_s_ = 0, swept_t_ = 0;
+  bool grad_enabled_ = true;
+  std::thread::id owner_;
+};
+
+// The calling thread's current tape (each thread starts with its own).
+Tape& current_tape();
+
+// Makes `tape` the current tape of this thread until the scope ends.
+class TapeScope {
+ public:
+  explicit TapeScope(Tape& tape);
+  ~TapeScope();
+  TapeScope(const TapeScope&) = delete;
+  TapeScope& operator=(const TapeScope&) = delete;
+
+ private:
+  Tape* prev_;
+};
+
+// Records values without gradients on a tape (the current one by default)
+// until the scope ends: every node created is a constant.
+class NoGrad {
+ public:
+  explicit NoGrad(Tape& tape = current_tape()) : tape_(tape), prev_(tape.grad_enabled()) {
+    tape.set_grad_enabled(false);
+  }
+  ~NoGrad() { tape_.set_grad_enabled(prev_); }
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  Tape& tape_;
+  bool prev_;
+};
+
+// Tags the tensor nodes created in its lifetime with a name (a layer's), so
+// the DOT export can draw them as one cluster.
+class ScopeName {
+ public:
+  ScopeName(Tape& tape, const std::string& name);
+  ~ScopeName() { tape_.set_current_scope(prev_); }
+  ScopeName(const ScopeName&) = delete;
+  ScopeName& operator=(const ScopeName&) = delete;
+
+ private:
+  Tape& tape_;
+  std::uint32_t prev_;
+};
+
+}  // namespace tapegrad

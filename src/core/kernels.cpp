@@ -1,0 +1,74 @@
+#include "core/kernels.hpp"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include "tapegrad/tensor.hpp"
+
+#ifdef TAPEGRAD_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+namespace tapegrad::detail {
+
+void add_into(DType dtype, void* dst, const void* src, std::int64_t n) {
+  dispatch_dtype(dtype, [&](auto z) {
+    using T = decltype(z);
+    T* d = static_cast<T*>(dst);
+    const T* s = static_cast<const T*>(src);
+    for (std::int64_t i = 0; i < n; ++i) d[i] += s[i];
+  });
+}
+
+void broadcast_strides(const Shape& in, const Shape& out, std::int64_t* strides) {
+  const int r = out.rank(), off = r - in.rank();
+  std::int64_t s = 1;
+  for (int d = r - 1; d >= 0; --d) {
+    const int k = d - off;
+    if (k < 0 || in[k] == 1) {
+      strides[d] = 0;
+    } else {
+      strides[d] = s;
+    }
+    if (k >= 0) s *= in[k];
+  }
+}
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+          std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+#ifdef TAPEGRAD_HAVE_DNNL
+  if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) ==
+      dnnl_success)
+    return;
+#endif
+  if (m == 1 && !ta) {
+    // A row vector times a matrix: y = op(B)^T a, a GEMV is several times
+    // faster than a GEMM of height 1.
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? static_cast<int>(n) : static_cast<int>(k),
+                tb ? static_cast<int>(k) : static_cast<int>(n), alpha, b, static_cast<int>(ldb), a, 1, beta, c, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+          double* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+std::uint32_t arg(Tape& tape, const Tensor& x, const char* op) {
+  if (&x.checked(op) != &tape)
+    throw Error(fmt::format("{}: the operands live on different tapes; build a graph on one tape",
+                            op));
+  return x.index();
+}
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,70 @@
+#pragma once
+// Private helpers shared by the op implementations: typed access to node
+// buffers, broadcast index walking, and the matrix-multiply backend.
+#include <cstdint>
+#include <cstring>
+
+#include "tapegrad/tape.hpp"
+
+namespace tapegrad::detail {
+
+template <class T>
+T* values_of(Tape& tape, std::uint32_t t) {
+  return static_cast<T*>(tape.tnode(t).value);
+}
+// Gradient buffer of node t, allocated (zeroed) on first use.
+template <class T>
+T* grads_of(Tape& tape, std::uint32_t t) {
+  return static_cast<T*>(tape.grad_buffer(t));
+}
+// Whether input k of node t takes a gradient.
+inline bool wants_grad(Tape& tape, std::uint32_t t, int k) {
+  return tape.tnode(tape.tnode(t).in[k]).requires_grad;
+}
+
+void add_into(DType dtype, void* dst, const void* src, std::int64_t n);
+
+// Strides (in elements) of `in` seen through the broadcast shape `out`: 0
+// along broadcast axes. Returns them right-aligned to out.rank().
+void broadcast_strides(const Shape& in, const Shape& out, std::int64_t* strides);
+
+// Calls f(o, ia, ib) for every flat output index o and the matching flat
+// input indices of two broadcast inputs. The innermost axis is a plain loop.
+template <class F>
+void for_each_broadcast(const Shape& out, const std::int64_t* sa, const std::int64_t* sb, F&& f) {
+  const int r = out.rank();
+  const std::int64_t n = out.numel();
+  if (n == 0) return;
+  if (r == 0) {
+    f(std::int64_t{0}, std::int64_t{0}, std::int64_t{0});
+    return;
+  }
+  const std::int64_t inner = out[r - 1], ia_step = sa[r - 1], ib_step = sb[r - 1];
+  std::int64_t idx[kMaxRank] = {};
+  std::int64_t ia = 0, ib = 0;
+  for (std::int64_t o = 0; o < n; o += inner) {
+    for (std::int64_t k = 0; k < inner; ++k) f(o + k, ia + k * ia_step, ib + k * ib_step);
+    // Odometer over the outer axes.
+    for (int d = r - 2; d >= 0; --d) {
+      ia += sa[d], ib += sb[d];
+      if (++idx[d] < out[d]) break;
+      ia -= sa[d] * out[d], ib -= sb[d] * out[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// C = alpha * op(A) op(B) + beta * C, row-major. op(X) = X^T when tX.
+// float goes to oneDNN when built with it (CPU-dispatched kernels), else to
+// CBLAS; double always to CBLAS.
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+          std::int64_t ldc);
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+          double* c, std::int64_t ldc);
+
+// Checks a tensor argument and that it lives on `tape`; returns its index.
+std::uint32_t arg(Tape& tape, const class tapegrad::Tensor& x, const char* op);
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,371 @@
+#include "tapegrad/tape.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "tapegrad/scalar.hpp"
+#include "tapegrad/tensor.hpp"
+#include "core/kernels.hpp"
+
+namespace tapegrad {
+
+namespace {
+constexpr std::size_t kPoolLimit = 4096;  // buffers kept for reuse at most
+}  // namespace
+
+const char* scalar_op_name(ScalarOp op) {
+  static constexpr const char* names[] = {
+      "sink", "leaf", "constant", "add",  "sub",     "mul",  "div", "neg", "pow",
+      "exp",  "log",  "sqrt",     "abs",  "tanh",    "sigmoid", "relu", "max", "min",
+      "item", "custom"};
+  static_assert(std::size(names) == static_cast<std::size_t>(ScalarOp::count_));
+  return names[static_cast<std::size_t>(op)];
+}
+
+// ---- Buffer ----
+
+Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) return;
+  p_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p_)
+    throw Error(fmt::format("tensor: cannot allocate {} bytes ({:.1f} GiB)", bytes,
+                            static_cast<double>(bytes) / (1ull << 30)));
+}
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    std::free(p_);
+    p_ = o.p_, bytes_ = o.bytes_;
+    o.p_ = nullptr, o.bytes_ = 0;
+  }
+  return *this;
+}
+Buffer::~Buffer() { std::free(p_); }
+
+// ---- Tape ----
+
+Tape::Tape() : owner_(std::this_thread::get_id()) {
+  edges_.push_back({static_cast<std::uint32_t>(ScalarOp::sink) << kIndexBits, 0, 0.0, 0.0});
+  values_.push_back(0.0);
+}
+Tape::~Tape() = default;
+
+Scalar Tape::variable(double v) { return {*this, push_scalar(ScalarOp::leaf, 0, 0, 0, 0, v)}; }
+Scalar Tape::constant(double v) {
+  return {*this, push_scalar(ScalarOp::constant, 0, 0, 0, 0, v)};
+}
+
+std::size_t Tape::scalar_bytes() const {
+  return edges_.size() * sizeof(ScalarEdges) + values_.size() * sizeof(double) +
+         adj_.size() * sizeof(double);
+}
+
+void Tape::throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const {
+  throw Error(fmt::format(
+      "{}: stale handle to node {} of tape generation {} (the tape is at generation {}): "
+      "the tape was cleared or rewound since this value was created; rebuild the value on "
+      "the current tape",
+      what, index, gen, gen_));
+}
+void Tape::throw_full() const {
+  throw Error(fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape "
+                          "between steps",
+                          kMaxScalarNodes));
+}
+
+double* Tape::scalar_adjoints() {
+  if (adj_.size() < edges_.size()) adj_.resize(edges_.size(), 0.0);
+  return adj_.data();
+}
+
+std::uint32_t Tape::intern_scope(const std::string& name) {
+  for (std::size_t i = 0; i < scope_names_.size(); ++i)
+    if (scope_names_[i] == name) return static_cast<std::uint32_t>(i);
+  scope_names_.push_back(name);
+  return static_cast<std::uint32_t>(scope_names_.size() - 1);
+}
+
+Buffer Tape::acquire(std::size_t bytes) {
+  if (bytes == 0) return {};
+  for (std::size_t i = pool_.size(); i-- > 0;) {
+    if (pool_[i].bytes() == bytes) {
+      Buffer b = std::move(pool_[i]);
+      if (i + 1 != pool_.size()) pool_[i] = std::move(pool_.back());
+      pool_.pop_back();
+      return b;
+    }
+  }
+  return Buffer(bytes);
+}
+
+void Tape::release(Buffer&& b) {
+  if (b && pool_.size() < kPoolLimit) pool_.push_back(std::move(b));
+  b = Buffer();
+}
+
+std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
+                                std::initializer_list<std::uint32_t> inputs,
+                                std::uint32_t scalar_in) {
+  TensorNode n;
+  n.op = op;
+  n.shape = shape;
+  n.dtype = dtype;
+  bool rg = false;
+  for (std::uint32_t in : inputs) {
+    n.in[n.n_in++] = in;
+    rg = rg || tnodes_[in].requires_grad;
+  }
+  if (scalar_in != kNone) {
+    n.scalar_in = scalar_in;
+    const ScalarOp sop = scalar_op(scalar_in);
+    rg = rg || sop != ScalarOp::constant;
+  }
+  n.requires_grad = rg && grad_enabled_ && op->backward != nullptr;
+  n.scalar_mark = static_cast<std::uint32_t>(edges_.size());
+  n.value_buf = acquire(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  n.value = n.value_buf.data();
+  n.scope = scope_;
+  tnodes_.push_back(std::move(n));
+  return static_cast<std::uint32_t>(tnodes_.size() - 1);
+}
+
+std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
+                                  const char* label) {
+  static const TensorOpDef kParam{"parameter", nullptr, nullptr};
+  TensorNode n;
+  n.op = &kParam;
+  n.shape = shape;
+  n.dtype = dtype;
+  n.requires_grad = grad != nullptr && grad_enabled_;
+  n.scalar_mark = static_cast<std::uint32_t>(edges_.size());
+  n.value = value;
+  n.grad = n.requires_grad ? grad : nullptr;
+  n.label = label;
+  n.scope = scope_;
+  tnodes_.push_back(std::move(n));
+  return static_cast<std::uint32_t>(tnodes_.size() - 1);
+}
+
+void* Tape::grad_buffer(std::uint32_t t) {
+  TensorNode& n = tnodes_[t];
+  if (!n.grad) {
+    const std::size_t bytes = static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype);
+    n.grad_buf = acquire(bytes);
+    if (bytes) std::memset(n.grad_buf.data(), 0, bytes);
+    n.grad = n.grad_buf.data();
+  }
+  return n.grad;
+}
+
+void Tape::zero_grad() {
+  std::fill(adj_.begin(), adj_.end(), 0.0);
+  for (TensorNode& n : tnodes_)
+    if (n.grad)
+      std::memset(n.grad, 0, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+  swept_s_ = swept_t_ = 0;
+}
+
+void Tape::drop_tensors_from(std::uint32_t t) {
+  for (std::size_t i = t; i < tnodes_.size(); ++i) {
+    release(std::move(tnodes_[i].value_buf));
+    release(std::move(tnodes_[i].grad_buf));
+    release(std::move(tnodes_[i].saved));
+  }
+  tnodes_.resize(t);
+}
+
+void Tape::clear() {
+  drop_tensors_from(0);
+  edges_.resize(1);
+  values_.resize(1);
+  adj_.clear();
+  ++gen_;
+  clear_gen_ = gen_;
+  stable_s_ = stable_t_ = kNone;
+  swept_s_ = swept_t_ = 0;
+}
+
+Mark Tape::mark() const {
+  return {static_cast<std::uint32_t>(edges_.size()), static_cast<std::uint32_t>(tnodes_.size()),
+          gen_};
+}
+
+void Tape::rewind(const Mark& m) {
+  if (m.generation < clear_gen_)
+    throw Error(fmt::format("rewind: the mark is from tape generation {}, before the last "
+                            "clear() (generation {})",
+                            m.generation, clear_gen_));
+  if (m.scalars > edges_.size() || m.tensors > tnodes_.size() || m.scalars == 0)
+    throw Error(fmt::format("rewind: the mark ({} scalar, {} tensor nodes) lies beyond the tape "
+                            "({} scalar, {} tensor nodes); it was made before an earlier rewind",
+                            m.scalars, m.tensors, edges_.size(), tnodes_.size()));
+  drop_tensors_from(m.tensors);
+  edges_.resize(m.scalars);
+  values_.resize(m.scalars);
+  if (adj_.size() > m.scalars) adj_.resize(m.scalars);
+  ++gen_;
+  stable_s_ = std::min(stable_s_, m.scalars);
+  stable_t_ = std::min(stable_t_, m.tensors);
+  swept_s_ = std::min(swept_s_, m.scalars);
+  swept_t_ = std::min(swept_t_, m.tensors);
+}
+
+// ---- backward ----
+
+void Tape::sweep_scalars(std::uint32_t lo, std::uint32_t hi) {
+  const ScalarEdges* e = edges_.data();
+  double* g = adj_.data();
+  for (std::uint32_t i = hi; i-- > lo;) {
+    const double gi = g[i];
+    // Skipping zero adjoints keeps an infinite partial on an unused path from
+    // turning into 0 * inf = NaN.
+    if (gi != 0.0) {
+      const ScalarEdges& n = e[i];
+      g[n.a_op & kIndexMask] += n.da * gi;
+      g[n.b] += n.db * gi;
+    }
+  }
+}
+
+void Tape::sweep(std::uint32_t s_hi, std::uint32_t t_hi) {
+  std::uint32_t s = s_hi;
+  for (std::uint32_t t = t_hi; t-- > 0;) {
+    TensorNode& n = tnodes_[t];
+    if (n.scalar_mark < s) {
+      sweep_scalars(n.scalar_mark, s);
+      s = n.scalar_mark;
+    }
+    if (!n.requires_grad || !n.op->backward) continue;
+    if (n.scalar_out != kNone ? adj_[n.scalar_out] == 0.0 : n.grad == nullptr) continue;
+    n.op->backward(*this, t);
+  }
+  sweep_scalars(1, s);
+}
+
+namespace {
+bool is_interior(ScalarOp op) { return op != ScalarOp::leaf && op != ScalarOp::constant; }
+}  // namespace
+
+// Runs `seed` then the sweep over scalar nodes [1, s_hi) and tensor nodes
+// [0, t_hi). When an earlier sweep already propagated through interior nodes
+// of that range, their adjoints are set aside first and added back after, so
+// the new sweep propagates only the new gradient.
+template <class Seed>
+static void guarded_sweep(Tape& tape, std::uint32_t s_hi, std::uint32_t t_hi,
+                          std::uint32_t swept_s, std::uint32_t swept_t, Seed&& seed,
+                          void (Tape::*sweep)(std::uint32_t, std::uint32_t)) {
+  std::vector<std::pair<std::uint32_t, double>> saved_s;
+  std::vector<std::pair<std::uint32_t, Buffer>> saved_t;
+  double* g = tape.scalar_adjoints();
+  for (std::uint32_t i = 1, e = std::min(s_hi, swept_s); i < e; ++i)
+    if (g[i] != 0.0 && is_interior(tape.scalar_op(i))) saved_s.emplace_back(i, g[i]), g[i] = 0.0;
+  for (std::uint32_t t = 0, e = std::min(t_hi, swept_t); t < e; ++t) {
+    TensorNode& n = tape.tnode(t);
+    if (n.op->backward && n.grad && n.grad_buf) {
+      saved_t.emplace_back(t, std::move(n.grad_buf));
+      n.grad = nullptr;
+    }
+  }
+  seed();
+  (tape.*sweep)(s_hi, t_hi);
+  g = tape.scalar_adjoints();
+  for (auto& [i, v] : saved_s) g[i] += v;
+  for (auto& [t, buf] : saved_t) {
+    TensorNode& n = tape.tnode(t);
+    if (!n.grad) {
+      n.grad_buf = std::move(buf);
+      n.grad = n.grad_buf.data();
+    } else {
+      detail::add_into(n.dtype, n.grad, buf.data(), n.shape.numel());
+      tape.release(std::move(buf));
+    }
+  }
+}
+
+void Tape::backward(const Scalar& root) {
+  root.checked("backward");
+  if (&root.tape() != this) throw Error("backward: the root lives on another tape");
+  const std::uint32_t r = root.index();
+  const std::uint32_t s_hi = r + 1;
+  // Tensor nodes created before scalar r have scalar_mark <= r.
+  const auto it = std::upper_bound(tnodes_.begin(), tnodes_.end(), r,
+                                   [](std::uint32_t v, const TensorNode& n) {
+                                     return v < n.scalar_mark;
+                                   });
+  const auto t_hi = static_cast<std::uint32_t>(it - tnodes_.begin());
+  scalar_adjoints();
+  guarded_sweep(*this, s_hi, t_hi, swept_s_, swept_t_, [&] { adj_[r] += 1.0; }, &Tape::sweep);
+  swept_s_ = std::max(swept_s_, s_hi);
+  swept_t_ = std::max(swept_t_, t_hi);
+}
+
+void Tape::backward(const Tensor& root) {
+  root.checked("backward");
+  if (root.numel() != 1)
+    throw Error(fmt::format("backward: the root has shape {} ({} elements); backward() without "
+                            "a seed needs a one-element tensor (a loss), or pass a seed of "
+                            "shape {}",
+                            root.shape().str(), root.numel(), root.shape().str()));
+  const std::uint32_t t = root.index();
+  TensorNode& n = tnodes_[t];
+  scalar_adjoints();
+  guarded_sweep(
+      *this, n.scalar_mark, t + 1, swept_s_, swept_t_,
+      [&] {
+        void* gp = grad_buffer(t);
+        dispatch_dtype(n.dtype, [&](auto z) { static_cast<decltype(z)*>(gp)[0] += 1; });
+      },
+      &Tape::sweep);
+  swept_s_ = std::max(swept_s_, tnodes_[t].scalar_mark);
+  swept_t_ = std::max(swept_t_, t + 1);
+}
+
+void Tape::backward(const Tensor& root, const Tensor& seed) {
+  root.checked("backward");
+  seed.checked("backward seed");
+  if (!(root.shape() == seed.shape()))
+    throw Error(fmt::format("backward: seed of shape {} does not match the root's shape {}",
+                            seed.shape().str(), root.shape().str()));
+  const std::uint32_t t = root.index();
+  const std::vector<double> sv = seed.values();
+  scalar_adjoints();
+  guarded_sweep(
+      *this, tnodes_[t].scalar_mark, t + 1, swept_s_, swept_t_,
+      [&] {
+        void* gp = grad_buffer(t);
+        dispatch_dtype(tnodes_[t].dtype, [&](auto z) {
+          using T = decltype(z);
+          for (std::size_t i = 0; i < sv.size(); ++i) static_cast<T*>(gp)[i] += static_cast<T>(sv[i]);
+        });
+      },
+      &Tape::sweep);
+  swept_s_ = std::max(swept_s_, tnodes_[t].scalar_mark);
+  swept_t_ = std::max(swept_t_, t + 1);
+}
+
+// ---- current tape and scopes ----
+
+namespace {
+thread_local Tape* t_current = nullptr;
+}
+
+Tape& current_tape() {
+  if (!t_current) {
+    thread_local Tape default_tape;
+    t_current = &default_tape;
+  }
+  return *t_current;
+}
+
+TapeScope::TapeScope(Tape& tape) : prev_(&current_tape()) { t_current = &tape; }
+TapeScope::~TapeScope() { t_current = prev_; }
+
+ScopeName::ScopeName(Tape& tape, const std::string& name)
+    : tape_(tape), prev_(tape.current_scope()) {
+  tape.set_current_scope(tape.intern_scope(name));
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,286 @@
+// Elementwise operations. Each op is one rule struct: f (the forward) and its
+// local partials side by side. Binary ops broadcast; their backward walks the
+// same index pattern and so sums the gradient over broadcast axes.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/kernels.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace tapegrad {
+namespace {
+
+using detail::arg;
+using detail::grads_of;
+using detail::values_of;
+using detail::wants_grad;
+
+// ---- binary rules: f(a, b), d f/d a, d f/d b ----
+
+struct AddRule {  // add distributes
+  template <class T> static T f(T a, T b) { return a + b; }
+  template <class T> static T da(T, T) { return 1; }
+  template <class T> static T db(T, T) { return 1; }
+};
+struct SubRule {
+  template <class T> static T f(T a, T b) { return a - b; }
+  template <class T> static T da(T, T) { return 1; }
+  template <class T> static T db(T, T) { return -1; }
+};
+struct MulRule {  // mul switches: each input gets the other one
+  template <class T> static T f(T a, T b) { return a * b; }
+  template <class T> static T da(T, T b) { return b; }
+  template <class T> static T db(T a, T) { return a; }
+};
+struct DivRule {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+  template <class T> static T f(T a, T b) { return a / b; }
+  template <class T> static T da(T, T b) { return T(1) / b; }
+  template <class T> static T db(T a, T b) { return -a / (b * b); }
+};
+struct MaxRule {  // routes to the larger input; ties go to a
+  template <class T> static T f(T a, T b) { return a >= b ? a : b; }
+  template <class T> static T da(T a, T b) { return a >= b ? 1 : 0; }
+  template <class T> static T db(T a, T b) { return a >= b ? 0 : 1; }
+};
+struct MinRule {  // routes to the smaller input; ties go to a
+  template <class T> static T f(T a, T b) { return a <= b ? a : b; }
+  template <class T> static T da(T a, T b) { return a <= b ? 1 : 0; }
+  template <class T> static T db(T a, T b) { return a <= b ? 0 : 1; }
+};
+
+template <class Rule>
+void binary_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ia = n.in[0], ib = n.in[1];
+  std::int64_t sa[kMaxRank], sb[kMaxRank];
+  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  const bool need_a = wants_grad(tape, t, 0), need_b = wants_grad(tape, t, 1);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* a = values_of<T>(tape, ia);
+    const T* b = values_of<T>(tape, ib);
+    T* ga = need_a ? grads_of<T>(tape, ia) : nullptr;
+    T* gb = need_b ? grads_of<T>(tape, ib) : nullptr;
+    const Shape& out = tape.tnode(t).shape;
+    if (tape.tnode(ia).shape == out && tape.tnode(ib).shape == out) {
+      const std::int64_t count = out.numel();
+      if (ga) for (std::int64_t i = 0; i < count; ++i) ga[i] += g[i] * Rule::da(a[i], b[i]);
+      if (gb) for (std::int64_t i = 0; i < count; ++i) gb[i] += g[i] * Rule::db(a[i], b[i]);
+      return;
+    }
+    detail::for_each_broadcast(out, sa, sb, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
+      if (ga) ga[i] += g[o] * Rule::da(a[i], b[j]);
+      if (gb) gb[j] += g[o] * Rule::db(a[i], b[j]);
+    });
+  });
+}
+
+template <class Rule>
+Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y) {
+  Tape& tape = x.checked(def.name);
+  const std::uint32_t ia = arg(tape, x, def.name), ib = arg(tape, y, def.name);
+  if (x.dtype() != y.dtype())
+    throw Error(fmt::format("{}: dtypes differ ({} and {}); convert one operand first", def.name,
+                            dtype_name(x.dtype()), dtype_name(y.dtype())));
+  const Shape out = broadcast_shapes(x.shape(), y.shape(), def.name);
+  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ia, ib});
+  std::int64_t sa[kMaxRank], sb[kMaxRank];
+  detail::broadcast_strides(tape.tnode(ia).shape, out, sa);
+  detail::broadcast_strides(tape.tnode(ib).shape, out, sb);
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* a = values_of<T>(tape, ia);
+    const T* b = values_of<T>(tape, ib);
+    T* o = values_of<T>(tape, t);
+    if (tape.tnode(ia).shape == out && tape.tnode(ib).shape == out) {
+      for (std::int64_t i = 0, count = out.numel(); i < count; ++i) o[i] = Rule::f(a[i], b[i]);
+      return;
+    }
+    detail::for_each_broadcast(out, sa, sb, [&](std::int64_t k, std::int64_t i, std::int64_t j) {
+      o[k] = Rule::f(a[i], b[j]);
+    });
+  });
+  return {tape, t};
+}
+
+const TensorOpDef kAdd{"add", &binary_backward<AddRule>, "distributes"};
+const TensorOpDef kSub{"sub", &binary_backward<SubRule>, "distributes (negated to b)"};
+const TensorOpDef kMul{"mul", &binary_backward<MulRule>, "switches"};
+const TensorOpDef kDiv{"div", &binary_backward<DivRule>, nullptr};
+const TensorOpDef kMaximum{"maximum", &binary_backward<MaxRule>, "routes"};
+const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes"};
+const TensorOpDef kConst{"constant", nullptr, nullptr};
+
+// A rank-0 constant of x's dtype on x's tape.
+Tensor constant_like(const Tensor& x, double c) {
+  Tape& tape = x.checked("constant");
+  const std::uint32_t t = tape.push_tensor(&kConst, Shape{}, x.dtype(), {});
+  dispatch_dtype(x.dtype(), [&](auto z) { values_of<decltype(z)>(tape, t)[0] = static_cast<decltype(z)>(c); });
+  return {tape, t};
+}
+
+// ---- unary rules: f(x), and df/dx given x and y = f(x) ----
+
+struct NegRule {
+  static constexpr const char* name = "neg";
+  template <class T> static T f(T x, double) { return -x; }
+  template <class T> static T df(T, T, double) { return -1; }
+};
+struct ExpRule {  // d e^x = e^x
+  static constexpr const char* name = "exp";
+  template <class T> static T f(T x, double) { return std::exp(x); }
+  template <class T> static T df(T, T y, double) { return y; }
+};
+struct LogRule {  // d ln x = 1/x
+  static constexpr const char* name = "log";
+  template <class T> static T f(T x, double) { return std::log(x); }
+  template <class T> static T df(T x, T, double) { return T(1) / x; }
+};
+struct SqrtRule {  // d sqrt x = 1/(2 sqrt x)
+  static constexpr const char* name = "sqrt";
+  template <class T> static T f(T x, double) { return std::sqrt(x); }
+  template <class T> static T df(T, T y, double) { return T(0.5) / y; }
+};
+struct AbsRule {  // d|x| = sign x, 0 at 0
+  static constexpr const char* name = "abs";
+  template <class T> static T f(T x, double) { return std::fabs(x); }
+  template <class T> static T df(T x, T, double) { return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0)); }
+};
+struct PowRule {  // d x^p = p x^(p-1)
+  static constexpr const char* name = "pow";
+  template <class T> static T f(T x, double p) { return static_cast<T>(std::pow(x, static_cast<T>(p))); }
+  template <class T> static T df(T x, T, double p) {
+    return p == 0 ? T(0) : static_cast<T>(p * std::pow(x, static_cast<T>(p - 1)));
+  }
+};
+struct SigmoidRule {  // d s(x) = s(x) (1 - s(x))
+  static constexpr const char* name = "sigmoid";
+  template <class T> static T f(T x, double) {
+    return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+  }
+  template <class T> static T df(T, T y, double) { return y * (T(1) - y); }
+};
+struct TanhRule {  // d tanh x = 1 - tanh^2 x
+  static constexpr const char* name = "tanh";
+  template <class T> static T f(T x, double) { return std::tanh(x); }
+  template <class T> static T df(T, T y, double) { return T(1) - y * y; }
+};
+struct ReluRule {  // routes: 1 for x >= 0 (the notes' convention at 0), else 0
+  static constexpr const char* name = "relu";
+  template <class T> static T f(T x, double) { return x >= 0 ? x : T(0); }
+  template <class T> static T df(T x, T, double) { return x >= 0 ? T(1) : T(0); }
+};
+struct LeakyReluRule {  // 1 for x >= 0, slope below
+  static constexpr const char* name = "leaky_relu";
+  template <class T> static T f(T x, double s) { return x >= 0 ? x : static_cast<T>(s) * x; }
+  template <class T> static T df(T x, T, double s) { return x >= 0 ? T(1) : static_cast<T>(s); }
+};
+
+template <class Rule>
+void unary_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ix = n.in[0];
+  const double alpha = n.attrs.alpha;
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* x = values_of<T>(tape, ix);
+    const T* y = values_of<T>(tape, t);
+    T* gx = grads_of<T>(tape, ix);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+      gx[i] += g[i] * Rule::df(x[i], y[i], alpha);
+  });
+}
+
+template <class Rule>
+Tensor unary(const Tensor& x, double alpha = 0.0) {
+  static const TensorOpDef def{Rule::name, &unary_backward<Rule>,
+                               std::string_view(Rule::name) == "relu" ? "routes" : nullptr};
+  Tape& tape = x.checked(Rule::name);
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {ix});
+  tape.tnode(t).attrs.alpha = alpha;
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* out = values_of<T>(tape, t);
+    for (std::int64_t i = 0, count = x.numel(); i < count; ++i) out[i] = Rule::f(in[i], alpha);
+  });
+  return {tape, t};
+}
+
+// ---- a Scalar scales a tensor: d(s x)/dx = s, d(s x)/ds = sum(g x) ----
+
+void scale_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ix = n.in[0], s = n.scalar_in;
+  double* adj = tape.scalar_adjoints();
+  const double sv = tape.scalar_value(s);
+  const bool need_x = wants_grad(tape, t, 0);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* x = values_of<T>(tape, ix);
+    const std::int64_t count = tape.tnode(t).shape.numel();
+    double acc = 0;
+    for (std::int64_t i = 0; i < count; ++i) acc += static_cast<double>(g[i]) * x[i];
+    adj[s] += acc;
+    if (need_x) {
+      T* gx = grads_of<T>(tape, ix);
+      for (std::int64_t i = 0; i < count; ++i) gx[i] += g[i] * static_cast<T>(sv);
+    }
+  });
+}
+const TensorOpDef kScale{"scale", &scale_backward, "switches"};
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary<AddRule>(kAdd, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary<SubRule>(kSub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary<MulRule>(kMul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary<DivRule>(kDiv, a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return binary<MaxRule>(kMaximum, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return binary<MinRule>(kMinimum, a, b); }
+
+Tensor operator+(const Tensor& a, double c) { return add(a, constant_like(a, c)); }
+Tensor operator+(double c, const Tensor& a) { return add(constant_like(a, c), a); }
+Tensor operator-(const Tensor& a, double c) { return sub(a, constant_like(a, c)); }
+Tensor operator-(double c, const Tensor& a) { return sub(constant_like(a, c), a); }
+Tensor operator*(const Tensor& a, double c) { return mul(a, constant_like(a, c)); }
+Tensor operator*(double c, const Tensor& a) { return mul(constant_like(a, c), a); }
+Tensor operator/(const Tensor& a, double c) { return div(a, constant_like(a, c)); }
+Tensor operator/(double c, const Tensor& a) { return div(constant_like(a, c), a); }
+
+Tensor operator*(const Scalar& s, const Tensor& x) {
+  Tape& tape = x.checked("scale");
+  if (&s.checked("scale") != &tape)
+    throw Error("scale: the Scalar and the Tensor live on different tapes");
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&kScale, x.shape(), x.dtype(), {ix}, s.index());
+  const double sv = s.value();
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* out = values_of<T>(tape, t);
+    for (std::int64_t i = 0, count = x.numel(); i < count; ++i) out[i] = static_cast<T>(sv) * in[i];
+  });
+  return {tape, t};
+}
+Tensor operator*(const Tensor& x, const Scalar& s) { return s * x; }
+
+Tensor operator-(const Tensor& x) { return unary<NegRule>(x); }
+Tensor neg(const Tensor& x) { return unary<NegRule>(x); }
+Tensor exp(const Tensor& x) { return unary<ExpRule>(x); }
+Tensor log(const Tensor& x) { return unary<LogRule>(x); }
+Tensor sqrt(const Tensor& x) { return unary<SqrtRule>(x); }
+Tensor abs(const Tensor& x) { return unary<AbsRule>(x); }
+Tensor pow(const Tensor& x, double p) { return unary<PowRule>(x, p); }
+Tensor sigmoid(const Tensor& x) { return unary<SigmoidRule>(x); }
+Tensor tanh(const Tensor& x) { return unary<TanhRule>(x); }
+Tensor relu(const Tensor& x) { return unary<ReluRule>(x); }
+Tensor leaky_relu(const Tensor& x, double slope) { return unary<LeakyReluRule>(x, slope); }
+
+}  // namespace tapegrad

@@ -1,0 +1,297 @@
+// Matrix products and shape operations.
+//   matmul: C = A B, so dA = dC B^T and dB = A^T dC, computed by BLAS with
+//   transpose flags rather than transposed copies.
+// Dimension letters: B batch, M rows of A, K inner, N columns of B.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "core/kernels.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace tapegrad {
+namespace {
+
+using detail::arg;
+using detail::grads_of;
+using detail::values_of;
+using detail::wants_grad;
+
+struct MatmulDims {
+  std::int64_t batch = 1, m = 0, k = 0, n = 0;
+  bool a_batched = false, b_batched = false;
+};
+
+MatmulDims matmul_dims(const Shape& a, const Shape& b) {
+  const auto fail = [&](const std::string& why) {
+    throw Error(fmt::format("matmul: {} @ {}: {}", a.str(), b.str(), why));
+  };
+  if (a.rank() < 2 || a.rank() > 3 || b.rank() < 2 || b.rank() > 3)
+    fail("operands must be matrices (rank 2) or batches of matrices (rank 3)");
+  MatmulDims d;
+  d.a_batched = a.rank() == 3;
+  d.b_batched = b.rank() == 3;
+  d.m = a[a.rank() - 2];
+  d.k = a[a.rank() - 1];
+  d.n = b[b.rank() - 1];
+  const std::int64_t kb = b[b.rank() - 2];
+  if (d.k != kb) fail(fmt::format("inner dimensions {} and {} differ", d.k, kb));
+  if (d.a_batched && d.b_batched && a[0] != b[0])
+    fail(fmt::format("batch sizes {} and {} differ", a[0], b[0]));
+  d.batch = d.a_batched ? a[0] : (d.b_batched ? b[0] : 1);
+  return d;
+}
+
+MatmulDims node_dims(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  return matmul_dims(tape.tnode(n.in[0]).shape, tape.tnode(n.in[1]).shape);
+}
+
+void matmul_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ia = node.in[0], ib = node.in[1];
+  const MatmulDims d = node_dims(tape, t);
+  const bool need_a = wants_grad(tape, t, 0), need_b = wants_grad(tape, t, 1);
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* a = values_of<T>(tape, ia);
+    const T* b = values_of<T>(tape, ib);
+    const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
+    if (need_a) {
+      T* ga = grads_of<T>(tape, ia);
+      if (d.a_batched && !d.b_batched) {  // (B*M,N)(N,K) in one product
+        detail::gemm(false, true, d.batch * d.m, d.k, d.n, T(1), g, d.n, b, d.n, T(1), ga, d.k);
+      } else {
+        for (std::int64_t i = 0; i < d.batch; ++i)  // dA_i += dC_i B_i^T
+          detail::gemm(false, true, d.m, d.k, d.n, T(1), g + i * d.m * d.n, d.n, b + i * sb, d.n,
+                       T(1), ga + i * sa, d.k);
+      }
+    }
+    if (need_b) {
+      T* gb = grads_of<T>(tape, ib);
+      if (d.a_batched && !d.b_batched) {  // (K,B*M)(B*M,N) in one product
+        detail::gemm(true, false, d.k, d.n, d.batch * d.m, T(1), a, d.k, g, d.n, T(1), gb, d.n);
+      } else {
+        for (std::int64_t i = 0; i < d.batch; ++i)  // dB_i += A_i^T dC_i
+          detail::gemm(true, false, d.k, d.n, d.m, T(1), a + i * sa, d.k, g + i * d.m * d.n, d.n,
+                       T(1), gb + i * sb, d.n);
+      }
+    }
+  });
+}
+const TensorOpDef kMatmul{"matmul", &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)"};
+
+// ---- transpose of the last two axes ----
+// attrs: i0 = rows, i1 = cols of each matrix, i2 = matrices
+template <class T>
+void transpose_block(const T* in, T* out, std::int64_t r, std::int64_t c, bool add) {
+  for (std::int64_t i = 0; i < r; ++i)
+    for (std::int64_t j = 0; j < c; ++j) {
+      if (add) out[j * r + i] += in[i * c + j];
+      else out[j * r + i] = in[i * c + j];
+    }
+}
+void transpose_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::int64_t r = n.attrs.i0, c = n.attrs.i1, count = n.attrs.i2;
+  const std::uint32_t ix = n.in[0];
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    T* gx = grads_of<T>(tape, ix);
+    for (std::int64_t b = 0; b < count; ++b) transpose_block(g + b * r * c, gx + b * r * c, c, r, true);
+  });
+}
+const TensorOpDef kTranspose{"transpose", &transpose_backward, nullptr};
+
+// ---- reshape, slice, concat: gradients are copied back to where values came from ----
+void copy_back(Tape& tape, std::uint32_t t, std::uint32_t ix, std::int64_t offset) {
+  const TensorNode& n = tape.tnode(t);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    T* gx = grads_of<T>(tape, ix) + offset;
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i) gx[i] += g[i];
+  });
+}
+void reshape_backward(Tape& tape, std::uint32_t t) { copy_back(tape, t, tape.tnode(t).in[0], 0); }
+const TensorOpDef kReshape{"reshape", &reshape_backward, nullptr};
+
+void slice_backward(Tape& tape, std::uint32_t t) {
+  copy_back(tape, t, tape.tnode(t).in[0], tape.tnode(t).attrs.i0);  // i0: flat offset
+}
+const TensorOpDef kSlice{"slice_rows", &slice_backward, nullptr};
+
+// attrs: i0 = outer count, i1 = inner size; saved: int64 per input: size along axis
+void concat_backward(Tape& tape, std::uint32_t t);
+const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient in pieces"};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  Tape& tape = a.checked("matmul");
+  const std::uint32_t ia = arg(tape, a, "matmul"), ib = arg(tape, b, "matmul");
+  if (a.dtype() != b.dtype())
+    throw Error(fmt::format("matmul: dtypes differ ({} and {})", dtype_name(a.dtype()),
+                            dtype_name(b.dtype())));
+  const MatmulDims d = matmul_dims(a.shape(), b.shape());
+  const Shape out = (d.a_batched || d.b_batched) ? Shape{d.batch, d.m, d.n} : Shape{d.m, d.n};
+  const std::uint32_t t = tape.push_tensor(&kMatmul, out, a.dtype(), {ia, ib});
+  dispatch_dtype(a.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* pa = values_of<T>(tape, ia);
+    const T* pb = values_of<T>(tape, ib);
+    T* c = values_of<T>(tape, t);
+    if (d.k == 0) std::memset(c, 0, static_cast<std::size_t>(out.numel()) * sizeof(T));
+    if (d.a_batched && !d.b_batched) {
+      detail::gemm(false, false, d.batch * d.m, d.n, d.k, T(1), pa, d.k, pb, d.n, T(0), c, d.n);
+      return;
+    }
+    const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
+    for (std::int64_t i = 0; i < d.batch; ++i)
+      detail::gemm(false, false, d.m, d.n, d.k, T(1), pa + i * sa, d.k, pb + i * sb, d.n, T(0),
+                   c + i * d.m * d.n, d.n);
+  });
+  return {tape, t};
+}
+
+Tensor transpose(const Tensor& x) {
+  Tape& tape = x.checked("transpose");
+  const Shape& s = x.shape();
+  if (s.rank() < 2) throw Error(fmt::format("transpose: needs rank >= 2, got shape {}", s.str()));
+  std::array<std::int64_t, kMaxRank> dims{};
+  for (int i = 0; i < s.rank(); ++i) dims[static_cast<std::size_t>(i)] = s[i];
+  std::swap(dims[static_cast<std::size_t>(s.rank() - 1)], dims[static_cast<std::size_t>(s.rank() - 2)]);
+  const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s.rank())));
+  const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
+  const std::int64_t count = r * c == 0 ? 0 : s.numel() / (r * c);
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {ix});
+  tape.tnode(t).attrs = {0, r, c, count, false};
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* o = values_of<T>(tape, t);
+    for (std::int64_t b = 0; b < count; ++b) transpose_block(in + b * r * c, o + b * r * c, r, c, false);
+  });
+  return {tape, t};
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  Tape& tape = x.checked("reshape");
+  if (shape.numel() != x.numel())
+    throw Error(fmt::format("reshape: cannot reshape {} ({} elements) to {} ({} elements)",
+                            x.shape().str(), x.numel(), shape.str(), shape.numel()));
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&kReshape, shape, x.dtype(), {ix});
+  std::memcpy(tape.tnode(t).value, tape.tnode(ix).value,
+              static_cast<std::size_t>(shape.numel()) * dtype_size(x.dtype()));
+  return {tape, t};
+}
+
+Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end) {
+  Tape& tape = x.checked("slice_rows");
+  const Shape& s = x.shape();
+  if (s.rank() < 1) throw Error("slice_rows: cannot slice a rank-0 tensor");
+  if (begin < 0 || end < begin || end > s[0])
+    throw Error(fmt::format("slice_rows: rows [{}, {}) are out of range for shape {}", begin, end,
+                            s.str()));
+  std::array<std::int64_t, kMaxRank> dims{};
+  for (int i = 0; i < s.rank(); ++i) dims[static_cast<std::size_t>(i)] = s[i];
+  dims[0] = end - begin;
+  const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s.rank())));
+  const std::int64_t row = s[0] == 0 ? 0 : s.numel() / s[0];
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&kSlice, out, x.dtype(), {ix});
+  tape.tnode(t).attrs.i0 = begin * row;
+  const std::size_t es = dtype_size(x.dtype());
+  std::memcpy(tape.tnode(t).value, static_cast<const char*>(tape.tnode(ix).value) + begin * row * es,
+              static_cast<std::size_t>(out.numel()) * es);
+  return {tape, t};
+}
+
+namespace {
+void concat_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::int64_t outer = n.attrs.i0, inner = n.attrs.i1;
+  const auto* sizes = static_cast<const std::int64_t*>(n.saved.data());
+  std::int64_t total = 0;
+  for (int k = 0; k < n.n_in; ++k) total += sizes[k];
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    std::int64_t off = 0;
+    for (int k = 0; k < tape.tnode(t).n_in; ++k) {
+      const std::uint32_t ix = tape.tnode(t).in[k];
+      const std::int64_t len = sizes[k] * inner;
+      if (tape.tnode(ix).requires_grad) {
+        T* gx = grads_of<T>(tape, ix);
+        for (std::int64_t o = 0; o < outer; ++o)
+          for (std::int64_t i = 0; i < len; ++i) gx[o * len + i] += g[o * total * inner + off + i];
+      }
+      off += len;
+    }
+  });
+}
+}  // namespace
+
+Tensor concat(std::span<const Tensor> xs, int axis) {
+  if (xs.empty()) throw Error("concat: no tensors given");
+  if (xs.size() > 3)
+    throw Error(fmt::format("concat: {} tensors given; this version joins at most 3 per call "
+                            "(chain calls for more)",
+                            xs.size()));
+  Tape& tape = xs[0].checked("concat");
+  const Shape& s0 = xs[0].shape();
+  if (s0.rank() == 0) throw Error("concat: cannot concatenate rank-0 tensors");
+  const int ax = s0.axis(axis, "concat");
+  std::array<std::int64_t, kMaxRank> dims{};
+  for (int i = 0; i < s0.rank(); ++i) dims[static_cast<std::size_t>(i)] = s0[i];
+  dims[static_cast<std::size_t>(ax)] = 0;
+  std::uint32_t ids[3] = {kNone, kNone, kNone};
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    ids[k] = arg(tape, xs[k], "concat");
+    const Shape& s = xs[k].shape();
+    bool ok = s.rank() == s0.rank() && xs[k].dtype() == xs[0].dtype();
+    for (int d = 0; ok && d < s.rank(); ++d) ok = d == ax || s[d] == s0[d];
+    if (!ok)
+      throw Error(fmt::format("concat: tensor {} has shape {} ({}), tensor 0 has {} ({}); all must "
+                              "agree except along axis {}",
+                              k, s.str(), dtype_name(xs[k].dtype()), s0.str(),
+                              dtype_name(xs[0].dtype()), ax));
+    dims[static_cast<std::size_t>(ax)] += s[ax];
+  }
+  const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s0.rank())));
+  std::int64_t outer = 1, inner = 1;
+  for (int d = 0; d < ax; ++d) outer *= s0[d];
+  for (int d = ax + 1; d < s0.rank(); ++d) inner *= s0[d];
+  const std::uint32_t t =
+      xs.size() == 1 ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0]})
+      : xs.size() == 2 ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1]})
+                       : tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1], ids[2]});
+  TensorNode& node = tape.tnode(t);
+  node.attrs.i0 = outer;
+  node.attrs.i1 = inner;
+  node.saved = tape.acquire(3 * sizeof(std::int64_t));
+  auto* sizes = static_cast<std::int64_t*>(node.saved.data());
+  const std::int64_t total = out[ax];
+  const std::size_t es = dtype_size(xs[0].dtype());
+  std::int64_t off = 0;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    sizes[k] = tape.tnode(ids[k]).shape[ax];
+    const std::int64_t len = sizes[k] * inner;
+    const char* src = static_cast<const char*>(tape.tnode(ids[k]).value);
+    char* dst = static_cast<char*>(tape.tnode(t).value);
+    for (std::int64_t o = 0; o < outer; ++o)
+      std::memcpy(dst + static_cast<std::size_t>(o * total * inner + off) * es,
+                  src + static_cast<std::size_t>(o * len) * es, static_cast<std::size_t>(len) * es);
+    off += len;
+  }
+  return {tape, t};
+}
+Tensor concat(std::initializer_list<Tensor> xs, int axis) {
+  return concat(std::span<const Tensor>(xs.begin(), xs.size()), axis);
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,231 @@
+// Fused layer and loss ops. Each is one engine op with its own backward,
+// checked against finite differences like every other op.
+// Dimension letters: N rows (samples), I inputs, O outputs, C classes.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/kernels.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace tapegrad {
+namespace {
+
+using detail::arg;
+using detail::grads_of;
+using detail::values_of;
+using detail::wants_grad;
+
+// ---- linear: y = x w^T + b; dx = g w, dw = g^T x, db = column sums of g ----
+void linear_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
+  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tnode(ix).shape[1];
+  const bool need_x = wants_grad(tape, t, 0), need_w = wants_grad(tape, t, 1);
+  const bool need_b = ib != kNone && tape.tnode(ib).requires_grad;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    if (need_x) detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, T(1), grads_of<T>(tape, ix), i);
+    if (need_w) detail::gemm(true, false, o, i, n, T(1), g, o, values_of<T>(tape, ix), i, T(1), grads_of<T>(tape, iw), i);
+    if (need_b) {
+      T* gb = grads_of<T>(tape, ib);
+      for (std::int64_t r = 0; r < n; ++r)
+        for (std::int64_t c = 0; c < o; ++c) gb[c] += g[r * o + c];
+    }
+  });
+}
+const TensorOpDef kLinear{"linear", &linear_backward, "switches (dx = g w, dw = g^T x), bias adds"};
+
+// ---- softmax cross-entropy on logits: mean_r (lse(z_r) - z_r[label_r]) ----
+// saved: softmax probabilities (N*C of T), then the labels (N int32)
+void sce_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0];
+  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T scale = static_cast<const T*>(tape.tnode(t).grad)[0] / static_cast<T>(n);
+    const T* p = static_cast<const T*>(tape.tnode(t).saved.data());
+    const auto* labels = reinterpret_cast<const std::int32_t*>(p + n * c);
+    T* gz = grads_of<T>(tape, iz);
+    for (std::int64_t r = 0; r < n; ++r) {
+      for (std::int64_t k = 0; k < c; ++k) gz[r * c + k] += scale * p[r * c + k];
+      gz[r * c + labels[r]] -= scale;
+    }
+  });
+}
+const TensorOpDef kSoftmaxCE{"softmax_cross_entropy", &sce_backward, nullptr};
+
+// ---- binary cross-entropy on logits, mean over elements ----
+// loss = max(z,0) - z y + log(1 + e^-|z|); d/dz = s(z) - y; d/dy = -z
+void bce_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0], iy = node.in[1];
+  const bool need_z = wants_grad(tape, t, 0), need_y = wants_grad(tape, t, 1);
+  dispatch_dtype(node.dtype, [&](auto zz) {
+    using T = decltype(zz);
+    const std::int64_t count = tape.tnode(iz).shape.numel();
+    const T scale = static_cast<const T*>(tape.tnode(t).grad)[0] / static_cast<T>(count);
+    const T* z = values_of<T>(tape, iz);
+    const T* y = values_of<T>(tape, iy);
+    if (need_z) {
+      T* gz = grads_of<T>(tape, iz);
+      for (std::int64_t i = 0; i < count; ++i) {
+        const T s = z[i] >= 0 ? T(1) / (T(1) + std::exp(-z[i])) : std::exp(z[i]) / (T(1) + std::exp(z[i]));
+        gz[i] += scale * (s - y[i]);
+      }
+    }
+    if (need_y) {
+      T* gy = grads_of<T>(tape, iy);
+      for (std::int64_t i = 0; i < count; ++i) gy[i] -= scale * z[i];
+    }
+  });
+}
+const TensorOpDef kBce{"bce_with_logits", &bce_backward, nullptr};
+
+// ---- softmax over the last axis: dx = y (g - sum(g y)) ----
+void softmax_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const std::int64_t c = node.shape[node.shape.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* y = values_of<T>(tape, t);
+    T* gx = grads_of<T>(tape, ix);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      T dot = 0;
+      for (std::int64_t k = 0; k < c; ++k) dot += g[r * c + k] * y[r * c + k];
+      for (std::int64_t k = 0; k < c; ++k) gx[r * c + k] += y[r * c + k] * (g[r * c + k] - dot);
+    }
+  });
+}
+const TensorOpDef kSoftmax{"softmax", &softmax_backward, nullptr};
+
+// Row-wise stable softmax of in (rows x c) into out; returns the row's log-sum-exp via lse.
+template <class T>
+void softmax_rows(const T* in, T* out, std::int64_t rows, std::int64_t c, T* lse) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T* x = in + r * c;
+    T* y = out + r * c;
+    const T m = *std::max_element(x, x + c);
+    T s = 0;
+    for (std::int64_t k = 0; k < c; ++k) s += (y[k] = std::exp(x[k] - m));
+    for (std::int64_t k = 0; k < c; ++k) y[k] /= s;
+    if (lse) lse[r] = m + std::log(s);
+  }
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tape& tape = x.checked("linear");
+  const std::uint32_t ix = arg(tape, x, "linear"), iw = arg(tape, w, "linear");
+  const std::uint32_t ib = b.defined() ? arg(tape, b, "linear") : kNone;
+  const Shape &xs = x.shape(), &ws = w.shape();
+  if (xs.rank() != 2 || ws.rank() != 2 || xs[1] != ws[1])
+    throw Error(fmt::format("linear: input {} and weight {} do not fit: need input (N,I) and "
+                            "weight (O,I) with the same I",
+                            xs.str(), ws.str()));
+  if (b.defined() && !(b.shape() == Shape{ws[0]}))
+    throw Error(fmt::format("linear: bias {} does not fit weight {}: need bias ({})",
+                            b.shape().str(), ws.str(), ws[0]));
+  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != w.dtype()))
+    throw Error("linear: input, weight and bias must share one dtype");
+  const std::int64_t n = xs[0], in = xs[1], o = ws[0];
+  const std::uint32_t t = ib == kNone ? tape.push_tensor(&kLinear, Shape{n, o}, x.dtype(), {ix, iw})
+                                      : tape.push_tensor(&kLinear, Shape{n, o}, x.dtype(), {ix, iw, ib});
+  if (ib != kNone) tape.tnode(t).in[2] = ib;
+  else tape.tnode(t).in[2] = kNone;
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    T* y = values_of<T>(tape, t);
+    if (ib != kNone) {
+      const T* pb = values_of<T>(tape, ib);
+      for (std::int64_t r = 0; r < n; ++r) std::memcpy(y + r * o, pb, static_cast<std::size_t>(o) * sizeof(T));
+    } else {
+      std::memset(y, 0, static_cast<std::size_t>(n * o) * sizeof(T));
+    }
+    detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, values_of<T>(tape, iw), in, T(1), y, o);
+  });
+  return {tape, t};
+}
+
+Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels) {
+  Tape& tape = logits.checked("softmax_cross_entropy");
+  const Shape& s = logits.shape();
+  if (s.rank() != 2 || s[1] == 0)
+    throw Error(fmt::format("softmax_cross_entropy: logits must be (N,C) with C >= 1, got {}", s.str()));
+  const std::int64_t n = s[0], c = s[1];
+  if (static_cast<std::int64_t>(labels.size()) != n)
+    throw Error(fmt::format("softmax_cross_entropy: {} labels for {} rows of logits {}",
+                            labels.size(), n, s.str()));
+  for (std::size_t r = 0; r < labels.size(); ++r)
+    if (labels[r] < 0 || labels[r] >= c)
+      throw Error(fmt::format("softmax_cross_entropy: label {} of row {} is outside [0, {})",
+                              labels[r], r, c));
+  if (n == 0) throw Error("softmax_cross_entropy: no rows (empty batch)");
+  const std::uint32_t iz = logits.index();
+  const std::uint32_t t = tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {iz});
+  dispatch_dtype(logits.dtype(), [&](auto zz) {
+    using T = decltype(zz);
+    TensorNode& node = tape.tnode(t);
+    node.saved = tape.acquire(static_cast<std::size_t>(n * c) * sizeof(T) +
+                              static_cast<std::size_t>(n) * sizeof(std::int32_t));
+    T* p = static_cast<T*>(node.saved.data());
+    auto* lab = reinterpret_cast<std::int32_t*>(p + n * c);
+    std::memcpy(lab, labels.data(), static_cast<std::size_t>(n) * sizeof(std::int32_t));
+    const T* z = values_of<T>(tape, iz);
+    double total = 0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      T lse;
+      softmax_rows(z + r * c, p + r * c, 1, c, &lse);
+      total += static_cast<double>(lse - z[r * c + lab[r]]);
+    }
+    values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(n));
+  });
+  return {tape, t};
+}
+
+Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
+  Tape& tape = logits.checked("bce_with_logits");
+  const std::uint32_t iz = arg(tape, logits, "bce_with_logits"), iy = arg(tape, targets, "bce_with_logits");
+  if (!(logits.shape() == targets.shape()) || logits.dtype() != targets.dtype())
+    throw Error(fmt::format("bce_with_logits: logits {} and targets {} must have the same shape "
+                            "and dtype",
+                            logits.shape().str(), targets.shape().str()));
+  if (logits.numel() == 0) throw Error("bce_with_logits: empty input");
+  const std::uint32_t t = tape.push_tensor(&kBce, Shape{}, logits.dtype(), {iz, iy});
+  dispatch_dtype(logits.dtype(), [&](auto zz) {
+    using T = decltype(zz);
+    const T* z = values_of<T>(tape, iz);
+    const T* y = values_of<T>(tape, iy);
+    const std::int64_t count = tape.tnode(iz).shape.numel();
+    double total = 0;
+    for (std::int64_t i = 0; i < count; ++i)
+      total += std::max<double>(z[i], 0) - static_cast<double>(z[i]) * y[i] +
+               std::log1p(std::exp(-std::fabs(static_cast<double>(z[i]))));
+    values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(count));
+  });
+  return {tape, t};
+}
+
+Tensor softmax(const Tensor& x) {
+  Tape& tape = x.checked("softmax");
+  if (x.rank() < 1) throw Error("softmax: needs rank >= 1");
+  const std::uint32_t ix = x.index();
+  const std::int64_t c = x.shape()[x.rank() - 1];
+  const std::uint32_t t = tape.push_tensor(&kSoftmax, x.shape(), x.dtype(), {ix});
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const std::int64_t rows = c == 0 ? 0 : tape.tnode(t).shape.numel() / c;
+    softmax_rows<T>(values_of<T>(tape, ix), values_of<T>(tape, t), rows, c, nullptr);
+  });
+  return {tape, t};
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,148 @@
+// Reductions. An axis reduction views x as (outer, n, inner) and reduces the
+// middle axis; sum and mean copy the gradient back to every element (a copy
+// gate seen from the other side), max routes it to the arg-max.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "core/kernels.hpp"
+#include "tapegrad/ops.hpp"
+
+namespace tapegrad {
+namespace {
+
+using detail::grads_of;
+using detail::values_of;
+
+struct Split {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+Split split(const Shape& s, int axis) {
+  Split r;
+  for (int d = 0; d < s.rank(); ++d) {
+    if (d < axis) r.outer *= s[d];
+    else if (d == axis) r.n = s[d];
+    else r.inner *= s[d];
+  }
+  return r;
+}
+
+// attrs: i0 = axis (or -1 for all elements), alpha = scale (1 for sum, 1/n for mean)
+void sum_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const Shape& xs = tape.tnode(ix).shape;
+  const Split sp = node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const double scale = node.attrs.alpha;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    T* gx = grads_of<T>(tape, ix);
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      for (std::int64_t k = 0; k < sp.n; ++k)
+        for (std::int64_t i = 0; i < sp.inner; ++i)
+          gx[(o * sp.n + k) * sp.inner + i] += g[o * sp.inner + i] * static_cast<T>(scale);
+  });
+}
+const TensorOpDef kSum{"sum", &sum_backward, "copies the gradient to every element"};
+const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element"};
+
+Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean) {
+  Tape& tape = x.checked(def.name);
+  const Shape& xs = x.shape();
+  int ax = -1;
+  Shape out;
+  Split sp{1, xs.numel(), 1};
+  if (axis != kMaxRank) {
+    ax = xs.axis(axis, def.name);
+    if (xs.rank() == 0) throw Error(fmt::format("{}: cannot reduce along an axis of a rank-0 tensor", def.name));
+    out = xs.reduced(ax, keepdims);
+    sp = split(xs, ax);
+  }
+  if (mean && sp.n == 0)
+    throw Error(fmt::format("{}: mean over an empty axis of shape {}", def.name, xs.str()));
+  const double scale = mean ? 1.0 / static_cast<double>(sp.n) : 1.0;
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ix});
+  tape.tnode(t).attrs.i0 = ax;
+  tape.tnode(t).attrs.alpha = scale;
+  tape.tnode(t).attrs.flag = keepdims;
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* o = values_of<T>(tape, t);
+    for (std::int64_t a = 0; a < sp.outer; ++a) {
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        double acc = 0;  // accumulate in double: float sums of many terms drift
+        for (std::int64_t k = 0; k < sp.n; ++k) acc += in[(a * sp.n + k) * sp.inner + i];
+        o[a * sp.inner + i] = static_cast<T>(acc * scale);
+      }
+    }
+  });
+  return {tape, t};
+}
+
+// saved: int64 arg-max index (along the axis) per output element
+void max_backward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const Split sp = split(tape.tnode(ix).shape, static_cast<int>(node.attrs.i0));
+  const auto* arg = static_cast<const std::int64_t*>(node.saved.data());
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    T* gx = grads_of<T>(tape, ix);
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        const std::int64_t j = o * sp.inner + i;
+        gx[(o * sp.n + arg[j]) * sp.inner + i] += g[j];
+      }
+  });
+}
+const TensorOpDef kMax{"max", &max_backward, "routes"};
+
+}  // namespace
+
+Tensor sum(const Tensor& x) { return reduce_sum(kSum, x, kMaxRank, false, false); }
+Tensor sum(const Tensor& x, int axis, bool keepdims) {
+  return reduce_sum(kSum, x, axis, keepdims, false);
+}
+Tensor mean(const Tensor& x) { return reduce_sum(kMean, x, kMaxRank, false, true); }
+Tensor mean(const Tensor& x, int axis, bool keepdims) {
+  return reduce_sum(kMean, x, axis, keepdims, true);
+}
+
+Tensor max(const Tensor& x, int axis, bool keepdims) {
+  Tape& tape = x.checked("max");
+  const Shape& xs = x.shape();
+  if (xs.rank() == 0) throw Error("max: cannot reduce along an axis of a rank-0 tensor");
+  const int ax = xs.axis(axis, "max");
+  const Split sp = split(xs, ax);
+  if (sp.n == 0) throw Error(fmt::format("max: empty axis {} of shape {}", ax, xs.str()));
+  const std::uint32_t ix = x.index();
+  const std::uint32_t t = tape.push_tensor(&kMax, xs.reduced(ax, keepdims), x.dtype(), {ix});
+  TensorNode& node = tape.tnode(t);
+  node.attrs.i0 = ax;
+  node.attrs.flag = keepdims;
+  node.saved = tape.acquire(static_cast<std::size_t>(sp.outer * sp.inner) * sizeof(std::int64_t));
+  auto* arg = static_cast<std::int64_t*>(node.saved.data());
+  dispatch_dtype(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* o = values_of<T>(tape, t);
+    for (std::int64_t a = 0; a < sp.outer; ++a)
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        std::int64_t best = 0;
+        T bv = in[a * sp.n * sp.inner + i];
+        for (std::int64_t k = 1; k < sp.n; ++k) {
+          const T v = in[(a * sp.n + k) * sp.inner + i];
+          if (v > bv) bv = v, best = k;  // strict: ties keep the first
+        }
+        o[a * sp.inner + i] = bv;
+        arg[a * sp.inner + i] = best;
+      }
+  });
+  return {tape, t};
+}
+
+}  // namespace tapegrad

@@ -23,6 +23,7 @@ class Scalar {
   bool is_leaf() const;
 
   Tape& tape() const { return checked(); }
+  Tape* tape_if_set() const { return tape_; }
   std::uint32_t index() const { return index_; }
   std::uint32_t generation() const { return gen_; }
   ScalarOp op() const { return checked().scalar_op(index_); }
@@ -49,46 +50,71 @@ Scalar detach(const Scalar& x);
 
 namespace detail {
 [[noreturn]] void throw_mixed_tapes(const char* op);
+[[noreturn]] void throw_bad_operand(ScalarOp op, const Scalar& x);
 
-inline Scalar unary(ScalarOp op, const Scalar& x, double partial, double v) {
-  Tape& t = x.checked(scalar_op_name(op));
-  return {t, t.push_scalar(op, x.index(), 0, partial, 0.0, v)};
+// The value and the local partials of one scalar op.
+struct Partials {
+  double v, da, db;
+};
+
+// Checks an operand without building an error string on the fast path.
+inline Tape& operand(ScalarOp op, const Scalar& x) {
+  Tape* t = x.tape_if_set();
+  if (!t || !t->is_live_scalar(x.index(), x.generation())) [[unlikely]]
+    throw_bad_operand(op, x);
+  return *t;
 }
-inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, double px, double py,
-                     double v) {
-  Tape& t = x.checked(scalar_op_name(op));
-  if (&t != &y.checked(scalar_op_name(op))) [[unlikely]] throw_mixed_tapes(scalar_op_name(op));
-  return {t, t.push_scalar(op, x.index(), y.index(), px, py, v)};
+
+// f(a) -> {value, d/da, unused}
+template <class F>
+inline Scalar unary(ScalarOp op, const Scalar& x, F&& f) {
+  Tape& t = operand(op, x);
+  const Partials p = f(t.scalar_value(x.index()));
+  return {t, t.push_scalar(op, x.index(), 0, p.da, 0.0, p.v)};
+}
+// f(a, b) -> {value, d/da, d/db}
+template <class F>
+inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, F&& f) {
+  Tape& t = operand(op, x);
+  if (&t != &operand(op, y)) [[unlikely]] throw_mixed_tapes(scalar_op_name(op));
+  const Partials p = f(t.scalar_value(x.index()), t.scalar_value(y.index()));
+  return {t, t.push_scalar(op, x.index(), y.index(), p.da, p.db, p.v)};
 }
 // A plain double used beside a Scalar becomes a constant on the Scalar's tape,
 // so the graph shows it.
 inline Scalar lift(const Scalar& like, double c) {
-  Tape& t = like.checked("constant");
+  Tape& t = operand(ScalarOp::constant, like);
   return {t, t.push_scalar(ScalarOp::constant, 0, 0, 0.0, 0.0, c)};
 }
 }  // namespace detail
 
 // d(x+y)/dx = 1, d(x+y)/dy = 1: add distributes.
 inline Scalar operator+(const Scalar& x, const Scalar& y) {
-  return detail::binary(ScalarOp::add, x, y, 1.0, 1.0, x.value() + y.value());
+  return detail::binary(ScalarOp::add, x, y, [](double a, double b) {
+    return detail::Partials{a + b, 1.0, 1.0};
+  });
 }
 // d(x-y)/dx = 1, d(x-y)/dy = -1.
 inline Scalar operator-(const Scalar& x, const Scalar& y) {
-  return detail::binary(ScalarOp::sub, x, y, 1.0, -1.0, x.value() - y.value());
+  return detail::binary(ScalarOp::sub, x, y, [](double a, double b) {
+    return detail::Partials{a - b, 1.0, -1.0};
+  });
 }
 // d(xy)/dx = y, d(xy)/dy = x: mul switches.
 inline Scalar operator*(const Scalar& x, const Scalar& y) {
-  const double a = x.value(), b = y.value();
-  return detail::binary(ScalarOp::mul, x, y, b, a, a * b);
+  return detail::binary(ScalarOp::mul, x, y, [](double a, double b) {
+    return detail::Partials{a * b, b, a};
+  });
 }
 // d(x/y)/dx = 1/y, d(x/y)/dy = -x/y^2.
 inline Scalar operator/(const Scalar& x, const Scalar& y) {
-  const double a = x.value(), b = y.value();
-  return detail::binary(ScalarOp::div, x, y, 1.0 / b, -a / (b * b), a / b);
+  return detail::binary(ScalarOp::div, x, y, [](double a, double b) {
+    return detail::Partials{a / b, 1.0 / b, -a / (b * b)};
+  });
 }
 // d(-x)/dx = -1.
 inline Scalar operator-(const Scalar& x) {
-  return detail::unary(ScalarOp::neg, x, -1.0, -x.value());
+  return detail::unary(ScalarOp::neg, x, [](double a) { return detail::Partials{-a, -1.0, 0}; });
 }
 
 inline Scalar operator+(const Scalar& x, double c) { return x + detail::lift(x, c); }
@@ -108,59 +134,72 @@ inline Scalar& operator/=(Scalar& x, const Scalar& y) { return x = x / y; }
 // d(x^y)/dx = y x^(y-1); d(x^y)/dy = x^y ln x (taken as 0 where x <= 0, where
 // the real power is defined only for integer y and the log is not).
 inline Scalar pow(const Scalar& x, const Scalar& y) {
-  const double a = x.value(), b = y.value(), v = std::pow(a, b);
-  const double da = b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0);
-  return detail::binary(ScalarOp::pow, x, y, da, a > 0.0 ? v * std::log(a) : 0.0, v);
+  return detail::binary(ScalarOp::pow, x, y, [](double a, double b) {
+    const double v = std::pow(a, b);
+    return detail::Partials{v, b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0),
+                            a > 0.0 ? v * std::log(a) : 0.0};
+  });
 }
 inline Scalar pow(const Scalar& x, double c) { return pow(x, detail::lift(x, c)); }
 // d(e^x)/dx = e^x.
 inline Scalar exp(const Scalar& x) {
-  const double v = std::exp(x.value());
-  return detail::unary(ScalarOp::exp, x, v, v);
+  return detail::unary(ScalarOp::exp, x, [](double a) {
+    const double v = std::exp(a);
+    return detail::Partials{v, v, 0};
+  });
 }
 // d(ln x)/dx = 1/x.
 inline Scalar log(const Scalar& x) {
-  const double a = x.value();
-  return detail::unary(ScalarOp::log, x, 1.0 / a, std::log(a));
+  return detail::unary(ScalarOp::log, x,
+                       [](double a) { return detail::Partials{std::log(a), 1.0 / a, 0}; });
 }
 // d(sqrt x)/dx = 1/(2 sqrt x).
 inline Scalar sqrt(const Scalar& x) {
-  const double v = std::sqrt(x.value());
-  return detail::unary(ScalarOp::sqrt, x, 0.5 / v, v);
+  return detail::unary(ScalarOp::sqrt, x, [](double a) {
+    const double v = std::sqrt(a);
+    return detail::Partials{v, 0.5 / v, 0};
+  });
 }
 // d|x|/dx = sign(x), 0 at x = 0.
 inline Scalar abs(const Scalar& x) {
-  const double a = x.value();
-  return detail::unary(ScalarOp::abs, x, a > 0 ? 1.0 : (a < 0 ? -1.0 : 0.0), std::fabs(a));
+  return detail::unary(ScalarOp::abs, x, [](double a) {
+    return detail::Partials{std::fabs(a), a > 0 ? 1.0 : (a < 0 ? -1.0 : 0.0), 0};
+  });
 }
 // d(tanh x)/dx = 1 - tanh(x)^2.
 inline Scalar tanh(const Scalar& x) {
-  const double v = std::tanh(x.value());
-  return detail::unary(ScalarOp::tanh, x, 1.0 - v * v, v);
+  return detail::unary(ScalarOp::tanh, x, [](double a) {
+    const double v = std::tanh(a);
+    return detail::Partials{v, 1.0 - v * v, 0};
+  });
 }
 // d(sigma x)/dx = sigma(x) (1 - sigma(x)).
 inline Scalar sigmoid(const Scalar& x) {
-  const double a = x.value();
-  const double v = a >= 0 ? 1.0 / (1.0 + std::exp(-a)) : std::exp(a) / (1.0 + std::exp(a));
-  return detail::unary(ScalarOp::sigmoid, x, v * (1.0 - v), v);
+  return detail::unary(ScalarOp::sigmoid, x, [](double a) {
+    const double v = a >= 0 ? 1.0 / (1.0 + std::exp(-a)) : std::exp(a) / (1.0 + std::exp(a));
+    return detail::Partials{v, v * (1.0 - v), 0};
+  });
 }
 // relu(x) = max(x, 0); the gradient is 1 for x >= 0 (including exactly 0, the
 // convention of the reference notes) and 0 below.
 inline Scalar relu(const Scalar& x) {
-  const double a = x.value();
-  return detail::unary(ScalarOp::relu, x, a >= 0 ? 1.0 : 0.0, a >= 0 ? a : 0.0);
+  return detail::unary(ScalarOp::relu, x, [](double a) {
+    return detail::Partials{a >= 0 ? a : 0.0, a >= 0 ? 1.0 : 0.0, 0};
+  });
 }
 // max routes the whole gradient to the larger input; on a tie, to the first.
 inline Scalar max(const Scalar& x, const Scalar& y) {
-  const double a = x.value(), b = y.value();
-  const bool first = a >= b;
-  return detail::binary(ScalarOp::max, x, y, first ? 1.0 : 0.0, first ? 0.0 : 1.0, first ? a : b);
+  return detail::binary(ScalarOp::max, x, y, [](double a, double b) {
+    const bool first = a >= b;
+    return detail::Partials{first ? a : b, first ? 1.0 : 0.0, first ? 0.0 : 1.0};
+  });
 }
 // min routes the whole gradient to the smaller input; on a tie, to the first.
 inline Scalar min(const Scalar& x, const Scalar& y) {
-  const double a = x.value(), b = y.value();
-  const bool first = a <= b;
-  return detail::binary(ScalarOp::min, x, y, first ? 1.0 : 0.0, first ? 0.0 : 1.0, first ? a : b);
+  return detail::binary(ScalarOp::min, x, y, [](double a, double b) {
+    const bool first = a <= b;
+    return detail::Partials{first ? a : b, first ? 1.0 : 0.0, first ? 0.0 : 1.0};
+  });
 }
 inline Scalar max(const Scalar& x, double c) { return max(x, detail::lift(x, c)); }
 inline Scalar max(double c, const Scalar& x) { return max(detail::lift(x, c), x); }

@@ -72,6 +72,36 @@ class Buffer {
   std::size_t bytes_ = 0;
 };
 
+namespace detail {
+// The scalar part of a tape: edges and values in two arrays that share one
+// size, so recording a node costs one capacity check. Large arrays ask the
+// kernel for huge pages (fewer TLB misses on long tapes).
+class ScalarArrays {
+ public:
+  ScalarArrays() = default;
+  ~ScalarArrays();
+  ScalarArrays(const ScalarArrays&) = delete;
+  ScalarArrays& operator=(const ScalarArrays&) = delete;
+
+  std::uint32_t size() const { return n_; }
+  ScalarEdges* edges() const { return e_; }
+  double* values() const { return v_; }
+  void push(const ScalarEdges& e, double v) {
+    if (n_ == cap_) [[unlikely]] grow();
+    e_[n_] = e;
+    v_[n_] = v;
+    ++n_;
+  }
+  void truncate(std::uint32_t n) { n_ = n; }
+
+ private:
+  void grow();
+  ScalarEdges* e_ = nullptr;
+  double* v_ = nullptr;
+  std::uint32_t n_ = 0, cap_ = 0;
+};
+}  // namespace detail
+
 using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
 
 // What a tensor op is: its name, its backward rule and, for inspection, the
@@ -145,16 +175,16 @@ class Tape {
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool on) { grad_enabled_ = on; }
   std::uint32_t generation() const { return gen_; }
-  std::size_t scalar_count() const { return edges_.size(); }
+  std::size_t scalar_count() const { return scalars_.size(); }
   std::size_t tensor_count() const { return tnodes_.size(); }
   // Bytes held by the scalar part of the tape (edges, values, adjoints).
   std::size_t scalar_bytes() const;
 
   // ---- inspection ----
-  ScalarOp scalar_op(std::uint32_t i) const { return ScalarOp(edges_[i].a_op >> kIndexBits); }
-  const ScalarEdges& scalar_edges(std::uint32_t i) const { return edges_[i]; }
-  std::uint32_t scalar_input_a(std::uint32_t i) const { return edges_[i].a_op & kIndexMask; }
-  double scalar_value(std::uint32_t i) const { return values_[i]; }
+  ScalarOp scalar_op(std::uint32_t i) const { return ScalarOp(scalars_.edges()[i].a_op >> kIndexBits); }
+  const ScalarEdges& scalar_edges(std::uint32_t i) const { return scalars_.edges()[i]; }
+  std::uint32_t scalar_input_a(std::uint32_t i) const { return scalars_.edges()[i].a_op & kIndexMask; }
+  double scalar_value(std::uint32_t i) const { return scalars_.values()[i]; }
   double scalar_grad(std::uint32_t i) const { return i < adj_.size() ? adj_[i] : 0.0; }
   const TensorNode& tensor_node(std::uint32_t t) const { return tnodes_[t]; }
 
@@ -169,6 +199,9 @@ class Tape {
   static constexpr std::uint32_t kIndexMask = (1u << kIndexBits) - 1;
   static constexpr std::size_t kMaxScalarNodes = kIndexMask;
 
+  bool is_live_scalar(std::uint32_t index, std::uint32_t gen) const {
+    return gen == gen_ || (gen >= clear_gen_ && index < stable_s_);
+  }
   void check_scalar(std::uint32_t index, std::uint32_t gen, const char* what) const {
     if (gen != gen_ && (gen < clear_gen_ || index >= stable_s_)) [[unlikely]]
       throw_stale(index, gen, what);
@@ -180,14 +213,13 @@ class Tape {
   // Appends a scalar node; returns its index.
   std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                             double v) {
-    const auto i = static_cast<std::uint32_t>(edges_.size());
+    const std::uint32_t i = scalars_.size();
     if (i >= kMaxScalarNodes) [[unlikely]] throw_full();
     if (!grad_enabled_) [[unlikely]] op = ScalarOp::constant, a = b = 0, da = db = 0;
-    edges_.push_back({a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db});
-    values_.push_back(v);
+    scalars_.push({a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db}, v);
     return i;
   }
-  void set_scalar_value(std::uint32_t i, double v) { values_[i] = v; }
+  void set_scalar_value(std::uint32_t i, double v) { scalars_.values()[i] = v; }
   double* scalar_adjoints();  // sized to scalar_count()
 
   // Appends a tensor node with an uninitialised value buffer; returns its index.
@@ -215,9 +247,8 @@ class Tape {
   bool has_swept_interior(std::uint32_t s_hi, std::uint32_t t_hi);
   void drop_tensors_from(std::uint32_t t);
 
-  std::vector<ScalarEdges> edges_;
-  std::vector<double> values_;
-  std::vector<double> adj_;  // may be shorter than edges_: missing entries are 0
+  detail::ScalarArrays scalars_;
+  std::vector<double> adj_;  // may be shorter than scalars_: missing entries are 0
   std::vector<TensorNode> tnodes_;
   std::vector<Buffer> pool_;
   std::vector<std::string> scope_names_;

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <new>
 
+#include <sys/mman.h>
+
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/tensor.hpp"
 #include "core/kernels.hpp"
@@ -45,11 +47,55 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 }
 Buffer::~Buffer() { std::free(p_); }
 
+// ---- ScalarArrays ----
+
+namespace detail {
+namespace {
+constexpr std::size_t kHuge = std::size_t{2} << 20;
+void* alloc_array(std::size_t bytes) {
+  void* p = nullptr;
+  if (bytes >= kHuge) {
+    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    p = std::aligned_alloc(kHuge, bytes);
+    if (p) madvise(p, bytes, MADV_HUGEPAGE);
+  } else {
+    p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  }
+  if (!p) throw Error(fmt::format("tape: cannot allocate {} bytes for scalar nodes", bytes));
+  return p;
+}
+}  // namespace
+
+ScalarArrays::~ScalarArrays() {
+  std::free(e_);
+  std::free(v_);
+}
+
+void ScalarArrays::grow() {
+  const std::size_t cap = std::min<std::size_t>(
+      std::max<std::size_t>(1024, std::size_t{cap_} * 2), std::size_t{Tape::kMaxScalarNodes} + 1);
+  auto* e = static_cast<ScalarEdges*>(alloc_array(cap * sizeof(ScalarEdges)));
+  double* v;
+  try {
+    v = static_cast<double*>(alloc_array(cap * sizeof(double)));
+  } catch (...) {
+    std::free(e);
+    throw;
+  }
+  if (n_) {
+    std::memcpy(e, e_, n_ * sizeof(ScalarEdges));
+    std::memcpy(v, v_, n_ * sizeof(double));
+  }
+  std::free(e_);
+  std::free(v_);
+  e_ = e, v_ = v, cap_ = static_cast<std::uint32_t>(cap);
+}
+}  // namespace detail
+
 // ---- Tape ----
 
 Tape::Tape() : owner_(std::this_thread::get_id()) {
-  edges_.push_back({static_cast<std::uint32_t>(ScalarOp::sink) << kIndexBits, 0, 0.0, 0.0});
-  values_.push_back(0.0);
+  scalars_.push({static_cast<std::uint32_t>(ScalarOp::sink) << kIndexBits, 0, 0.0, 0.0}, 0.0);
 }
 Tape::~Tape() = default;
 
@@ -59,7 +105,7 @@ Scalar Tape::constant(double v) {
 }
 
 std::size_t Tape::scalar_bytes() const {
-  return edges_.size() * sizeof(ScalarEdges) + values_.size() * sizeof(double) +
+  return scalars_.size() * (sizeof(ScalarEdges) + sizeof(double)) +
          adj_.size() * sizeof(double);
 }
 
@@ -77,7 +123,7 @@ void Tape::throw_full() const {
 }
 
 double* Tape::scalar_adjoints() {
-  if (adj_.size() < edges_.size()) adj_.resize(edges_.size(), 0.0);
+  if (adj_.size() < scalars_.size()) adj_.resize(scalars_.size(), 0.0);
   return adj_.data();
 }
 
@@ -124,7 +170,7 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
     rg = rg || sop != ScalarOp::constant;
   }
   n.requires_grad = rg && grad_enabled_ && op->backward != nullptr;
-  n.scalar_mark = static_cast<std::uint32_t>(edges_.size());
+  n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
   n.value_buf = acquire(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
   n.value = n.value_buf.data();
   n.scope = scope_;
@@ -140,7 +186,7 @@ std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, 
   n.shape = shape;
   n.dtype = dtype;
   n.requires_grad = grad != nullptr && grad_enabled_;
-  n.scalar_mark = static_cast<std::uint32_t>(edges_.size());
+  n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
   n.value = value;
   n.grad = n.requires_grad ? grad : nullptr;
   n.label = label;
@@ -179,8 +225,7 @@ void Tape::drop_tensors_from(std::uint32_t t) {
 
 void Tape::clear() {
   drop_tensors_from(0);
-  edges_.resize(1);
-  values_.resize(1);
+  scalars_.truncate(1);
   adj_.clear();
   ++gen_;
   clear_gen_ = gen_;
@@ -189,7 +234,7 @@ void Tape::clear() {
 }
 
 Mark Tape::mark() const {
-  return {static_cast<std::uint32_t>(edges_.size()), static_cast<std::uint32_t>(tnodes_.size()),
+  return {static_cast<std::uint32_t>(scalars_.size()), static_cast<std::uint32_t>(tnodes_.size()),
           gen_};
 }
 
@@ -198,13 +243,12 @@ void Tape::rewind(const Mark& m) {
     throw Error(fmt::format("rewind: the mark is from tape generation {}, before the last "
                             "clear() (generation {})",
                             m.generation, clear_gen_));
-  if (m.scalars > edges_.size() || m.tensors > tnodes_.size() || m.scalars == 0)
+  if (m.scalars > scalars_.size() || m.tensors > tnodes_.size() || m.scalars == 0)
     throw Error(fmt::format("rewind: the mark ({} scalar, {} tensor nodes) lies beyond the tape "
                             "({} scalar, {} tensor nodes); it was made before an earlier rewind",
-                            m.scalars, m.tensors, edges_.size(), tnodes_.size()));
+                            m.scalars, m.tensors, scalars_.size(), tnodes_.size()));
   drop_tensors_from(m.tensors);
-  edges_.resize(m.scalars);
-  values_.resize(m.scalars);
+  scalars_.truncate(m.scalars);
   if (adj_.size() > m.scalars) adj_.resize(m.scalars);
   ++gen_;
   stable_s_ = std::min(stable_s_, m.scalars);
@@ -216,7 +260,7 @@ void Tape::rewind(const Mark& m) {
 // ---- backward ----
 
 void Tape::sweep_scalars(std::uint32_t lo, std::uint32_t hi) {
-  const ScalarEdges* e = edges_.data();
+  const ScalarEdges* e = scalars_.edges();
   double* g = adj_.data();
   for (std::uint32_t i = hi; i-- > lo;) {
     const double gi = g[i];

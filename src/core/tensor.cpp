@@ -238,3 +238,10 @@ void throw_mixed_tapes(const char* op) {
 }  // namespace detail
 
 }  // namespace tapegrad
+
+namespace tapegrad::detail {
+void throw_bad_operand(ScalarOp op, const Scalar& x) {
+  x.checked(scalar_op_name(op));  // throws the precise error (empty or stale)
+  throw Error(fmt::format("{}: invalid operand", scalar_op_name(op)));
+}
+}  // namespace tapegrad::detail

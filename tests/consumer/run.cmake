@@ -1,0 +1,21 @@
+# ctest driver: install the built tapegrad into a scratch prefix, then
+# configure, build and run the consumer project against it.
+set(prefix ${BIN}/consumer-prefix)
+file(REMOVE_RECURSE ${prefix} ${BIN}/consumer-build)
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${BIN} --prefix ${prefix} RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "install failed: ${rc}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${BIN}/consumer-build -DCMAKE_PREFIX_PATH=${prefix}
+                        -DCMAKE_CXX_FLAGS=${FLAGS} RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "configure of the consumer failed: ${rc}")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${BIN}/consumer-build RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "build of the consumer failed: ${rc}")
+endif()
+execute_process(COMMAND ${BIN}/consumer-build/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "the consumer computed wrong gradients: ${rc}")
+endif()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a tapegrad task needs, skipping what is present.
+#   tools/deps.sh build   compiler, CMake and the libraries
+#   tools/deps.sh test    build + Catch2 and Google Benchmark
+#   tools/deps.sh train   build + the Fashion-MNIST data set and gnuplot
+#   tools/deps.sh torch   Debian's python3-torch, for the comparison scripts
+set -euo pipefail
+build=(g++ cmake ninja-build pkg-config libfmt-dev libopenblas-dev libdnnl-dev zlib1g-dev
+       libcli11-dev libgraphviz-dev graphviz)
+want=("${build[@]}")
+for task in "$@"; do
+  case "$task" in
+    build) ;;
+    test) want+=(catch2 libbenchmark-dev) ;;
+    train) want+=(dataset-fashion-mnist gnuplot-nox) ;;
+    torch) want+=(python3-torch python3-numpy) ;;
+    *) echo "deps.sh: unknown task '$task' (build, test, train, torch)" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps.sh: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi

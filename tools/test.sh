@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds tapegrad and runs the whole suite twice: a release build with
+# warnings as errors, then a build with AddressSanitizer and
+# UndefinedBehaviorSanitizer. Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/deps.sh test
+jobs=$(nproc)
+for kind in release sanitize; do
+  dir=build/$kind
+  flags=(-DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_WERROR=ON)
+  [ $kind = sanitize ] && flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_WERROR=ON -DTAPEGRAD_SANITIZE=ON)
+  echo "== $kind build"
+  cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  echo "== $kind tests"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs"
+done

@@ -69,16 +69,18 @@ inline Tape& operand(ScalarOp op, const Scalar& x) {
 template <class F>
 inline Scalar unary(ScalarOp op, const Scalar& x, F&& f) {
   Tape& t = operand(op, x);
+  t.reserve_scalar();
   const Partials p = f(t.scalar_value(x.index()));
-  return {t, t.push_scalar(op, x.index(), 0, p.da, 0.0, p.v)};
+  return {t, t.push_reserved(op, x.index(), 0, p.da, 0.0, p.v)};
 }
 // f(a, b) -> {value, d/da, d/db}
 template <class F>
 inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, F&& f) {
   Tape& t = operand(op, x);
   if (&t != &operand(op, y)) [[unlikely]] throw_mixed_tapes(scalar_op_name(op));
+  t.reserve_scalar();
   const Partials p = f(t.scalar_value(x.index()), t.scalar_value(y.index()));
-  return {t, t.push_scalar(op, x.index(), y.index(), p.da, p.db, p.v)};
+  return {t, t.push_reserved(op, x.index(), y.index(), p.da, p.db, p.v)};
 }
 // A plain double used beside a Scalar becomes a constant on the Scalar's tape,
 // so the graph shows it.

@@ -86,9 +86,21 @@ class ScalarArrays {
   std::uint32_t size() const { return n_; }
   ScalarEdges* edges() const { return e_; }
   double* values() const { return v_; }
-  void push(const ScalarEdges& e, double v) {
+  // Makes room for one more node. Callers do this before computing the
+  // node's value and partials, so no value is live across the (cold) call to
+  // grow(): otherwise the compiler spills them to the stack and reloads two
+  // 8-byte stores as one 16-byte load, a store-forwarding stall that doubled
+  // the cost of recording.
+  void reserve_one() {
     if (n_ == cap_) [[unlikely]] grow();
-    e_[n_] = e;
+  }
+  // Requires reserve_one() first.
+  void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
+    ScalarEdges* e = e_ + n_;
+    e->a_op = a_op;
+    e->b = b;
+    e->da = da;
+    e->db = db;
     v_[n_] = v;
     ++n_;
   }
@@ -210,14 +222,24 @@ class Tape {
     if (gen != gen_ && (gen < clear_gen_ || index >= stable_t_)) [[unlikely]]
       throw_stale(index, gen, what);
   }
+  // Room for one more scalar node: call before computing it.
+  void reserve_scalar() {
+    if (scalars_.size() >= kMaxScalarNodes) [[unlikely]] throw_full();
+    scalars_.reserve_one();
+  }
+  // Appends a scalar node after reserve_scalar(); returns its index.
+  std::uint32_t push_reserved(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
+                              double v) {
+    const std::uint32_t i = scalars_.size();
+    if (!grad_enabled_) [[unlikely]] op = ScalarOp::constant, a = b = 0, da = db = 0;
+    scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
+    return i;
+  }
   // Appends a scalar node; returns its index.
   std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                             double v) {
-    const std::uint32_t i = scalars_.size();
-    if (i >= kMaxScalarNodes) [[unlikely]] throw_full();
-    if (!grad_enabled_) [[unlikely]] op = ScalarOp::constant, a = b = 0, da = db = 0;
-    scalars_.push({a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db}, v);
-    return i;
+    reserve_scalar();
+    return push_reserved(op, a, b, da, db, v);
   }
   void set_scalar_value(std::uint32_t i, double v) { scalars_.values()[i] = v; }
   double* scalar_adjoints();  // sized to scalar_count()

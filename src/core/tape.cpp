@@ -95,7 +95,8 @@ void ScalarArrays::grow() {
 // ---- Tape ----
 
 Tape::Tape() : owner_(std::this_thread::get_id()) {
-  scalars_.push({static_cast<std::uint32_t>(ScalarOp::sink) << kIndexBits, 0, 0.0, 0.0}, 0.0);
+  scalars_.reserve_one();
+  scalars_.push(static_cast<std::uint32_t>(ScalarOp::sink) << kIndexBits, 0, 0.0, 0.0, 0.0);
 }
 Tape::~Tape() = default;
 

@@ -72,3 +72,33 @@ std::uint32_t arg(Tape& tape, const Tensor& x, const char* op) {
 }
 
 }  // namespace tapegrad::detail
+
+// ---- threads ----
+#include <omp.h>
+#include <thread>
+
+#include "tapegrad/threads.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace tapegrad {
+namespace {
+int g_threads = 0;
+}
+void set_num_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  g_threads = n;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+int num_threads() {
+  return g_threads > 0 ? g_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+const char* float_gemm_backend() {
+#ifdef TAPEGRAD_HAVE_DNNL
+  return "onednn";
+#else
+  return "openblas";
+#endif
+}
+}  // namespace tapegrad

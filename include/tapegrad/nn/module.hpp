@@ -1,0 +1,131 @@
+#pragma once
+// Modules: named parameters that live across training steps, and layers
+// built from the engine's differentiable ops (no hand-written backprop here).
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad::nn {
+
+// A trainable tensor that outlives tapes: its value and gradient are owned
+// here, and var() puts it on a tape as a leaf aliasing that memory, so
+// backward accumulates straight into grad().
+class Parameter {
+ public:
+  Parameter(std::string name, const Shape& shape, DType dtype);
+  Parameter(const Parameter&) = delete;
+  Parameter& operator=(const Parameter&) = delete;
+
+  const std::string& name() const { return name_; }
+  const Shape& shape() const { return shape_; }
+  DType dtype() const { return dtype_; }
+  std::int64_t numel() const { return shape_.numel(); }
+  std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
+
+  template <class T> std::span<T> value() { return {static_cast<T*>(check<T>(value_.data())), static_cast<std::size_t>(numel())}; }
+  template <class T> std::span<T> grad() { return {static_cast<T*>(check<T>(grad_.data())), static_cast<std::size_t>(numel())}; }
+  void* raw_value() { return value_.data(); }
+  void* raw_grad() { return grad_.data(); }
+  // Values as float64 (for inspection and tests), and setting them from float64.
+  std::vector<double> values() const;
+  std::vector<double> grads() const;
+  void set_values(std::span<const double> v);
+
+  // A leaf on `tape` aliasing this parameter's memory.
+  Tensor var(Tape& tape = current_tape());
+  void zero_grad();
+
+ private:
+  template <class T> void* check(void* p) const {
+    if (dtype_of<T>() != dtype_) throw_dtype();
+    return p;
+  }
+  [[noreturn]] void throw_dtype() const;
+  std::string name_;
+  Shape shape_;
+  DType dtype_;
+  Buffer value_, grad_;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  // Every parameter of this module and its children, in registration order,
+  // with dotted names ("layer0.weight").
+  std::vector<std::pair<std::string, Parameter*>> named_parameters();
+  std::vector<Parameter*> parameters();
+  void zero_grad();
+  std::int64_t parameter_count();
+  const std::string& name() const { return name_; }
+
+ protected:
+  explicit Module(std::string name) : name_(std::move(name)) {}
+  Parameter& register_parameter(const std::string& name, const Shape& shape, DType dtype);
+  void register_module(Module& child) { children_.push_back(&child); }
+
+ private:
+  std::string name_;
+  std::deque<Parameter> params_;  // deque: parameters never move
+  std::vector<Module*> children_;
+};
+
+enum class Activation { identity, relu, leaky_relu, sigmoid, tanh };
+Activation parse_activation(const std::string& name);  // throws listing the choices
+const char* activation_name(Activation a);
+Tensor apply(Activation a, const Tensor& x);
+
+enum class Init { kaiming_uniform, xavier_uniform };
+
+// y = x W^T + b with W (out, in) and b (out).
+class Linear : public Module {
+ public:
+  Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype = DType::f32,
+         std::uint64_t seed = 0, Init init = Init::kaiming_uniform, bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  Parameter& weight() { return *weight_; }
+  Parameter* bias() { return bias_; }
+  std::int64_t in_features() const { return in_; }
+  std::int64_t out_features() const { return out_; }
+
+ private:
+  std::int64_t in_, out_;
+  Parameter* weight_;
+  Parameter* bias_ = nullptr;
+};
+
+struct MLPOptions {
+  Activation hidden = Activation::relu;
+  Activation output = Activation::identity;  // logits, for the losses on logits
+  DType dtype = DType::f32;
+  std::uint64_t seed = 0;
+  Init init = Init::kaiming_uniform;
+  bool bias = true;
+};
+
+// Fully connected layers of the given sizes: {784, 256, 128, 10} is three
+// Linear layers named layer0..layer2, each drawn as a cluster in DOT output.
+class MLP : public Module {
+ public:
+  MLP(std::vector<std::int64_t> sizes, MLPOptions opt = {});
+  Tensor forward(const Tensor& x) override;
+  std::size_t depth() const { return layers_.size(); }
+  Linear& layer(std::size_t i) { return *layers_[i]; }
+  const std::vector<std::int64_t>& sizes() const { return sizes_; }
+  const MLPOptions& options() const { return opt_; }
+
+ private:
+  std::vector<std::int64_t> sizes_;
+  MLPOptions opt_;
+  std::vector<std::unique_ptr<Linear>> layers_;
+};
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,177 @@
+#include "tapegrad/nn/module.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "tapegrad/ops.hpp"
+
+namespace tapegrad::nn {
+
+// ---- Parameter ----
+
+Parameter::Parameter(std::string name, const Shape& shape, DType dtype)
+    : name_(std::move(name)), shape_(shape), dtype_(dtype), value_(bytes()), grad_(bytes()) {
+  if (bytes()) {
+    std::memset(value_.data(), 0, bytes());
+    std::memset(grad_.data(), 0, bytes());
+  }
+}
+
+void Parameter::throw_dtype() const {
+  throw Error(fmt::format("parameter {}: holds {}; asked for another type", name_,
+                          dtype_name(dtype_)));
+}
+
+std::vector<double> Parameter::values() const {
+  std::vector<double> out(static_cast<std::size_t>(numel()));
+  dispatch_dtype(dtype_, [&](auto z) {
+    const auto* p = static_cast<const decltype(z)*>(value_.data());
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
+  });
+  return out;
+}
+std::vector<double> Parameter::grads() const {
+  std::vector<double> out(static_cast<std::size_t>(numel()));
+  dispatch_dtype(dtype_, [&](auto z) {
+    const auto* p = static_cast<const decltype(z)*>(grad_.data());
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
+  });
+  return out;
+}
+void Parameter::set_values(std::span<const double> v) {
+  if (static_cast<std::int64_t>(v.size()) != numel())
+    throw Error(fmt::format("parameter {}: {} values given for shape {}", name_, v.size(),
+                            shape_.str()));
+  dispatch_dtype(dtype_, [&](auto z) {
+    auto* p = static_cast<decltype(z)*>(value_.data());
+    for (std::size_t i = 0; i < v.size(); ++i) p[i] = static_cast<decltype(z)>(v[i]);
+  });
+}
+Tensor Parameter::var(Tape& tape) {
+  TapeScope scope(tape);
+  return external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str());
+}
+void Parameter::zero_grad() {
+  if (bytes()) std::memset(grad_.data(), 0, bytes());
+}
+
+// ---- Module ----
+
+std::vector<std::pair<std::string, Parameter*>> Module::named_parameters() {
+  std::vector<std::pair<std::string, Parameter*>> out;
+  for (Parameter& p : params_) out.emplace_back(p.name(), &p);
+  for (Module* c : children_)
+    for (auto& [n, p] : c->named_parameters()) out.emplace_back(n, p);
+  return out;
+}
+std::vector<Parameter*> Module::parameters() {
+  std::vector<Parameter*> out;
+  for (auto& np : named_parameters()) out.push_back(np.second);
+  return out;
+}
+void Module::zero_grad() {
+  for (Parameter* p : parameters()) p->zero_grad();
+}
+std::int64_t Module::parameter_count() {
+  std::int64_t n = 0;
+  for (Parameter* p : parameters()) n += p->numel();
+  return n;
+}
+Parameter& Module::register_parameter(const std::string& name, const Shape& shape, DType dtype) {
+  return params_.emplace_back(name_.empty() ? name : name_ + "." + name, shape, dtype);
+}
+
+// ---- activations ----
+
+Activation parse_activation(const std::string& name) {
+  for (Activation a : {Activation::identity, Activation::relu, Activation::leaky_relu,
+                       Activation::sigmoid, Activation::tanh})
+    if (name == activation_name(a)) return a;
+  throw Error(fmt::format("unknown activation '{}': choose identity, relu, leaky_relu, sigmoid "
+                          "or tanh",
+                          name));
+}
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::identity: return "identity";
+    case Activation::relu: return "relu";
+    case Activation::leaky_relu: return "leaky_relu";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+  }
+  return "?";
+}
+Tensor apply(Activation a, const Tensor& x) {
+  switch (a) {
+    case Activation::identity: return x;
+    case Activation::relu: return relu(x);
+    case Activation::leaky_relu: return leaky_relu(x, 0.01);
+    case Activation::sigmoid: return sigmoid(x);
+    case Activation::tanh: return tanh(x);
+  }
+  return x;
+}
+
+// ---- Linear ----
+
+Linear::Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype,
+               std::uint64_t seed, Init init, bool bias)
+    : Module(std::move(name)), in_(in), out_(out) {
+  if (in <= 0 || out <= 0)
+    throw Error(fmt::format("Linear {}: sizes must be positive, got in={} out={}", this->name(),
+                            in, out));
+  weight_ = &register_parameter("weight", Shape{out, in}, dtype);
+  if (bias) bias_ = &register_parameter("bias", Shape{out}, dtype);
+  // Kaiming uniform for ReLU: U(-b, b), b = sqrt(6 / fan_in); Xavier: b = sqrt(6 / (in + out)).
+  const double b = init == Init::kaiming_uniform ? std::sqrt(6.0 / static_cast<double>(in))
+                                                 : std::sqrt(6.0 / static_cast<double>(in + out));
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-b, b);
+  std::vector<double> w(static_cast<std::size_t>(in * out));
+  for (double& v : w) v = u(rng);
+  weight_->set_values(w);
+  if (bias_) {
+    const double bb = 1.0 / std::sqrt(static_cast<double>(in));
+    std::uniform_real_distribution<double> ub(-bb, bb);
+    std::vector<double> bv(static_cast<std::size_t>(out));
+    for (double& v : bv) v = ub(rng);
+    bias_->set_values(bv);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  Tape& tape = x.tape();
+  ScopeName scope(tape, name());
+  return linear(x, weight_->var(tape), bias_ ? bias_->var(tape) : Tensor());
+}
+
+// ---- MLP ----
+
+MLP::MLP(std::vector<std::int64_t> sizes, MLPOptions opt)
+    : Module(""), sizes_(std::move(sizes)), opt_(opt) {
+  if (sizes_.size() < 2)
+    throw Error(fmt::format("MLP: needs at least an input and an output size, got {} sizes",
+                            sizes_.size()));
+  for (std::size_t i = 0; i + 1 < sizes_.size(); ++i) {
+    layers_.push_back(std::make_unique<Linear>(fmt::format("layer{}", i), sizes_[i], sizes_[i + 1],
+                                               opt.dtype, opt.seed * 1000003 + i, opt.init,
+                                               opt.bias));
+    register_module(*layers_.back());
+  }
+}
+
+Tensor MLP::forward(const Tensor& x) {
+  Tensor h = x;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    h = layers_[i]->forward(h);
+    const Activation a = i + 1 < layers_.size() ? opt_.hidden : opt_.output;
+    ScopeName scope(h.tape(), layers_[i]->name());
+    h = apply(a, h);
+  }
+  return h;
+}
+
+}  // namespace tapegrad::nn

@@ -1,0 +1,49 @@
+// The tapegrad command line.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "tapegrad/error.hpp"
+#include "train.hpp"
+
+int main(int argc, char** argv) {
+  namespace cli = tapegrad::cli;
+  CLI::App app{"tapegrad: reverse-mode automatic differentiation on a tape"};
+  app.require_subcommand(1);
+
+  cli::TrainOptions t;
+  CLI::App* train = app.add_subcommand("train", "train an MLP and write metrics, plots and a checkpoint");
+  train->add_option("--data", t.data, "fashion-mnist | mnist:DIR | csv:PATH | xor | moons | spirals")
+      ->capture_default_str();
+  train->add_option("--csv-label", t.csv_label, "label column of a CSV: name or 0-based index")->capture_default_str();
+  train->add_option("--hidden", t.hidden, "hidden layer sizes, e.g. 256,128")->delimiter(',')->capture_default_str();
+  train->add_option("--activation", t.activation, "relu | leaky_relu | sigmoid | tanh | identity")->capture_default_str();
+  train->add_option("--loss", t.loss, "ce (softmax cross-entropy) | mse (half squared error of the softmax)")
+      ->capture_default_str();
+  train->add_option("--optimizer", t.optimizer, "adam | sgd")->capture_default_str();
+  train->add_option("--lr", t.lr, "learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--momentum", t.momentum, "SGD momentum")->capture_default_str();
+  train->add_option("--weight-decay", t.weight_decay, "weight decay")->capture_default_str();
+  train->add_option("--schedule", t.schedule, "cosine | constant learning rate")->capture_default_str();
+  train->add_option("--batch-size", t.batch_size, "samples per step")->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--epochs", t.epochs, "passes over the training set")->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--seed", t.seed, "seed for initialisation and shuffling")->capture_default_str();
+  train->add_option("--threads", t.threads, "threads for matrix products (0: all cores)")->capture_default_str();
+  train->add_option("--out", t.out, "output folder")->capture_default_str();
+  train->add_option("--limit", t.limit, "use only the first N training samples")->capture_default_str();
+  train->add_flag("--resume", t.resume, "continue from the output folder's checkpoint");
+  train->add_flag("--quiet", t.quiet, "print only the summary");
+  train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
+  train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*train) return cli::run_train(t);
+  } catch (const tapegrad::Error& e) {
+    fmt::print(stderr, "tapegrad: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tapegrad: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,337 @@
+#include "train.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "tapegrad/nn.hpp"
+#include "tapegrad/threads.hpp"
+
+namespace tapegrad::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Data {
+  nn::Dataset train, test;
+};
+
+Data load_data(const TrainOptions& o) {
+  Data d;
+  if (o.data == "fashion-mnist" || o.data.rfind("mnist:", 0) == 0) {
+    const std::string dir = o.data == "fashion-mnist" ? nn::kFashionMnistDir : o.data.substr(6);
+    d.train = nn::read_idx_folder(dir, true);
+    d.test = nn::read_idx_folder(dir, false);
+    d.train.name = d.test.name = o.data;
+  } else if (o.data.rfind("csv:", 0) == 0) {
+    auto all = nn::read_csv(o.data.substr(4), o.csv_label);
+    std::tie(d.train, d.test) = nn::split(all, 0.2, o.seed);
+    const auto nz = nn::Normalizer::fit(d.train);
+    nz.apply(d.train);
+    nz.apply(d.test);
+  } else if (o.data == "xor" || o.data == "moons" || o.data == "spirals") {
+    const auto make = [&](std::int64_t n, std::uint64_t seed) {
+      return o.data == "xor" ? nn::make_xor(n, seed) : o.data == "moons" ? nn::make_moons(n, seed)
+                                                                          : nn::make_spirals(n, 3, seed);
+    };
+    d.train = make(2000, o.seed);
+    d.test = make(500, o.seed + 1);
+  } else {
+    throw Error(fmt::format("unknown data set '{}': use fashion-mnist, mnist:DIR, csv:PATH, xor, moons "
+                            "or spirals",
+                            o.data));
+  }
+  if (o.limit > 0 && o.limit < d.train.n) {
+    d.train.n = o.limit;
+    d.train.x.resize(static_cast<std::size_t>(o.limit * d.train.features));
+    d.train.y.resize(static_cast<std::size_t>(o.limit));
+  }
+  if (d.test.features != d.train.features)
+    throw Error(fmt::format("train and test sets differ in features ({} vs {})", d.train.features, d.test.features));
+  d.train.classes = d.test.classes = std::max(d.train.classes, d.test.classes);
+  return d;
+}
+
+// The loss of a batch: softmax cross-entropy on the logits, or half squared
+// error between the softmax and the one-hot labels (averaged over rows).
+Tensor batch_loss(const std::string& kind, const Tensor& logits, const std::vector<std::int32_t>& y,
+                  std::vector<float>& onehot) {
+  if (kind == "ce") return nn::cross_entropy(logits, y);
+  const std::int64_t n = logits.shape()[0], c = logits.shape()[1];
+  onehot.assign(static_cast<std::size_t>(n * c), 0.0f);
+  for (std::int64_t r = 0; r < n; ++r) onehot[static_cast<std::size_t>(r * c + y[static_cast<std::size_t>(r)])] = 1;
+  Tensor target = external({n, c}, DType::f32, onehot.data(), nullptr);
+  return nn::half_squared_error(softmax(logits), target) / static_cast<double>(n);
+}
+
+struct Eval {
+  double loss = 0, accuracy = 0;
+};
+
+Eval evaluate(nn::MLP& model, const nn::Dataset& d, const std::string& loss, Tape& tape) {
+  NoGrad off(tape);
+  Eval e;
+  nn::Batches b(d, 1000, 0, false);
+  std::vector<float> x, onehot;
+  std::vector<std::int32_t> y;
+  std::int64_t correct = 0;
+  while (b.next(x, y)) {
+    tape.clear();
+    const auto rows = static_cast<std::int64_t>(y.size());
+    Tensor logits = model(external({rows, d.features}, DType::f32, x.data(), nullptr));
+    e.loss += batch_loss(loss, logits, y, onehot).value(0) * static_cast<double>(rows);
+    const auto z = logits.data<float>();
+    const std::int64_t c = logits.shape()[1];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::int64_t best = 0;
+      for (std::int64_t k = 1; k < c; ++k)
+        if (z[static_cast<std::size_t>(r * c + k)] > z[static_cast<std::size_t>(r * c + best)]) best = k;
+      correct += best == y[static_cast<std::size_t>(r)];
+    }
+  }
+  tape.clear();
+  e.loss /= static_cast<double>(d.n);
+  e.accuracy = static_cast<double>(correct) / static_cast<double>(d.n);
+  return e;
+}
+
+std::string join(const std::vector<std::int64_t>& v) {
+  return fmt::format("{}", fmt::join(v, ","));
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", c);
+    else o += c;
+  }
+  return o;
+}
+
+// Writes a file atomically (temporary file + rename), so a reader never sees
+// half of it and a crash keeps the previous version.
+void write_file(const fs::path& p, const std::string& text) {
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error(fmt::format("{}: cannot write", tmp.string()));
+    f << text;
+    if (!f.flush()) throw Error(fmt::format("{}: write failed", tmp.string()));
+  }
+  fs::rename(tmp, p);
+}
+
+struct Row {
+  std::int64_t epoch;
+  double train_loss, test_loss, test_accuracy, seconds, samples_per_second, lr;
+};
+
+std::string metrics_csv(const std::vector<Row>& rows) {
+  std::string s = "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_second,lr\n";
+  for (const Row& r : rows)
+    s += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.3f},{:.1f},{:.6g}\n", r.epoch, r.train_loss, r.test_loss,
+                     r.test_accuracy, r.seconds, r.samples_per_second, r.lr);
+  return s;
+}
+
+std::vector<Row> read_metrics(const fs::path& p, std::int64_t upto) {
+  std::vector<Row> rows;
+  std::ifstream f(p);
+  std::string line;
+  std::getline(f, line);
+  while (std::getline(f, line)) {
+    Row r{};
+    if (std::sscanf(line.c_str(), "%ld,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.train_loss, &r.test_loss,
+                    &r.test_accuracy, &r.seconds, &r.samples_per_second, &r.lr) == 7 &&
+        r.epoch <= upto)
+      rows.push_back(r);
+  }
+  return rows;
+}
+
+void plot(const fs::path& out, bool quiet) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    if (!quiet) fmt::print(stderr, "note: gnuplot is not installed; skipping curves.svg\n");
+    return;
+  }
+  const std::string script = fmt::format(
+      "set terminal svg size 900,420 dynamic font 'sans,11'\n"
+      "set output '{0}/curves.svg'\n"
+      "set datafile separator ','\n"
+      "set multiplot layout 1,2 title 'tapegrad training'\n"
+      "set xlabel 'epoch'\nset grid\nset key top right\n"
+      "set title 'loss'\n"
+      "plot '{0}/metrics.csv' using 1:2 skip 1 with linespoints title 'train', "
+      "'' using 1:3 skip 1 with linespoints title 'test'\n"
+      "set title 'test accuracy'\nset key bottom right\n"
+      "plot '{0}/metrics.csv' using 1:4 skip 1 with linespoints title 'test accuracy'\n"
+      "unset multiplot\n",
+      out.string());
+  write_file(out / "curves.gp", script);
+  const std::string cmd = fmt::format("gnuplot '{}' 2>&1", (out / "curves.gp").string());
+  if (std::system(cmd.c_str()) != 0 && !quiet) fmt::print(stderr, "warning: gnuplot failed; see curves.gp\n");
+}
+
+class Progress {
+ public:
+  Progress(bool on, std::int64_t total) : on_(on && isatty(2)), total_(total), start_(Clock::now()) {}
+  void update(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t samples, double loss) {
+    if (!on_) return;
+    const auto now = Clock::now();
+    if (done < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double frac = static_cast<double>(done) / static_cast<double>(total_);
+    const int width = 28, filled = static_cast<int>(frac * width);
+    fmt::print(stderr, "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ", epoch, epochs,
+               std::string(static_cast<std::size_t>(filled), '='), std::string(static_cast<std::size_t>(width - filled), ' '),
+               100 * frac, static_cast<double>(samples) / std::max(secs, 1e-9), loss,
+               frac > 0 ? secs / frac - secs : 0.0);
+  }
+  void done() {
+    if (on_) fmt::print(stderr, "\r{:100}\r", "");
+  }
+
+ private:
+  bool on_;
+  std::int64_t total_;
+  Clock::time_point start_, last_{};
+};
+
+}  // namespace
+
+int run_train(const TrainOptions& o) {
+  set_num_threads(o.threads);
+  if (o.epochs <= 0) throw Error(fmt::format("--epochs must be positive, got {}", o.epochs));
+  if (o.loss != "ce" && o.loss != "mse") throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
+  if (o.schedule != "cosine" && o.schedule != "constant")
+    throw Error(fmt::format("unknown --schedule '{}': use cosine or constant", o.schedule));
+  const fs::path out(o.out);
+  fs::create_directories(out);
+  const Data d = load_data(o);
+  std::vector<std::int64_t> sizes{d.train.features};
+  sizes.insert(sizes.end(), o.hidden.begin(), o.hidden.end());
+  sizes.push_back(d.train.classes);
+  nn::MLP model(sizes, {.hidden = nn::parse_activation(o.activation), .output = nn::Activation::identity,
+                        .dtype = DType::f32, .seed = o.seed});
+  std::unique_ptr<nn::Optimizer> opt;
+  if (o.optimizer == "adam")
+    opt = std::make_unique<nn::Adam>(model.parameters(), nn::AdamOptions{.lr = o.lr, .weight_decay = o.weight_decay});
+  else if (o.optimizer == "sgd")
+    opt = std::make_unique<nn::SGD>(model.parameters(),
+                                    nn::SGDOptions{.lr = o.lr, .momentum = o.momentum, .weight_decay = o.weight_decay});
+  else
+    throw Error(fmt::format("unknown --optimizer '{}': use adam or sgd", o.optimizer));
+
+  const fs::path ckpt = out / "checkpoint.tgc";
+  std::int64_t first_epoch = 1;
+  std::vector<Row> rows;
+  if (o.resume) {
+    if (!fs::exists(ckpt))
+      throw Error(fmt::format("--resume: {} does not exist; run without --resume first", ckpt.string()));
+    const auto meta = nn::load_checkpoint(ckpt.string(), model, opt.get());
+    const std::int64_t done = meta.count("epoch") ? std::stoll(meta.at("epoch")) : 0;
+    first_epoch = done + 1;
+    rows = read_metrics(out / "metrics.csv", done);
+    if (!o.quiet) fmt::print("resuming after epoch {} from {}\n", done, ckpt.string());
+  }
+
+  Tape tape;
+  TapeScope scope(tape);
+  nn::Batches batches(d.train, o.batch_size, o.seed);
+  const std::int64_t steps_per_epoch = batches.batches_per_epoch();
+  const double total_steps = static_cast<double>(steps_per_epoch * o.epochs);
+  std::vector<float> xb, onehot;
+  std::vector<std::int32_t> yb;
+  if (!o.quiet)
+    fmt::print("tapegrad train: {} ({} train / {} test samples), MLP {}, {} + {}, lr {} ({}), batch {}, {} epochs, "
+               "{} threads, {} float32 matmul\n",
+               o.data, d.train.n, d.test.n, join(sizes), o.activation, o.optimizer, o.lr, o.schedule, o.batch_size,
+               o.epochs, num_threads(), float_gemm_backend());
+  double train_seconds = 0;
+  for (const Row& r : rows) train_seconds += r.seconds;
+  for (std::int64_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
+    batches.start_epoch(epoch);
+    Progress bar(!o.quiet, steps_per_epoch);
+    const auto t0 = Clock::now();
+    double loss_sum = 0;
+    std::int64_t seen = 0, step = 0;
+    while (batches.next(xb, yb)) {
+      const double s = static_cast<double>((epoch - 1) * steps_per_epoch + step);
+      opt->set_lr(o.schedule == "cosine" ? o.lr * 0.5 * (1 + std::cos(M_PI * s / total_steps)) : o.lr);
+      tape.clear();
+      const auto rows_b = static_cast<std::int64_t>(yb.size());
+      Tensor logits = model(external({rows_b, d.train.features}, DType::f32, xb.data(), nullptr));
+      Tensor loss = batch_loss(o.loss, logits, yb, onehot);
+      opt->zero_grad();
+      loss.backward();
+      opt->step();
+      const double lv = loss.value(0);
+      if (!std::isfinite(lv))
+        throw Error(fmt::format("training diverged: the loss is {} at epoch {}, step {}; lower --lr (now {})", lv,
+                                epoch, step, o.lr));
+      loss_sum += lv * static_cast<double>(rows_b);
+      seen += rows_b;
+      ++step;
+      bar.update(epoch, o.epochs, step, seen, loss_sum / static_cast<double>(seen));
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    bar.done();
+    train_seconds += secs;
+    const Eval ev = evaluate(model, d.test, o.loss, tape);
+    rows.push_back({epoch, loss_sum / static_cast<double>(seen), ev.loss, ev.accuracy, secs,
+                    static_cast<double>(seen) / secs, opt->lr()});
+    if (!o.quiet)
+      fmt::print("epoch {:2}  train loss {:.4f}  test loss {:.4f}  test accuracy {:6.2f}%  {:.2f} s  {:.0f} samples/s\n",
+                 epoch, rows.back().train_loss, ev.loss, 100 * ev.accuracy, secs, rows.back().samples_per_second);
+    nn::save_checkpoint(ckpt.string(), model, opt.get(),
+                        {{"epoch", std::to_string(epoch)}, {"sizes", join(sizes)}, {"data", o.data}});
+    write_file(out / "metrics.csv", metrics_csv(rows));
+  }
+  if (rows.empty()) throw Error("no epochs were run (the checkpoint is already past --epochs)");
+  const Row& last = rows.back();
+  double sps = 0;
+  for (const Row& r : rows) sps += r.samples_per_second;
+  sps /= static_cast<double>(rows.size());
+  const std::string json = fmt::format(
+      "{{\n  \"final_test_accuracy\": {:.6f},\n  \"final_test_loss\": {:.6f},\n  \"final_train_loss\": {:.6f},\n"
+      "  \"epochs\": {},\n  \"samples_per_second\": {:.1f},\n  \"seconds_per_epoch\": {:.4f},\n"
+      "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  \"options\": {{\n"
+      "    \"data\": \"{}\", \"layers\": [{}], \"activation\": \"{}\", \"loss\": \"{}\",\n"
+      "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, \"schedule\": \"{}\",\n"
+      "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"resumed\": {}\n  }}\n}}\n",
+      last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps, train_seconds / static_cast<double>(rows.size()),
+      train_seconds, model.parameter_count(), float_gemm_backend(), json_escape(o.data), join(sizes),
+      json_escape(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.batch_size,
+      o.epochs, o.seed, num_threads(), o.resume ? "true" : "false");
+  write_file(out / "summary.json", json);
+  const std::string summary = fmt::format(
+      "tapegrad training summary\n"
+      "  data            {} ({} train, {} test samples)\n"
+      "  model           MLP {} ({} parameters), {} hidden, softmax output\n"
+      "  recipe          {} lr {} ({} schedule), batch {}, {} epochs, seed {}\n"
+      "  test accuracy   {:.2f}%\n"
+      "  test loss       {:.4f}\n"
+      "  training time   {:.1f} s ({:.2f} s per epoch, {:.0f} samples/s, {} threads, {} matmul)\n"
+      "  outputs         {}/: metrics.csv summary.json curves.svg checkpoint.tgc summary.txt\n",
+      o.data, d.train.n, d.test.n, join(sizes), model.parameter_count(), o.activation, o.optimizer, o.lr, o.schedule,
+      o.batch_size, last.epoch, o.seed, 100 * last.test_accuracy, last.test_loss, train_seconds,
+      train_seconds / static_cast<double>(rows.size()), sps, num_threads(), float_gemm_backend(), out.string());
+  write_file(out / "summary.txt", summary);
+  if (o.plot) plot(out, o.quiet);
+  fmt::print("\n{}", summary);
+  return 0;
+}
+
+}  // namespace tapegrad::cli

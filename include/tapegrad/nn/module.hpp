@@ -53,9 +53,13 @@ class Parameter {
   Buffer value_, grad_;
 };
 
+// Modules hold their parameters and refer to their children by address, so
+// they are neither copied nor moved; hold them by value in place or by pointer.
 class Module {
  public:
   virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
 

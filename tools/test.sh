@@ -8,8 +8,8 @@ bash tools/deps.sh test
 jobs=$(nproc)
 for kind in release sanitize; do
   dir=build/$kind
-  flags=(-DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_WERROR=ON)
-  [ $kind = sanitize ] && flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_WERROR=ON -DTAPEGRAD_SANITIZE=ON)
+  flags=(-DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_WERROR=ON -DTAPEGRAD_BUILD_TESTS=ON)
+  [ $kind = sanitize ] && flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_WERROR=ON -DTAPEGRAD_BUILD_TESTS=ON -DTAPEGRAD_SANITIZE=ON)
   echo "== $kind build"
   cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
   cmake --build "$dir" -j "$jobs"

@@ -23,7 +23,9 @@ class Tensor {
 
   // False for a default-constructed handle.
   bool defined() const { return tape_ != nullptr; }
-  const Shape& shape() const { return node().shape; }
+  // By value: a reference into the tape would dangle once the next node is
+  // recorded (the node list may grow), as in zeros(x.shape()).
+  Shape shape() const { return node().shape; }
   DType dtype() const { return node().dtype; }
   std::int64_t numel() const { return shape().numel(); }
   int rank() const { return shape().rank(); }
@@ -48,6 +50,7 @@ class Tensor {
   Tape& tape() const { return checked(); }
   std::uint32_t index() const { return index_; }
   std::uint32_t generation() const { return gen_; }
+  // Valid until the next node is recorded on the tape.
   const TensorNode& node() const { return checked().tensor_node(index_); }
 
   Tape& checked(const char* what = "Tensor") const {

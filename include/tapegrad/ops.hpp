@@ -80,4 +80,11 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets);
 // Row-wise softmax (last axis), for predictions.
 Tensor softmax(const Tensor& x);
 
+// ---- user-defined ops ----
+// Records a node of an op defined outside the library: def.forward computes
+// the value from the inputs (and attrs), def.backward adds each input's
+// gradient; gradcheck and check_nodes verify one against the other.
+Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, const Shape& out,
+                 TensorAttrs attrs = {});
+
 }  // namespace tapegrad

@@ -115,13 +115,18 @@ class ScalarArrays {
 }  // namespace detail
 
 using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
+using ForwardFn = void (*)(Tape& tape, std::uint32_t node);
 
-// What a tensor op is: its name, its backward rule and, for inspection, the
-// gate pattern it follows. Each op defines one of these next to its code.
+// What a tensor op is: its name, its backward rule, its forward rule and, for
+// inspection, the gate pattern it follows. Each op defines one of these next
+// to its code. The forward rule (re)computes the node's value from its
+// inputs' values and its attributes; the per-node gradient check and custom
+// ops (record_op) use it.
 struct TensorOpDef {
   const char* name;
-  BackwardFn backward;  // nullptr for leaves and constants
-  const char* gate;     // "distributes", "switches", "routes", ... or nullptr
+  BackwardFn backward;          // nullptr for leaves and constants
+  const char* gate;             // "distributes", "switches", "routes", ... or nullptr
+  ForwardFn forward = nullptr;  // nullptr for leaves and constants
 };
 
 // Op attributes saved with a node; their meaning belongs to the op.

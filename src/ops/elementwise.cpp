@@ -79,22 +79,18 @@ void binary_backward(Tape& tape, std::uint32_t t) {
 }
 
 template <class Rule>
-Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y) {
-  Tape& tape = x.checked(def.name);
-  const std::uint32_t ia = arg(tape, x, def.name), ib = arg(tape, y, def.name);
-  if (x.dtype() != y.dtype())
-    throw Error(fmt::format("{}: dtypes differ ({} and {}); convert one operand first", def.name,
-                            dtype_name(x.dtype()), dtype_name(y.dtype())));
-  const Shape out = broadcast_shapes(x.shape(), y.shape(), def.name);
-  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ia, ib});
+void binary_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ia = n.in[0], ib = n.in[1];
   std::int64_t sa[kMaxRank], sb[kMaxRank];
-  detail::broadcast_strides(tape.tnode(ia).shape, out, sa);
-  detail::broadcast_strides(tape.tnode(ib).shape, out, sb);
-  dispatch_dtype(x.dtype(), [&](auto z) {
+  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T* a = values_of<T>(tape, ia);
     const T* b = values_of<T>(tape, ib);
     T* o = values_of<T>(tape, t);
+    const Shape& out = tape.tnode(t).shape;
     if (tape.tnode(ia).shape == out && tape.tnode(ib).shape == out) {
       for (std::int64_t i = 0, count = out.numel(); i < count; ++i) o[i] = Rule::f(a[i], b[i]);
       return;
@@ -103,15 +99,27 @@ Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y) {
       o[k] = Rule::f(a[i], b[j]);
     });
   });
+}
+
+template <class Rule>
+Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y) {
+  Tape& tape = x.checked(def.name);
+  const std::uint32_t ia = arg(tape, x, def.name), ib = arg(tape, y, def.name);
+  if (x.dtype() != y.dtype())
+    throw Error(fmt::format("{}: dtypes differ ({} and {}); convert one operand first", def.name,
+                            dtype_name(x.dtype()), dtype_name(y.dtype())));
+  const Shape out = broadcast_shapes(x.shape(), y.shape(), def.name);
+  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ia, ib});
+  def.forward(tape, t);
   return {tape, t};
 }
 
-const TensorOpDef kAdd{"add", &binary_backward<AddRule>, "distributes"};
-const TensorOpDef kSub{"sub", &binary_backward<SubRule>, "distributes (negated to b)"};
-const TensorOpDef kMul{"mul", &binary_backward<MulRule>, "switches"};
-const TensorOpDef kDiv{"div", &binary_backward<DivRule>, nullptr};
-const TensorOpDef kMaximum{"maximum", &binary_backward<MaxRule>, "routes"};
-const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes"};
+const TensorOpDef kAdd{"add", &binary_backward<AddRule>, "distributes", &binary_forward<AddRule>};
+const TensorOpDef kSub{"sub", &binary_backward<SubRule>, "distributes (negated to b)", &binary_forward<SubRule>};
+const TensorOpDef kMul{"mul", &binary_backward<MulRule>, "switches", &binary_forward<MulRule>};
+const TensorOpDef kDiv{"div", &binary_backward<DivRule>, nullptr, &binary_forward<DivRule>};
+const TensorOpDef kMaximum{"maximum", &binary_backward<MaxRule>, "routes", &binary_forward<MaxRule>};
+const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes", &binary_forward<MinRule>};
 const TensorOpDef kConst{"constant", nullptr, nullptr};
 
 // A rank-0 constant of x's dtype on x's tape.
@@ -196,19 +204,32 @@ void unary_backward(Tape& tape, std::uint32_t t) {
 }
 
 template <class Rule>
-Tensor unary(const Tensor& x, double alpha = 0.0) {
-  static const TensorOpDef def{Rule::name, &unary_backward<Rule>,
-                               std::string_view(Rule::name) == "relu" ? "routes" : nullptr};
-  Tape& tape = x.checked(Rule::name);
-  const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {ix});
-  tape.tnode(t).attrs.alpha = alpha;
-  dispatch_dtype(x.dtype(), [&](auto z) {
+void unary_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const double alpha = n.attrs.alpha;
+  dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* in = values_of<T>(tape, ix);
+    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
     T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = x.numel(); i < count; ++i) out[i] = Rule::f(in[i], alpha);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i) out[i] = Rule::f(in[i], alpha);
   });
+}
+
+template <class Rule>
+const TensorOpDef& unary_def() {
+  static const TensorOpDef def{Rule::name, &unary_backward<Rule>,
+                               std::string_view(Rule::name) == "relu" ? "routes" : nullptr,
+                               &unary_forward<Rule>};
+  return def;
+}
+
+template <class Rule>
+Tensor unary(const Tensor& x, double alpha = 0.0) {
+  const TensorOpDef& def = unary_def<Rule>();
+  Tape& tape = x.checked(Rule::name);
+  const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {x.index()});
+  tape.tnode(t).attrs.alpha = alpha;
+  def.forward(tape, t);
   return {tape, t};
 }
 
@@ -234,9 +255,41 @@ void scale_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kScale{"scale", &scale_backward, "switches"};
+void scale_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const double sv = tape.scalar_value(n.scalar_in);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
+    T* out = values_of<T>(tape, t);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i) out[i] = static_cast<T>(sv) * in[i];
+  });
+}
+const TensorOpDef kScale{"scale", &scale_backward, "switches", &scale_forward};
 
 }  // namespace
+
+Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, const Shape& out,
+                 TensorAttrs attrs) {
+  if (inputs.size() == 0 || inputs.size() > 3)
+    throw Error(fmt::format("{}: a recorded op takes 1 to 3 tensor inputs, got {}", def.name, inputs.size()));
+  if (!def.forward) throw Error(fmt::format("{}: the op definition has no forward rule", def.name));
+  Tape& tape = inputs.begin()->checked(def.name);
+  std::uint32_t ids[3] = {kNone, kNone, kNone};
+  std::size_t k = 0;
+  for (const Tensor& x : inputs) {
+    ids[k++] = arg(tape, x, def.name);
+    if (x.dtype() != inputs.begin()->dtype())
+      throw Error(fmt::format("{}: inputs must share one dtype", def.name));
+  }
+  const DType dt = inputs.begin()->dtype();
+  const std::uint32_t t = k == 1 ? tape.push_tensor(&def, out, dt, {ids[0]})
+                          : k == 2 ? tape.push_tensor(&def, out, dt, {ids[0], ids[1]})
+                                   : tape.push_tensor(&def, out, dt, {ids[0], ids[1], ids[2]});
+  tape.tnode(t).attrs = attrs;
+  def.forward(tape, t);
+  return {tape, t};
+}
 
 Tensor add(const Tensor& a, const Tensor& b) { return binary<AddRule>(kAdd, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary<SubRule>(kSub, a, b); }
@@ -258,15 +311,8 @@ Tensor operator*(const Scalar& s, const Tensor& x) {
   Tape& tape = x.checked("scale");
   if (&s.checked("scale") != &tape)
     throw Error("scale: the Scalar and the Tensor live on different tapes");
-  const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&kScale, x.shape(), x.dtype(), {ix}, s.index());
-  const double sv = s.value();
-  dispatch_dtype(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    const T* in = values_of<T>(tape, ix);
-    T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = x.numel(); i < count; ++i) out[i] = static_cast<T>(sv) * in[i];
-  });
+  const std::uint32_t t = tape.push_tensor(&kScale, x.shape(), x.dtype(), {x.index()}, s.index());
+  scale_forward(tape, t);
   return {tape, t};
 }
 Tensor operator*(const Tensor& x, const Scalar& s) { return s * x; }

@@ -80,7 +80,26 @@ void matmul_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kMatmul{"matmul", &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)"};
+void matmul_forward(Tape& tape, std::uint32_t t) {
+  const MatmulDims d = node_dims(tape, t);
+  const TensorNode& node = tape.tnode(t);
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* pa = values_of<T>(tape, node.in[0]);
+    const T* pb = values_of<T>(tape, node.in[1]);
+    T* c = values_of<T>(tape, t);
+    if (d.k == 0) std::memset(c, 0, static_cast<std::size_t>(node.shape.numel()) * sizeof(T));
+    if (d.a_batched && !d.b_batched) {
+      detail::gemm(false, false, d.batch * d.m, d.n, d.k, T(1), pa, d.k, pb, d.n, T(0), c, d.n);
+      return;
+    }
+    const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
+    for (std::int64_t i = 0; i < d.batch; ++i)
+      detail::gemm(false, false, d.m, d.n, d.k, T(1), pa + i * sa, d.k, pb + i * sb, d.n, T(0),
+                   c + i * d.m * d.n, d.n);
+  });
+}
+const TensorOpDef kMatmul{"matmul", &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)", &matmul_forward};
 
 // ---- transpose of the last two axes ----
 // attrs: i0 = rows, i1 = cols of each matrix, i2 = matrices
@@ -103,7 +122,17 @@ void transpose_backward(Tape& tape, std::uint32_t t) {
     for (std::int64_t b = 0; b < count; ++b) transpose_block(g + b * r * c, gx + b * r * c, c, r, true);
   });
 }
-const TensorOpDef kTranspose{"transpose", &transpose_backward, nullptr};
+void transpose_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::int64_t r = n.attrs.i0, c = n.attrs.i1, count = n.attrs.i2;
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
+    T* o = values_of<T>(tape, t);
+    for (std::int64_t b = 0; b < count; ++b) transpose_block(in + b * r * c, o + b * r * c, r, c, false);
+  });
+}
+const TensorOpDef kTranspose{"transpose", &transpose_backward, nullptr, &transpose_forward};
 
 // ---- reshape, slice, concat: gradients are copied back to where values came from ----
 void copy_back(Tape& tape, std::uint32_t t, std::uint32_t ix, std::int64_t offset) {
@@ -116,16 +145,24 @@ void copy_back(Tape& tape, std::uint32_t t, std::uint32_t ix, std::int64_t offse
   });
 }
 void reshape_backward(Tape& tape, std::uint32_t t) { copy_back(tape, t, tape.tnode(t).in[0], 0); }
-const TensorOpDef kReshape{"reshape", &reshape_backward, nullptr};
+// Copies the node's value from its input, starting at flat offset attrs.i0.
+void copy_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::size_t es = dtype_size(n.dtype);
+  std::memcpy(n.value, static_cast<const char*>(tape.tnode(n.in[0]).value) + n.attrs.i0 * static_cast<std::int64_t>(es),
+              static_cast<std::size_t>(n.shape.numel()) * es);
+}
+const TensorOpDef kReshape{"reshape", &reshape_backward, nullptr, &copy_forward};
 
 void slice_backward(Tape& tape, std::uint32_t t) {
   copy_back(tape, t, tape.tnode(t).in[0], tape.tnode(t).attrs.i0);  // i0: flat offset
 }
-const TensorOpDef kSlice{"slice_rows", &slice_backward, nullptr};
+const TensorOpDef kSlice{"slice_rows", &slice_backward, nullptr, &copy_forward};
 
 // attrs: i0 = outer count, i1 = inner size; saved: int64 per input: size along axis
 void concat_backward(Tape& tape, std::uint32_t t);
-const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient in pieces"};
+void concat_forward(Tape& tape, std::uint32_t t);
+const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient in pieces", &concat_forward};
 
 }  // namespace
 
@@ -138,21 +175,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const MatmulDims d = matmul_dims(a.shape(), b.shape());
   const Shape out = (d.a_batched || d.b_batched) ? Shape{d.batch, d.m, d.n} : Shape{d.m, d.n};
   const std::uint32_t t = tape.push_tensor(&kMatmul, out, a.dtype(), {ia, ib});
-  dispatch_dtype(a.dtype(), [&](auto z) {
-    using T = decltype(z);
-    const T* pa = values_of<T>(tape, ia);
-    const T* pb = values_of<T>(tape, ib);
-    T* c = values_of<T>(tape, t);
-    if (d.k == 0) std::memset(c, 0, static_cast<std::size_t>(out.numel()) * sizeof(T));
-    if (d.a_batched && !d.b_batched) {
-      detail::gemm(false, false, d.batch * d.m, d.n, d.k, T(1), pa, d.k, pb, d.n, T(0), c, d.n);
-      return;
-    }
-    const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
-    for (std::int64_t i = 0; i < d.batch; ++i)
-      detail::gemm(false, false, d.m, d.n, d.k, T(1), pa + i * sa, d.k, pb + i * sb, d.n, T(0),
-                   c + i * d.m * d.n, d.n);
-  });
+  matmul_forward(tape, t);
   return {tape, t};
 }
 
@@ -166,15 +189,9 @@ Tensor transpose(const Tensor& x) {
   const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s.rank())));
   const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
   const std::int64_t count = r * c == 0 ? 0 : s.numel() / (r * c);
-  const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {ix});
+  const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {x.index()});
   tape.tnode(t).attrs = {0, r, c, count, false};
-  dispatch_dtype(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    const T* in = values_of<T>(tape, ix);
-    T* o = values_of<T>(tape, t);
-    for (std::int64_t b = 0; b < count; ++b) transpose_block(in + b * r * c, o + b * r * c, r, c, false);
-  });
+  transpose_forward(tape, t);
   return {tape, t};
 }
 
@@ -185,8 +202,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
                             x.shape().str(), x.numel(), shape.str(), shape.numel()));
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&kReshape, shape, x.dtype(), {ix});
-  std::memcpy(tape.tnode(t).value, tape.tnode(ix).value,
-              static_cast<std::size_t>(shape.numel()) * dtype_size(x.dtype()));
+  copy_forward(tape, t);
   return {tape, t};
 }
 
@@ -205,13 +221,30 @@ Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end) {
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&kSlice, out, x.dtype(), {ix});
   tape.tnode(t).attrs.i0 = begin * row;
-  const std::size_t es = dtype_size(x.dtype());
-  std::memcpy(tape.tnode(t).value, static_cast<const char*>(tape.tnode(ix).value) + begin * row * es,
-              static_cast<std::size_t>(out.numel()) * es);
+  copy_forward(tape, t);
   return {tape, t};
 }
 
 namespace {
+void concat_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& n = tape.tnode(t);
+  const std::int64_t outer = n.attrs.i0, inner = n.attrs.i1;
+  const auto* sizes = static_cast<const std::int64_t*>(n.saved.data());
+  std::int64_t total = 0;
+  for (int k = 0; k < n.n_in; ++k) total += sizes[k];
+  const std::size_t es = dtype_size(n.dtype);
+  std::int64_t off = 0;
+  for (int k = 0; k < n.n_in; ++k) {
+    const std::int64_t len = sizes[k] * inner;
+    const char* src = static_cast<const char*>(tape.tnode(n.in[k]).value);
+    char* dst = static_cast<char*>(n.value);
+    for (std::int64_t o = 0; o < outer; ++o)
+      std::memcpy(dst + static_cast<std::size_t>(o * total * inner + off) * es,
+                  src + static_cast<std::size_t>(o * len) * es, static_cast<std::size_t>(len) * es);
+    off += len;
+  }
+}
+
 void concat_backward(Tape& tape, std::uint32_t t) {
   const TensorNode& n = tape.tnode(t);
   const std::int64_t outer = n.attrs.i0, inner = n.attrs.i1;
@@ -275,19 +308,8 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
   node.attrs.i1 = inner;
   node.saved = tape.acquire(3 * sizeof(std::int64_t));
   auto* sizes = static_cast<std::int64_t*>(node.saved.data());
-  const std::int64_t total = out[ax];
-  const std::size_t es = dtype_size(xs[0].dtype());
-  std::int64_t off = 0;
-  for (std::size_t k = 0; k < xs.size(); ++k) {
-    sizes[k] = tape.tnode(ids[k]).shape[ax];
-    const std::int64_t len = sizes[k] * inner;
-    const char* src = static_cast<const char*>(tape.tnode(ids[k]).value);
-    char* dst = static_cast<char*>(tape.tnode(t).value);
-    for (std::int64_t o = 0; o < outer; ++o)
-      std::memcpy(dst + static_cast<std::size_t>(o * total * inner + off) * es,
-                  src + static_cast<std::size_t>(o * len) * es, static_cast<std::size_t>(len) * es);
-    off += len;
-  }
+  for (std::size_t k = 0; k < xs.size(); ++k) sizes[k] = tape.tnode(ids[k]).shape[ax];
+  concat_forward(tape, t);
   return {tape, t};
 }
 Tensor concat(std::initializer_list<Tensor> xs, int axis) {

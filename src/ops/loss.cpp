@@ -37,7 +37,23 @@ void linear_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kLinear{"linear", &linear_backward, "switches (dx = g w, dw = g^T x), bias adds"};
+void linear_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
+  const std::int64_t n = node.shape[0], o = node.shape[1], in = tape.tnode(ix).shape[1];
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    T* y = values_of<T>(tape, t);
+    if (ib != kNone) {
+      const T* pb = values_of<T>(tape, ib);
+      for (std::int64_t r = 0; r < n; ++r) std::memcpy(y + r * o, pb, static_cast<std::size_t>(o) * sizeof(T));
+    } else {
+      std::memset(y, 0, static_cast<std::size_t>(n * o) * sizeof(T));
+    }
+    detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, values_of<T>(tape, iw), in, T(1), y, o);
+  });
+}
+const TensorOpDef kLinear{"linear", &linear_backward, "switches (dx = g w, dw = g^T x), bias adds", &linear_forward};
 
 // ---- softmax cross-entropy on logits: mean_r (lse(z_r) - z_r[label_r]) ----
 // saved: softmax probabilities (N*C of T), then the labels (N int32)
@@ -57,7 +73,8 @@ void sce_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kSoftmaxCE{"softmax_cross_entropy", &sce_backward, nullptr};
+void sce_forward(Tape& tape, std::uint32_t t);
+const TensorOpDef kSoftmaxCE{"softmax_cross_entropy", &sce_backward, nullptr, &sce_forward};
 
 // ---- binary cross-entropy on logits, mean over elements ----
 // loss = max(z,0) - z y + log(1 + e^-|z|); d/dz = s(z) - y; d/dy = -z
@@ -84,7 +101,21 @@ void bce_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kBce{"bce_with_logits", &bce_backward, nullptr};
+void bce_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  dispatch_dtype(node.dtype, [&](auto zz) {
+    using T = decltype(zz);
+    const T* z = values_of<T>(tape, node.in[0]);
+    const T* y = values_of<T>(tape, node.in[1]);
+    const std::int64_t count = tape.tnode(node.in[0]).shape.numel();
+    double total = 0;
+    for (std::int64_t i = 0; i < count; ++i)
+      total += std::max<double>(z[i], 0) - static_cast<double>(z[i]) * y[i] +
+               std::log1p(std::exp(-std::fabs(static_cast<double>(z[i]))));
+    values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(count));
+  });
+}
+const TensorOpDef kBce{"bce_with_logits", &bce_backward, nullptr, &bce_forward};
 
 // ---- softmax over the last axis: dx = y (g - sum(g y)) ----
 void softmax_backward(Tape& tape, std::uint32_t t) {
@@ -104,7 +135,8 @@ void softmax_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kSoftmax{"softmax", &softmax_backward, nullptr};
+void softmax_forward(Tape& tape, std::uint32_t t);
+const TensorOpDef kSoftmax{"softmax", &softmax_backward, nullptr, &softmax_forward};
 
 // Row-wise stable softmax of in (rows x c) into out; returns the row's log-sum-exp via lse.
 template <class T>
@@ -120,13 +152,42 @@ void softmax_rows(const T* in, T* out, std::int64_t rows, std::int64_t c, T* lse
   }
 }
 
+void sce_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0];
+  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  dispatch_dtype(node.dtype, [&](auto zz) {
+    using T = decltype(zz);
+    T* p = static_cast<T*>(tape.tnode(t).saved.data());
+    const auto* lab = reinterpret_cast<const std::int32_t*>(p + n * c);
+    const T* z = values_of<T>(tape, iz);
+    double total = 0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      T lse;
+      softmax_rows(z + r * c, p + r * c, 1, c, &lse);
+      total += static_cast<double>(lse - z[r * c + lab[r]]);
+    }
+    values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(n));
+  });
+}
+
+void softmax_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::int64_t c = node.shape[node.shape.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    softmax_rows<T>(values_of<T>(tape, node.in[0]), values_of<T>(tape, t), rows, c, nullptr);
+  });
+}
+
 }  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tape& tape = x.checked("linear");
   const std::uint32_t ix = arg(tape, x, "linear"), iw = arg(tape, w, "linear");
   const std::uint32_t ib = b.defined() ? arg(tape, b, "linear") : kNone;
-  const Shape &xs = x.shape(), &ws = w.shape();
+  const Shape xs = x.shape(), ws = w.shape();
   if (xs.rank() != 2 || ws.rank() != 2 || xs[1] != ws[1])
     throw Error(fmt::format("linear: input {} and weight {} do not fit: need input (N,I) and "
                             "weight (O,I) with the same I",
@@ -136,28 +197,16 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
                             b.shape().str(), ws.str(), ws[0]));
   if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != w.dtype()))
     throw Error("linear: input, weight and bias must share one dtype");
-  const std::int64_t n = xs[0], in = xs[1], o = ws[0];
-  const std::uint32_t t = ib == kNone ? tape.push_tensor(&kLinear, Shape{n, o}, x.dtype(), {ix, iw})
-                                      : tape.push_tensor(&kLinear, Shape{n, o}, x.dtype(), {ix, iw, ib});
-  if (ib != kNone) tape.tnode(t).in[2] = ib;
-  else tape.tnode(t).in[2] = kNone;
-  dispatch_dtype(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    T* y = values_of<T>(tape, t);
-    if (ib != kNone) {
-      const T* pb = values_of<T>(tape, ib);
-      for (std::int64_t r = 0; r < n; ++r) std::memcpy(y + r * o, pb, static_cast<std::size_t>(o) * sizeof(T));
-    } else {
-      std::memset(y, 0, static_cast<std::size_t>(n * o) * sizeof(T));
-    }
-    detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, values_of<T>(tape, iw), in, T(1), y, o);
-  });
+  const Shape out{xs[0], ws[0]};
+  const std::uint32_t t = ib == kNone ? tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw})
+                                      : tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw, ib});
+  linear_forward(tape, t);
   return {tape, t};
 }
 
 Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels) {
   Tape& tape = logits.checked("softmax_cross_entropy");
-  const Shape& s = logits.shape();
+  const Shape s = logits.shape();
   if (s.rank() != 2 || s[1] == 0)
     throw Error(fmt::format("softmax_cross_entropy: logits must be (N,C) with C >= 1, got {}", s.str()));
   const std::int64_t n = s[0], c = s[1];
@@ -169,25 +218,13 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
       throw Error(fmt::format("softmax_cross_entropy: label {} of row {} is outside [0, {})",
                               labels[r], r, c));
   if (n == 0) throw Error("softmax_cross_entropy: no rows (empty batch)");
-  const std::uint32_t iz = logits.index();
-  const std::uint32_t t = tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {iz});
-  dispatch_dtype(logits.dtype(), [&](auto zz) {
-    using T = decltype(zz);
-    TensorNode& node = tape.tnode(t);
-    node.saved = tape.acquire(static_cast<std::size_t>(n * c) * sizeof(T) +
-                              static_cast<std::size_t>(n) * sizeof(std::int32_t));
-    T* p = static_cast<T*>(node.saved.data());
-    auto* lab = reinterpret_cast<std::int32_t*>(p + n * c);
-    std::memcpy(lab, labels.data(), static_cast<std::size_t>(n) * sizeof(std::int32_t));
-    const T* z = values_of<T>(tape, iz);
-    double total = 0;
-    for (std::int64_t r = 0; r < n; ++r) {
-      T lse;
-      softmax_rows(z + r * c, p + r * c, 1, c, &lse);
-      total += static_cast<double>(lse - z[r * c + lab[r]]);
-    }
-    values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(n));
-  });
+  const std::uint32_t t = tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {logits.index()});
+  TensorNode& node = tape.tnode(t);
+  const std::size_t es = dtype_size(node.dtype);
+  node.saved = tape.acquire(static_cast<std::size_t>(n * c) * es + static_cast<std::size_t>(n) * sizeof(std::int32_t));
+  std::memcpy(static_cast<char*>(node.saved.data()) + static_cast<std::size_t>(n * c) * es, labels.data(),
+              static_cast<std::size_t>(n) * sizeof(std::int32_t));
+  sce_forward(tape, t);
   return {tape, t};
 }
 
@@ -200,31 +237,15 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
                             logits.shape().str(), targets.shape().str()));
   if (logits.numel() == 0) throw Error("bce_with_logits: empty input");
   const std::uint32_t t = tape.push_tensor(&kBce, Shape{}, logits.dtype(), {iz, iy});
-  dispatch_dtype(logits.dtype(), [&](auto zz) {
-    using T = decltype(zz);
-    const T* z = values_of<T>(tape, iz);
-    const T* y = values_of<T>(tape, iy);
-    const std::int64_t count = tape.tnode(iz).shape.numel();
-    double total = 0;
-    for (std::int64_t i = 0; i < count; ++i)
-      total += std::max<double>(z[i], 0) - static_cast<double>(z[i]) * y[i] +
-               std::log1p(std::exp(-std::fabs(static_cast<double>(z[i]))));
-    values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(count));
-  });
+  bce_forward(tape, t);
   return {tape, t};
 }
 
 Tensor softmax(const Tensor& x) {
   Tape& tape = x.checked("softmax");
   if (x.rank() < 1) throw Error("softmax: needs rank >= 1");
-  const std::uint32_t ix = x.index();
-  const std::int64_t c = x.shape()[x.rank() - 1];
-  const std::uint32_t t = tape.push_tensor(&kSoftmax, x.shape(), x.dtype(), {ix});
-  dispatch_dtype(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    const std::int64_t rows = c == 0 ? 0 : tape.tnode(t).shape.numel() / c;
-    softmax_rows<T>(values_of<T>(tape, ix), values_of<T>(tape, t), rows, c, nullptr);
-  });
+  const std::uint32_t t = tape.push_tensor(&kSoftmax, x.shape(), x.dtype(), {x.index()});
+  softmax_forward(tape, t);
   return {tape, t};
 }
 

@@ -44,8 +44,27 @@ void sum_backward(Tape& tape, std::uint32_t t) {
           gx[(o * sp.n + k) * sp.inner + i] += g[o * sp.inner + i] * static_cast<T>(scale);
   });
 }
-const TensorOpDef kSum{"sum", &sum_backward, "copies the gradient to every element"};
-const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element"};
+void sum_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const Shape& xs = tape.tnode(ix).shape;
+  const Split sp = node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const double scale = node.attrs.alpha;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* o = values_of<T>(tape, t);
+    for (std::int64_t a = 0; a < sp.outer; ++a) {
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        double acc = 0;  // accumulate in double: float sums of many terms drift
+        for (std::int64_t k = 0; k < sp.n; ++k) acc += in[(a * sp.n + k) * sp.inner + i];
+        o[a * sp.inner + i] = static_cast<T>(acc * scale);
+      }
+    }
+  });
+}
+const TensorOpDef kSum{"sum", &sum_backward, "copies the gradient to every element", &sum_forward};
+const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element", &sum_forward};
 
 Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean) {
   Tape& tape = x.checked(def.name);
@@ -67,18 +86,7 @@ Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdi
   tape.tnode(t).attrs.i0 = ax;
   tape.tnode(t).attrs.alpha = scale;
   tape.tnode(t).attrs.flag = keepdims;
-  dispatch_dtype(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    const T* in = values_of<T>(tape, ix);
-    T* o = values_of<T>(tape, t);
-    for (std::int64_t a = 0; a < sp.outer; ++a) {
-      for (std::int64_t i = 0; i < sp.inner; ++i) {
-        double acc = 0;  // accumulate in double: float sums of many terms drift
-        for (std::int64_t k = 0; k < sp.n; ++k) acc += in[(a * sp.n + k) * sp.inner + i];
-        o[a * sp.inner + i] = static_cast<T>(acc * scale);
-      }
-    }
-  });
+  def.forward(tape, t);
   return {tape, t};
 }
 
@@ -99,7 +107,29 @@ void max_backward(Tape& tape, std::uint32_t t) {
       }
   });
 }
-const TensorOpDef kMax{"max", &max_backward, "routes"};
+void max_forward(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const Split sp = split(tape.tnode(ix).shape, static_cast<int>(node.attrs.i0));
+  auto* arg = static_cast<std::int64_t*>(node.saved.data());
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* in = values_of<T>(tape, ix);
+    T* o = values_of<T>(tape, t);
+    for (std::int64_t a = 0; a < sp.outer; ++a)
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        std::int64_t best = 0;
+        T bv = in[a * sp.n * sp.inner + i];
+        for (std::int64_t k = 1; k < sp.n; ++k) {
+          const T v = in[(a * sp.n + k) * sp.inner + i];
+          if (v > bv) bv = v, best = k;  // strict: ties keep the first
+        }
+        o[a * sp.inner + i] = bv;
+        arg[a * sp.inner + i] = best;
+      }
+  });
+}
+const TensorOpDef kMax{"max", &max_backward, "routes", &max_forward};
 
 }  // namespace
 
@@ -125,23 +155,7 @@ Tensor max(const Tensor& x, int axis, bool keepdims) {
   node.attrs.i0 = ax;
   node.attrs.flag = keepdims;
   node.saved = tape.acquire(static_cast<std::size_t>(sp.outer * sp.inner) * sizeof(std::int64_t));
-  auto* arg = static_cast<std::int64_t*>(node.saved.data());
-  dispatch_dtype(x.dtype(), [&](auto z) {
-    using T = decltype(z);
-    const T* in = values_of<T>(tape, ix);
-    T* o = values_of<T>(tape, t);
-    for (std::int64_t a = 0; a < sp.outer; ++a)
-      for (std::int64_t i = 0; i < sp.inner; ++i) {
-        std::int64_t best = 0;
-        T bv = in[a * sp.n * sp.inner + i];
-        for (std::int64_t k = 1; k < sp.n; ++k) {
-          const T v = in[(a * sp.n + k) * sp.inner + i];
-          if (v > bv) bv = v, best = k;  // strict: ties keep the first
-        }
-        o[a * sp.inner + i] = bv;
-        arg[a * sp.inner + i] = best;
-      }
-  });
+  max_forward(tape, t);
   return {tape, t};
 }
 

@@ -21,6 +21,8 @@ class Scalar {
   void set_value(double v);
   void backward() const { checked().backward(*this); }
   bool is_leaf() const;
+  // Names the node for DOT graphs and traces; returns *this.
+  Scalar& named(std::string name);
 
   Tape& tape() const { return checked(); }
   Tape* tape_if_set() const { return tape_; }

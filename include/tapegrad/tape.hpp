@@ -205,6 +205,11 @@ class Tape {
   double scalar_grad(std::uint32_t i) const { return i < adj_.size() ? adj_[i] : 0.0; }
   const TensorNode& tensor_node(std::uint32_t t) const { return tnodes_[t]; }
 
+  // Display names of nodes (variables of an expression, ...), for inspection;
+  // dropped with their nodes by clear() and rewind().
+  void set_label(bool tensor, std::uint32_t index, std::string name);
+  const std::string* label(bool tensor, std::uint32_t index) const;
+
   // Scope names: nodes created while a ScopeName guard is alive carry it.
   const std::vector<std::string>& scope_names() const { return scope_names_; }
   std::uint32_t current_scope() const { return scope_; }
@@ -279,6 +284,7 @@ class Tape {
   std::vector<TensorNode> tnodes_;
   std::vector<Buffer> pool_;
   std::vector<std::string> scope_names_;
+  std::vector<std::pair<std::uint64_t, std::string>> labels_;  // key: tensor bit << 32 | index
   std::uint32_t scope_ = kNone;
   std::uint32_t gen_ = 1, clear_gen_ = 1;
   // Nodes below these counts survived every rewind since the last clear().

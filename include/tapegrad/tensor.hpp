@@ -44,6 +44,8 @@ class Tensor {
 
   // The one element of a one-element tensor as a differentiable Scalar.
   Scalar item() const;
+  // Names the node for DOT graphs and traces; returns *this.
+  Tensor& named(std::string name);
   void backward() const;
   void backward(const Tensor& seed) const;
 

@@ -135,6 +135,23 @@ std::uint32_t Tape::intern_scope(const std::string& name) {
   return static_cast<std::uint32_t>(scope_names_.size() - 1);
 }
 
+void Tape::set_label(bool tensor, std::uint32_t index, std::string name) {
+  const std::uint64_t key = (std::uint64_t{tensor} << 32) | index;
+  for (auto& [k, v] : labels_)
+    if (k == key) {
+      v = std::move(name);
+      return;
+    }
+  labels_.emplace_back(key, std::move(name));
+}
+
+const std::string* Tape::label(bool tensor, std::uint32_t index) const {
+  const std::uint64_t key = (std::uint64_t{tensor} << 32) | index;
+  for (const auto& [k, v] : labels_)
+    if (k == key) return &v;
+  return nullptr;
+}
+
 Buffer Tape::acquire(std::size_t bytes) {
   if (bytes == 0) return {};
   for (std::size_t i = pool_.size(); i-- > 0;) {
@@ -227,6 +244,7 @@ void Tape::drop_tensors_from(std::uint32_t t) {
 void Tape::clear() {
   drop_tensors_from(0);
   scalars_.truncate(1);
+  labels_.clear();
   adj_.clear();
   ++gen_;
   clear_gen_ = gen_;
@@ -250,6 +268,11 @@ void Tape::rewind(const Mark& m) {
                             m.scalars, m.tensors, scalars_.size(), tnodes_.size()));
   drop_tensors_from(m.tensors);
   scalars_.truncate(m.scalars);
+  std::erase_if(labels_, [&](const auto& kv) {
+    const bool tensor = kv.first >> 32;
+    const auto index = static_cast<std::uint32_t>(kv.first);
+    return tensor ? index >= m.tensors : index >= m.scalars;
+  });
   if (adj_.size() > m.scalars) adj_.resize(m.scalars);
   ++gen_;
   stable_s_ = std::min(stable_s_, m.scalars);

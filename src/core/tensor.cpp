@@ -226,6 +226,14 @@ bool Scalar::is_leaf() const {
   const ScalarOp op = checked("Scalar::is_leaf").scalar_op(index_);
   return op == ScalarOp::leaf || op == ScalarOp::constant;
 }
+Scalar& Scalar::named(std::string name) {
+  checked("Scalar::named").set_label(false, index_, std::move(name));
+  return *this;
+}
+Tensor& Tensor::named(std::string name) {
+  checked("Tensor::named").set_label(true, index_, std::move(name));
+  return *this;
+}
 Scalar var(double v) { return current_tape().variable(v); }
 Scalar constant(double v) { return current_tape().constant(v); }
 Scalar detach(const Scalar& x) { return x.checked("detach").constant(x.value()); }

@@ -1,0 +1,63 @@
+// Rendering DOT text through Graphviz's libraries (cgraph + gvc), in process.
+#include <fmt/format.h>
+#include <graphviz/cgraph.h>
+#include <graphviz/gvc.h>
+
+#include <fstream>
+#include <memory>
+
+#include "tapegrad/inspect.hpp"
+
+namespace tapegrad {
+namespace {
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f || !(f << text) || !f.flush()) throw Error(fmt::format("{}: cannot write", path));
+}
+
+std::string extension(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  return path.substr(dot + 1);
+}
+
+}  // namespace
+
+void write_graph(const std::string& dot, const std::string& path) {
+  const std::string ext = extension(path);
+  if (ext == "dot" || ext == "gv") {
+    write_text(path, dot);
+    return;
+  }
+  if (ext != "svg" && ext != "png" && ext != "pdf") {
+    write_text(path + ".dot", dot);
+    throw Error(fmt::format("{}: unknown graph format '.{}' (use .svg, .png, .pdf or .dot); the DOT text "
+                            "was written to {}.dot",
+                            path, ext, path));
+  }
+  std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
+  if (!gvc) throw Error("graphviz: cannot create a context");
+  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
+  if (!g) {
+    write_text(path + ".dot", dot);
+    throw Error(fmt::format("{}: graphviz could not parse the DOT text; it was written to {}.dot", path, path));
+  }
+  if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
+    write_text(path + ".dot", dot);
+    throw Error(fmt::format("{}: graphviz has no 'dot' layout plugin (install the graphviz package and run "
+                            "'dot -c'); the DOT text was written to {}.dot",
+                            path, path));
+  }
+  const int rc = gvRenderFilename(gvc.get(), g.get(), ext.c_str(), path.c_str());
+  gvFreeLayout(gvc.get(), g.get());
+  if (rc != 0) {
+    write_text(path + ".dot", dot);
+    throw Error(fmt::format("{}: graphviz cannot render '{}' (renderer plugin missing: install the graphviz "
+                            "package, or libgvplugin-cairo for png/pdf); the DOT text was written to {}.dot",
+                            path, ext, path));
+  }
+}
+
+}  // namespace tapegrad

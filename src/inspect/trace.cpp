@@ -1,0 +1,181 @@
+// Flat-code traces of the forward and backward sweeps, with the numbers.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+
+#include "inspect/graph.hpp"
+
+namespace tapegrad {
+namespace {
+
+using detail::fmt_num;
+
+const char* symbol(ScalarOp op) {
+  switch (op) {
+    case ScalarOp::add: return "+";
+    case ScalarOp::sub: return "-";
+    case ScalarOp::mul: return "×";
+    case ScalarOp::div: return "/";
+    case ScalarOp::pow: return "^";
+    default: return nullptr;
+  }
+}
+
+// Why this edge carries what it carries: the gate pattern of the op.
+std::string gate_note(const Tape& tape, NodeId n, int slot, double local) {
+  if (n.tensor) {
+    const TensorNode& t = tape.tensor_node(n.index);
+    return t.op->gate ? fmt::format("{}: {}", t.op->name, t.op->gate) : std::string(t.op->name);
+  }
+  const ScalarOp op = tape.scalar_op(n.index);
+  const std::string name = scalar_op_name(op);
+  switch (op) {
+    case ScalarOp::add: return "add: distributes";
+    case ScalarOp::sub: return slot == 0 ? "sub: distributes" : "sub: distributes, negated";
+    case ScalarOp::mul: return "mul: switches, × the other input";
+    case ScalarOp::max: case ScalarOp::min:
+      return local != 0 ? name + ": routes, this input won" : name + ": routes, this input lost";
+    case ScalarOp::relu: return local != 0 ? "relu: routes, passes" : "relu: routes, blocks";
+    case ScalarOp::sigmoid: return "sigmoid: local = s(1-s)";
+    case ScalarOp::tanh: return "tanh: local = 1 - tanh²";
+    case ScalarOp::exp: return "exp: local = e^x";
+    case ScalarOp::log: return "log: local = 1/x";
+    case ScalarOp::sqrt: return "sqrt: local = 1/(2 sqrt x)";
+    case ScalarOp::div: return slot == 0 ? "div: local = 1/b" : "div: local = -a/b²";
+    case ScalarOp::pow: return slot == 0 ? "pow: local = b a^(b-1)" : "pow: local = a^b ln a";
+    case ScalarOp::neg: return "neg: local = -1";
+    case ScalarOp::abs: return "abs: local = sign x";
+    default: return name;
+  }
+}
+
+std::string value_text(const Tape& tape, NodeId n) {
+  const auto v = detail::node_values(tape, n);
+  if (v.size() == 1) return fmt_num(v[0]);
+  if (v.size() <= 6) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i) s += ", ";
+      s += fmt_num(v[i]);
+    }
+    return s + "]";
+  }
+  double s2 = 0;
+  for (double x : v) s2 += x * x;
+  return fmt::format("(norm {})", fmt_num(std::sqrt(s2)));
+}
+
+std::string pad(std::string s, std::size_t width) {
+  // Pads by display width: count UTF-8 lead bytes only.
+  std::size_t cols = 0;
+  for (unsigned char c : s) cols += (c & 0xC0) != 0x80;
+  if (cols < width) s.append(width - cols, ' ');
+  return s;
+}
+
+std::string build(Tape& tape, NodeId root) {
+  const auto nodes = detail::ancestors(tape, root);
+  std::map<std::string, int> uses;
+  for (const NodeId& n : nodes)
+    for (const auto& e : detail::inputs_of(tape, n)) ++uses[e.from.str()];
+  std::string out = "# forward sweep, in creation order\n";
+  for (const NodeId& n : nodes) {
+    const auto ins = detail::inputs_of(tape, n);
+    const std::string* name = tape.label(n.tensor, n.index);
+    std::string rhs;
+    if (!n.tensor) {
+      const ScalarOp op = tape.scalar_op(n.index);
+      if (op == ScalarOp::leaf || op == ScalarOp::constant) rhs = name ? *name : scalar_op_name(op);
+      else if (const char* sym = symbol(op)) rhs = fmt::format("{} {} {}", ins[0].from.str(), sym, ins[1].from.str());
+      else if (ins.size() == 2) rhs = fmt::format("{}({}, {})", scalar_op_name(op), ins[0].from.str(), ins[1].from.str());
+      else rhs = fmt::format("{}({})", scalar_op_name(op), ins.empty() ? "" : ins[0].from.str());
+    } else {
+      const TensorNode& t = tape.tensor_node(n.index);
+      std::string args;
+      for (const auto& e : ins) {
+        if (!args.empty()) args += ", ";
+        args += e.from.str();
+      }
+      rhs = ins.empty() ? (name ? *name : (t.label ? t.label : t.op->name)) : fmt::format("{}({})", t.op->name, args);
+      if (t.scalar_out == kNone) rhs += " " + t.shape.str();
+    }
+    if (n.tensor && tape.tensor_node(n.index).scalar_out != kNone) {
+      out += fmt::format("{} = {}\n", n.str(), rhs);
+      continue;
+    }
+    out += fmt::format("{} = {} = {}\n", n.str(), rhs, value_text(tape, n));
+  }
+  out += "\n# backward sweep, in reverse order: downstream += upstream × local\n";
+  const auto root_grad = detail::node_grads(tape, root);
+  out += fmt::format("grad_{} = {}   (seed)\n", root.str(), root_grad.size() == 1 ? fmt_num(root_grad[0]) : "seed");
+  for (std::size_t i = nodes.size(); i-- > 0;) {
+    const NodeId n = nodes[i];
+    const auto ins = detail::inputs_of(tape, n);
+    if (ins.empty()) continue;
+    if (!n.tensor) {
+      const double up = detail::node_grads(tape, n)[0];
+      const ScalarEdges& se = tape.scalar_edges(n.index);
+      if (tape.scalar_op(n.index) == ScalarOp::from_tensor) continue;  // the item node carries it
+      for (const auto& e : ins) {
+        const double local = e.slot == 0 ? se.da : se.db;
+        std::string note = gate_note(tape, n, e.slot, local);
+        if (uses[e.from.str()] > 1) note += fmt::format("; {} has {} uses, their gradients add up", e.from.str(), uses[e.from.str()]);
+        out += pad(fmt::format("grad_{} += grad_{} × {} = {}", e.from.str(), n.str(), fmt_num(local), fmt_num(up * local)), 44) +
+               " (" + note + ")\n";
+      }
+    } else {
+      const auto grads = detail::tensor_edge_grads(tape, n.index);
+      for (std::size_t k = 0; k < ins.size(); ++k) {
+        if (grads[k].empty()) continue;
+        std::string carried;
+        if (grads[k].size() == 1) {
+          carried = fmt_num(grads[k][0]);
+        } else {
+          double s2 = 0;
+          for (double x : grads[k]) s2 += x * x;
+          carried = fmt::format("(norm {})", fmt_num(std::sqrt(s2)));
+        }
+        std::string note = gate_note(tape, n, static_cast<int>(k), 1);
+        if (uses[ins[k].from.str()] > 1) note += fmt::format("; {} has {} uses, their gradients add up", ins[k].from.str(), uses[ins[k].from.str()]);
+        out += pad(fmt::format("grad_{} += {}_backward(grad_{}) = {}", ins[k].from.str(), tape.tensor_node(n.index).op->name,
+                               n.str(), carried), 44) + " (" + note + ")\n";
+      }
+    }
+  }
+  out += "\n# gradients\n";
+  for (const NodeId& n : nodes) {
+    const auto ins = detail::inputs_of(tape, n);
+    if (!ins.empty()) continue;
+    const bool wants = n.tensor ? tape.tensor_node(n.index).requires_grad : tape.scalar_op(n.index) == ScalarOp::leaf;
+    if (!wants) continue;
+    const std::string* name = tape.label(n.tensor, n.index);
+    const auto g = detail::node_grads(tape, n);
+    std::string gt;
+    if (g.size() == 1) {
+      gt = fmt_num(g[0]);
+    } else {
+      gt = "[";
+      for (std::size_t i = 0; i < g.size() && i < 8; ++i) {
+        if (i) gt += ", ";
+        gt += fmt_num(g[i]);
+      }
+      gt += g.size() > 8 ? ", ...]" : "]";
+    }
+    out += fmt::format("grad_{}{} = {}\n", n.str(), name ? " (" + *name + ")" : std::string(), gt);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string trace(const Scalar& root) {
+  Tape& tape = root.checked("trace");
+  return build(tape, {false, root.index()});
+}
+std::string trace(const Tensor& root) {
+  Tape& tape = root.checked("trace");
+  return build(tape, {true, root.index()});
+}
+
+}  // namespace tapegrad

@@ -24,12 +24,12 @@ struct NodeId {
 };
 
 struct DotOptions {
-  std::string title;
+  std::string title{};
   int max_entries = 6;            // tensors with at most this many elements show them all
   bool collapse_scopes = false;   // draw each named scope (an MLP layer) as one box
   double vanishing = 1e-8;        // |gradient| below this is flagged as vanishing
   double exploding = 1e3;         // |gradient| above this is flagged as exploding
-  std::vector<NodeId> highlight;  // nodes drawn in red (e.g. a failed node check)
+  std::vector<NodeId> highlight{};  // nodes drawn in red (e.g. a failed node check)
 };
 
 // DOT text of the graph behind `root`: one node per tape node (op, value,

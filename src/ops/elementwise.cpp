@@ -330,3 +330,49 @@ Tensor relu(const Tensor& x) { return unary<ReluRule>(x); }
 Tensor leaky_relu(const Tensor& x, double slope) { return unary<LeakyReluRule>(x, slope); }
 
 }  // namespace tapegrad
+
+// ---- registered checks (tapegrad gradcheck) ----
+#include "tapegrad/registry.hpp"
+
+namespace tapegrad {
+namespace {
+using In = std::span<const Tensor>;
+std::vector<OpCheckCase> binary_cases(const std::string& op, Tensor (*f)(const Tensor&, const Tensor&), double lo,
+                                      double hi) {
+  std::vector<OpCheckCase> v;
+  for (const auto& [a, b] : std::vector<std::pair<Shape, Shape>>{
+           {{3}, {3}}, {{2, 3}, {3}}, {{2, 3}, {2, 1}}, {{2, 1, 4}, {3, 1}}, {{}, {2, 2}}})
+    v.push_back({op, {a, b}, [f](In x) { return f(x[0], x[1]); }, lo, hi, 0});
+  return v;
+}
+std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor(const Tensor&)> f, double lo,
+                                     double hi, double gap = 0) {
+  std::vector<OpCheckCase> v;
+  for (const Shape& s : {Shape{5}, Shape{2, 3}, Shape{2, 1, 3}})
+    v.push_back({op, {s}, [f](In x) { return f(x[0]); }, lo, hi, gap});
+  return v;
+}
+const OpCheckRegistrar kElementwiseChecks = [] {
+  std::vector<OpCheckCase> all;
+  for (auto&& v : {binary_cases("add", &add, -2, 2), binary_cases("sub", &sub, -2, 2),
+                   binary_cases("mul", &mul, -2, 2), binary_cases("div", &div, 0.5, 2),
+                   // a shifted second input keeps ties (kinks of the router) away
+                   binary_cases("maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b + 0.0137); }, -2, 2),
+                   binary_cases("minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b - 0.0137); }, -2, 2),
+                   unary_cases("neg", [](const Tensor& x) { return -x; }, -2, 2),
+                   unary_cases("exp", [](const Tensor& x) { return exp(x); }, -2, 2),
+                   unary_cases("log", [](const Tensor& x) { return log(x); }, 0.2, 3),
+                   unary_cases("sqrt", [](const Tensor& x) { return sqrt(x); }, 0.2, 3),
+                   unary_cases("abs", [](const Tensor& x) { return abs(x); }, -2, 2, 0.05),
+                   unary_cases("pow", [](const Tensor& x) { return pow(x, 3); }, -2, 2),
+                   unary_cases("sigmoid", [](const Tensor& x) { return sigmoid(x); }, -4, 4),
+                   unary_cases("tanh", [](const Tensor& x) { return tanh(x); }, -3, 3),
+                   unary_cases("relu", [](const Tensor& x) { return relu(x); }, -2, 2, 0.05),
+                   unary_cases("leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
+                   unary_cases("scale", [](const Tensor& x) { return sum(x).item() * x; }, -1, 1)})
+    all.insert(all.end(), v.begin(), v.end());
+  for (const OpCheckCase& c : all) register_op_check(c);
+  return OpCheckRegistrar{};
+}();
+}  // namespace
+}  // namespace tapegrad

@@ -317,3 +317,26 @@ Tensor concat(std::initializer_list<Tensor> xs, int axis) {
 }
 
 }  // namespace tapegrad
+
+// ---- registered checks (tapegrad gradcheck) ----
+#include "tapegrad/registry.hpp"
+
+namespace tapegrad {
+namespace {
+using In = std::span<const Tensor>;
+Tensor mm(In x) { return matmul(x[0], x[1]); }
+const OpCheckRegistrar kLinalgChecks{
+    {"matmul", {{3, 4}, {4, 2}}, mm},
+    {"matmul", {{1, 5}, {5, 3}}, mm},
+    {"matmul", {{2, 3, 4}, {2, 4, 5}}, mm},
+    {"matmul", {{2, 3, 4}, {4, 5}}, mm},
+    {"matmul", {{3, 4}, {2, 4, 5}}, mm},
+    {"transpose", {{3, 4}}, [](In x) { return transpose(x[0]); }},
+    {"transpose", {{2, 3, 4}}, [](In x) { return transpose(x[0]); }},
+    {"reshape", {{3, 4}}, [](In x) { return reshape(x[0], {2, 6}); }},
+    {"slice_rows", {{4, 3}}, [](In x) { return slice_rows(x[0], 1, 3); }},
+    {"concat", {{2, 3}, {1, 3}}, [](In x) { return concat({x[0], x[1]}, 0); }},
+    {"concat", {{2, 3}, {2, 1}}, [](In x) { return concat({x[0], x[1], x[0]}, 1); }},
+};
+}  // namespace
+}  // namespace tapegrad

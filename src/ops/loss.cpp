@@ -250,3 +250,20 @@ Tensor softmax(const Tensor& x) {
 }
 
 }  // namespace tapegrad
+
+// ---- registered checks (tapegrad gradcheck) ----
+#include "tapegrad/registry.hpp"
+
+namespace tapegrad {
+namespace {
+using In = std::span<const Tensor>;
+const std::int32_t kLabels[] = {2, 0, 3};
+const OpCheckRegistrar kLossChecks{
+    {"linear", {{4, 3}, {2, 3}, {2}}, [](In x) { return linear(x[0], x[1], x[2]); }},
+    {"linear", {{1, 3}, {5, 3}}, [](In x) { return linear(x[0], x[1], Tensor()); }},
+    {"softmax", {{3, 4}}, [](In x) { return softmax(x[0]); }},
+    {"softmax_cross_entropy", {{3, 4}}, [](In x) { return softmax_cross_entropy(x[0], kLabels); }, -3, 3},
+    {"bce_with_logits", {{2, 3}, {2, 3}}, [](In x) { return bce_with_logits(x[0], sigmoid(x[1])); }, -3, 3},
+};
+}  // namespace
+}  // namespace tapegrad

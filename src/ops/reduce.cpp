@@ -160,3 +160,21 @@ Tensor max(const Tensor& x, int axis, bool keepdims) {
 }
 
 }  // namespace tapegrad
+
+// ---- registered checks (tapegrad gradcheck) ----
+#include "tapegrad/registry.hpp"
+
+namespace tapegrad {
+namespace {
+using In = std::span<const Tensor>;
+const OpCheckRegistrar kReduceChecks{
+    {"sum", {{2, 3}}, [](In x) { return sum(x[0]); }},
+    {"sum", {{2, 3, 4}}, [](In x) { return sum(x[0], 1); }},
+    {"sum", {{2, 3}}, [](In x) { return sum(x[0], -1, true); }},
+    {"mean", {{3, 4}}, [](In x) { return mean(x[0]); }},
+    {"mean", {{3, 4}}, [](In x) { return mean(x[0], 0, true); }},
+    {"max", {{3, 4}}, [](In x) { return max(x[0], 1); }},
+    {"max", {{2, 3, 2}}, [](In x) { return max(x[0], 0, true); }},
+};
+}  // namespace
+}  // namespace tapegrad

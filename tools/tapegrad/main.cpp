@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "tapegrad/error.hpp"
+#include "inspect_cmds.hpp"
 #include "train.hpp"
 
 int main(int argc, char** argv) {
@@ -35,9 +36,34 @@ int main(int argc, char** argv) {
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
   train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
 
+  cli::GradOptions g;
+  CLI::App* grad = app.add_subcommand("grad", "evaluate an expression and every partial derivative");
+  grad->add_option("expression", g.expression, "e.g. '(x+y)*z'")->required();
+  grad->add_option("--at", g.at, "variable values, e.g. x=-2,y=5,z=-4");
+  grad->add_option("--dot", g.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
+  grad->add_flag("--trace", g.trace, "print the forward and backward sweeps as flat code");
+  grad->add_flag("--check", g.check, "check the gradient against central finite differences");
+  grad->add_flag("--json", g.json, "print value, gradient (and check) as JSON");
+
+  cli::GradcheckCliOptions gc;
+  CLI::App* gcheck = app.add_subcommand("gradcheck", "check every registered op against finite differences");
+  gcheck->add_option("--op", gc.op, "check only this op");
+  gcheck->add_option("--seed", gc.seed, "seed of the random inputs")->capture_default_str();
+  gcheck->add_flag("--json", gc.json, "print the results as JSON");
+
+  cli::ExampleOptions ex;
+  CLI::App* example = app.add_subcommand("example", "build a worked example of the reference notes (1-4)");
+  example->add_option("number", ex.number, "1, 2, 3 or 4")->required();
+  example->add_option("--dot", ex.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
+  example->add_flag("--trace", ex.trace, "print the sweeps as flat code");
+  example->add_flag("--check", ex.check, "run the per-node gradient check");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*train) return cli::run_train(t);
+    if (*grad) return cli::run_grad(g);
+    if (*gcheck) return cli::run_gradcheck(gc);
+    if (*example) return cli::run_example(ex);
   } catch (const tapegrad::Error& e) {
     fmt::print(stderr, "tapegrad: error: {}\n", e.what());
     return 1;

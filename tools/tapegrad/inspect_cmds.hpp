@@ -1,0 +1,30 @@
+#pragma once
+// `tapegrad grad`, `tapegrad gradcheck` and `tapegrad example`.
+#include <cstdint>
+#include <string>
+
+namespace tapegrad::cli {
+
+struct GradOptions {
+  std::string expression;
+  std::string at;
+  std::string dot;  // output file; format from the extension
+  bool trace = false, check = false, json = false;
+};
+int run_grad(const GradOptions& o);
+
+struct GradcheckCliOptions {
+  std::string op;  // only this op ("" = all)
+  bool json = false;
+  std::uint64_t seed = 1;
+};
+int run_gradcheck(const GradcheckCliOptions& o);
+
+struct ExampleOptions {
+  int number = 1;
+  std::string dot;
+  bool trace = false, check = false;
+};
+int run_example(const ExampleOptions& o);
+
+}  // namespace tapegrad::cli

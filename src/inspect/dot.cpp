@@ -93,6 +93,7 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
           if ((op == ScalarOp::max || op == ScalarOp::min || op == ScalarOp::relu) && local == 0)
             out.label += "\n(routed away)";
           if (op == ScalarOp::mul && local != 0) out.label += " (other input)";
+          if (op == ScalarOp::add || op == ScalarOp::sub) out.label += " (distributes)";
         }
       } else {
         const auto& g = tgrads[k];
@@ -152,7 +153,7 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     const int u = uses[n.str()];
     if (u > 1 && wants) label += fmt::format("\n({} uses: their gradients add up)", u);
     const double gmag = max_abs(grads);
-    if (wants && !leaf && n != root) {
+    if (wants && n != root) {
       if (gmag < opt.vanishing) label += "\nVANISHING gradient", extra += ", color=\"gray55\", fontcolor=\"gray40\"";
       else if (!(gmag <= opt.exploding)) label += "\nEXPLODING gradient", extra += ", color=\"red3\", penwidth=2";
     }

@@ -16,6 +16,13 @@ void write_text(const std::string& path, const std::string& text) {
   if (!f || !(f << text) || !f.flush()) throw Error(fmt::format("{}: cannot write", path));
 }
 
+// Graphviz reports parse errors through a callback; keep the text for ours.
+thread_local std::string g_graphviz_error;
+int capture_error(char* msg) {
+  g_graphviz_error += msg;
+  return 0;
+}
+
 std::string extension(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const auto dot = path.find_last_of('.');
@@ -37,12 +44,17 @@ void write_graph(const std::string& dot, const std::string& path) {
                             "was written to {}.dot",
                             path, ext, path));
   }
+  g_graphviz_error.clear();
+  agseterrf(&capture_error);
   std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
   if (!gvc) throw Error("graphviz: cannot create a context");
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
   if (!g) {
     write_text(path + ".dot", dot);
-    throw Error(fmt::format("{}: graphviz could not parse the DOT text; it was written to {}.dot", path, path));
+    std::string why = g_graphviz_error;
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    throw Error(fmt::format("{}: graphviz could not parse the DOT text ({}); it was written to {}.dot", path,
+                            why.empty() ? "no detail" : why, path));
   }
   if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
     write_text(path + ".dot", dot);

@@ -199,8 +199,9 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
 std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
                                   const char* label) {
   static const TensorOpDef kParam{"parameter", nullptr, nullptr};
+  static const TensorOpDef kInput{"input", nullptr, nullptr};
   TensorNode n;
-  n.op = &kParam;
+  n.op = grad ? &kParam : &kInput;
   n.shape = shape;
   n.dtype = dtype;
   n.requires_grad = grad != nullptr && grad_enabled_;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 
+#include "tapegrad/inspect.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/threads.hpp"
 
@@ -324,12 +325,31 @@ int run_train(const TrainOptions& o) {
       "  test accuracy   {:.2f}%\n"
       "  test loss       {:.4f}\n"
       "  training time   {:.1f} s ({:.2f} s per epoch, {:.0f} samples/s, {} threads, {} matmul)\n"
-      "  outputs         {}/: metrics.csv summary.json curves.svg checkpoint.tgc summary.txt\n",
+      "  outputs         {}/: metrics.csv summary.json curves.svg graph.svg checkpoint.tgc summary.txt\n",
       o.data, d.train.n, d.test.n, join(sizes), model.parameter_count(), o.activation, o.optimizer, o.lr, o.schedule,
       o.batch_size, last.epoch, o.seed, 100 * last.test_accuracy, last.test_loss, train_seconds,
       train_seconds / static_cast<double>(rows.size()), sps, num_threads(), float_gemm_backend(), out.string());
   write_file(out / "summary.txt", summary);
   if (o.plot) plot(out, o.quiet);
+  if (o.graph) {
+    // The graph of one training step (a batch of 8), clustered by layer.
+    nn::Batches b(d.test, 8, 0, false);
+    b.next(xb, yb);
+    tape.clear();
+    Tensor logits = model(external({static_cast<std::int64_t>(yb.size()), d.train.features}, DType::f32, xb.data(),
+                                   nullptr).named("batch"));
+    Tensor loss = batch_loss(o.loss, logits, yb, onehot).named("loss");
+    model.zero_grad();
+    loss.backward();
+    try {
+      write_graph(to_dot(loss, {.title = fmt::format("one training step of MLP {} (batch of {})", join(sizes), yb.size())}),
+                  (out / "graph.svg").string());
+    } catch (const Error& e) {
+      fmt::print(stderr, "warning: {}\n", e.what());
+    }
+    model.zero_grad();
+    tape.clear();
+  }
   fmt::print("\n{}", summary);
   return 0;
 }

@@ -35,6 +35,8 @@ def read_idx(path):
 def torch_run(args):
     import torch
     torch.set_num_threads(args.threads)
+    # tapegrad flushes denormal optimiser moments to zero; give PyTorch the same.
+    torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     xb, xs = read_idx(f"{DATA}/train-images-idx3-ubyte.gz")
     yb, _ = read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")

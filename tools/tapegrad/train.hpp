@@ -18,7 +18,7 @@ struct TrainOptions {
   double weight_decay = 0.0;
   std::string schedule = "cosine";  // cosine | constant
   std::int64_t batch_size = 64;
-  std::int64_t epochs = 8;
+  std::int64_t epochs = 10;
   std::uint64_t seed = 1;
   int threads = 0;                  // 0: all cores
   std::string out = "runs/fashion-mnist";

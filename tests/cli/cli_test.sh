@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end tests of the tapegrad command: each check runs the real binary
+# and asserts on its exit code and output. Usage: cli_test.sh TAPEGRAD WORKDIR
+set -uo pipefail
+tg=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work"
+pass=0 fail=0
+check() {  # check NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $name"; fi
+}
+has() { grep -qF -- "$2" "$1"; }
+
+"$tg" grad '(x+y)*z' --at x=-2,y=5,z=-4 --json >"$work/grad.json"
+check "grad exit code" test $? -eq 0
+check "grad value" has "$work/grad.json" '"value": -12'
+check "grad df/dx" has "$work/grad.json" '"x": -4'
+check "grad df/dz" has "$work/grad.json" '"z": 3'
+
+"$tg" grad '(x+y' --at x=1,y=2 2>"$work/err.txt"
+check "syntax error exit code" test $? -eq 1
+check "syntax error column" has "$work/err.txt" "1:5: expected ')'"
+
+"$tg" grad 'sigmoid(w*x)' --at w=2,x=-1 --dot "$work/g.svg" --trace --check >"$work/trace.txt"
+check "grad --check passes" test $? -eq 0
+check "grad --dot writes svg" has "$work/g.svg" "<svg"
+check "grad --trace" has "$work/trace.txt" "grad_s"
+
+"$tg" gradcheck >"$work/gradcheck.txt"
+check "gradcheck exit code" test $? -eq 0
+check "gradcheck all pass" grep -qE '^[0-9]+ passed, 0 failed$' "$work/gradcheck.txt"
+"$tg" gradcheck --op matmul --json >"$work/gradcheck.json"
+check "gradcheck json" has "$work/gradcheck.json" '"op": "matmul"'
+
+for n in 1 2 3 4; do
+  "$tg" example $n --check >"$work/ex$n.txt"
+  check "example $n node check" test $? -eq 0
+done
+
+out=$work/run
+"$tg" train --data moons --hidden 16 --epochs 2 --out "$out" --quiet --no-plot >/dev/null
+check "train exit code" test $? -eq 0
+check "train writes summary.json" has "$out/summary.json" '"final_test_accuracy"'
+check "train writes graph.svg" has "$out/graph.svg" "cluster"
+check "train metrics rows" test "$(wc -l <"$out/metrics.csv")" -eq 3
+"$tg" train --data moons --hidden 16 --epochs 3 --out "$out" --resume --quiet --no-plot >/dev/null
+check "resume exit code" test $? -eq 0
+check "resume continues the metrics" test "$(wc -l <"$out/metrics.csv")" -eq 4
+
+sum_before=$(md5sum <"$out/checkpoint.tgc")
+"$tg" train --data moons --hidden 32 --epochs 4 --out "$out" --resume --quiet --no-plot 2>"$work/err.txt"
+check "resume into another model fails" test $? -eq 1
+check "resume error names the entry" has "$work/err.txt" "entry 'layer0.weight'"
+check "failed resume leaves the checkpoint" test "$(md5sum <"$out/checkpoint.tgc")" = "$sum_before"
+
+"$tg" train --data mnist:/nonexistent --out "$work/x" 2>"$work/err.txt"
+check "missing data exit code" test $? -eq 1
+check "missing data names the folder" has "$work/err.txt" "/nonexistent: no file"
+printf 'a,b,label\n1,2,0\n3,oops,1\n' >"$work/bad.csv"
+"$tg" train --data "csv:$work/bad.csv" --out "$work/x" 2>"$work/err.txt"
+check "bad csv names line and column" has "$work/err.txt" "bad.csv:3: column 2 ('b'): 'oops' is not a number"
+"$tg" train --data moons --activation swish --out "$work/x" 2>"$work/err.txt"
+check "unknown activation" has "$work/err.txt" "unknown activation 'swish'"
+
+echo "cli: $pass passed, $fail failed"
+test "$fail" -eq 0

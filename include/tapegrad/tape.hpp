@@ -189,6 +189,14 @@ class Tape {
   Mark mark() const;
   void rewind(const Mark& m);
 
+  // Anomaly detection (off by default): every forward value and every
+  // gradient of the sweep is checked for NaN and infinity, and the first one
+  // throws an error naming the node, its op, its shape and its scope.
+  bool anomaly_enabled() const { return anomaly_; }
+  void set_anomaly_enabled(bool on) { anomaly_ = on; }
+  void check_scalar_forward(std::uint32_t s) const;
+  void check_tensor_forward(std::uint32_t t) const;
+
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool on) { grad_enabled_ = on; }
   std::uint32_t generation() const { return gen_; }
@@ -243,6 +251,7 @@ class Tape {
     const std::uint32_t i = scalars_.size();
     if (!grad_enabled_) [[unlikely]] op = ScalarOp::constant, a = b = 0, da = db = 0;
     scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
+    if (anomaly_) [[unlikely]] check_scalar_forward(i);
     return i;
   }
   // Appends a scalar node; returns its index.
@@ -275,6 +284,9 @@ class Tape {
   [[noreturn]] void throw_full() const;
   void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
   void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
+  void sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi);
+  void check_tensor_backward(std::uint32_t t);
+  [[noreturn]] void throw_anomaly(const std::string& what) const;
   void run_backward(std::uint32_t s_hi, std::uint32_t t_hi);
   bool has_swept_interior(std::uint32_t s_hi, std::uint32_t t_hi);
   void drop_tensors_from(std::uint32_t t);
@@ -292,6 +304,7 @@ class Tape {
   // Highest scalar / tensor node ranges swept since the last zero_grad().
   std::uint32_t swept_s_ = 0, swept_t_ = 0;
   bool grad_enabled_ = true;
+  bool anomaly_ = false;
   std::thread::id owner_;
 };
 
@@ -320,6 +333,22 @@ class NoGrad {
   ~NoGrad() { tape_.set_grad_enabled(prev_); }
   NoGrad(const NoGrad&) = delete;
   NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  Tape& tape_;
+  bool prev_;
+};
+
+// Turns on anomaly detection on a tape (the current one by default) until the
+// scope ends.
+class DetectAnomaly {
+ public:
+  explicit DetectAnomaly(Tape& tape = current_tape()) : tape_(tape), prev_(tape.anomaly_enabled()) {
+    tape.set_anomaly_enabled(true);
+  }
+  ~DetectAnomaly() { tape_.set_anomaly_enabled(prev_); }
+  DetectAnomaly(const DetectAnomaly&) = delete;
+  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
 
  private:
   Tape& tape_;

@@ -19,7 +19,10 @@ struct TensorOptions {
 class Tensor {
  public:
   Tensor() = default;  // empty: any use throws
-  Tensor(Tape& tape, std::uint32_t index) : tape_(&tape), index_(index), gen_(tape.generation()) {}
+  Tensor(Tape& tape, std::uint32_t index) : tape_(&tape), index_(index), gen_(tape.generation()) {
+    // Every op returns through here once its value is computed.
+    if (tape.anomaly_enabled()) [[unlikely]] tape.check_tensor_forward(index);
+  }
 
   // False for a default-constructed handle.
   bool defined() const { return tape_ != nullptr; }

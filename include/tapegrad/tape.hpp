@@ -277,11 +277,19 @@ class Tape {
   Buffer acquire(std::size_t bytes);
   void release(Buffer&& b);
 
+  // Tapes belong to the thread that created them; using one from another
+  // thread throws (checked on tape-level calls and tensor ops). adopt() hands
+  // a tape to the calling thread on purpose.
   std::thread::id owner() const { return owner_; }
+  void adopt() { owner_ = std::this_thread::get_id(); }
+  void check_owner(const char* what) const {
+    if (std::this_thread::get_id() != owner_) [[unlikely]] throw_foreign_thread(what);
+  }
 
  private:
   [[noreturn]] void throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const;
   [[noreturn]] void throw_full() const;
+  [[noreturn]] void throw_foreign_thread(const char* what) const;
   void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
   void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
   void sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi);

@@ -101,8 +101,12 @@ Tape::Tape() : owner_(std::this_thread::get_id()) {
 }
 Tape::~Tape() = default;
 
-Scalar Tape::variable(double v) { return {*this, push_scalar(ScalarOp::leaf, 0, 0, 0, 0, v)}; }
+Scalar Tape::variable(double v) {
+  check_owner("variable");
+  return {*this, push_scalar(ScalarOp::leaf, 0, 0, 0, 0, v)};
+}
 Scalar Tape::constant(double v) {
+  check_owner("constant");
   return {*this, push_scalar(ScalarOp::constant, 0, 0, 0, 0, v)};
 }
 
@@ -122,6 +126,12 @@ void Tape::throw_full() const {
   throw Error(fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape "
                           "between steps",
                           kMaxScalarNodes));
+}
+
+void Tape::throw_foreign_thread(const char* what) const {
+  throw Error(fmt::format("{}: this tape belongs to another thread; tapes are not shared between threads (give "
+                          "each thread its own, or hand one over with tape.adopt())",
+                          what));
 }
 
 double* Tape::scalar_adjoints() {
@@ -174,6 +184,7 @@ void Tape::release(Buffer&& b) {
 std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
                                 std::initializer_list<std::uint32_t> inputs,
                                 std::uint32_t scalar_in) {
+  check_owner(op->name);
   TensorNode n;
   n.op = op;
   n.shape = shape;
@@ -199,6 +210,7 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
 
 std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
                                   const char* label) {
+  check_owner("external");
   static const TensorOpDef kParam{"parameter", nullptr, nullptr};
   static const TensorOpDef kInput{"input", nullptr, nullptr};
   TensorNode n;
@@ -227,6 +239,7 @@ void* Tape::grad_buffer(std::uint32_t t) {
 }
 
 void Tape::zero_grad() {
+  check_owner("zero_grad");
   std::fill(adj_.begin(), adj_.end(), 0.0);
   for (TensorNode& n : tnodes_)
     if (n.grad)
@@ -244,6 +257,7 @@ void Tape::drop_tensors_from(std::uint32_t t) {
 }
 
 void Tape::clear() {
+  check_owner("clear");
   drop_tensors_from(0);
   scalars_.truncate(1);
   labels_.clear();
@@ -260,6 +274,7 @@ Mark Tape::mark() const {
 }
 
 void Tape::rewind(const Mark& m) {
+  check_owner("rewind");
   if (m.generation < clear_gen_)
     throw Error(fmt::format("rewind: the mark is from tape generation {}, before the last "
                             "clear() (generation {})",
@@ -447,6 +462,7 @@ static void guarded_sweep(Tape& tape, std::uint32_t s_hi, std::uint32_t t_hi,
 
 void Tape::backward(const Scalar& root) {
   root.checked("backward");
+  check_owner("backward");
   if (&root.tape() != this) throw Error("backward: the root lives on another tape");
   const std::uint32_t r = root.index();
   const std::uint32_t s_hi = r + 1;
@@ -464,6 +480,7 @@ void Tape::backward(const Scalar& root) {
 
 void Tape::backward(const Tensor& root) {
   root.checked("backward");
+  check_owner("backward");
   if (root.numel() != 1)
     throw Error(fmt::format("backward: the root has shape {} ({} elements); backward() without "
                             "a seed needs a one-element tensor (a loss), or pass a seed of "
@@ -485,6 +502,7 @@ void Tape::backward(const Tensor& root) {
 
 void Tape::backward(const Tensor& root, const Tensor& seed) {
   root.checked("backward");
+  check_owner("backward");
   seed.checked("backward seed");
   if (!(root.shape() == seed.shape()))
     throw Error(fmt::format("backward: seed of shape {} does not match the root's shape {}",

@@ -219,9 +219,12 @@ CheckpointMeta load_checkpoint(const std::string& path, Module& model, Optimizer
                               e.shape.str()));
   }
   if (!opt) {
-    for (const auto& [name, f] : found)
-      if (name.rfind("optimizer.", 0) != 0 && std::none_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; }))
+    for (const auto& kv : found) {
+      const std::string& name = kv.first;
+      const bool known = std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; });
+      if (name.rfind("optimizer.", 0) != 0 && !known)
         throw Error(fmt::format("{}: entry '{}' has no counterpart in the model", path, name));
+    }
   } else if (found.size() != entries.size()) {
     throw Error(fmt::format("{}: holds {} entries, the model and optimizer expect {}", path, found.size(),
                             entries.size()));

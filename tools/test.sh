@@ -4,7 +4,7 @@
 # UndefinedBehaviorSanitizer. Installs missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/deps.sh test
+bash tools/deps.sh test torch
 jobs=$(nproc)
 for kind in release sanitize; do
   dir=build/$kind
@@ -17,3 +17,11 @@ for kind in release sanitize; do
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
+# The threads tests under ThreadSanitizer (matrix kernels single-threaded in
+# them: OpenMP's runtime is not instrumented).
+echo "== tsan build"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_WERROR=ON -DTAPEGRAD_BUILD_TESTS=ON \
+  -DTAPEGRAD_BUILD_TOOLS=OFF -DTAPEGRAD_TSAN=ON >/dev/null
+cmake --build build/tsan -j "$jobs" --target tapegrad_tests
+echo "== tsan tests"
+TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/tapegrad_tests "[threads]"

@@ -83,7 +83,8 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace tapegrad {
 namespace {
-int g_threads = 0;
+// Per thread, like OpenMP's own setting (omp_set_num_threads is per thread).
+thread_local int g_threads = 0;
 }
 void set_num_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

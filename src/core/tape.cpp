@@ -9,6 +9,7 @@
 #include <new>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/tensor.hpp"
@@ -33,6 +34,12 @@ const char* scalar_op_name(ScalarOp op) {
 
 Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
   if (bytes == 0) return;
+  static const std::size_t ram =
+      static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+  if (bytes > ram)
+    throw Error(fmt::format("tensor: {} bytes ({:.1f} GiB) requested, more than this machine's memory ({:.1f} GiB); "
+                            "nothing was allocated",
+                            bytes, static_cast<double>(bytes) / (1ull << 30), static_cast<double>(ram) / (1ull << 30)));
   p_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!p_)
     throw Error(fmt::format("tensor: cannot allocate {} bytes ({:.1f} GiB)", bytes,

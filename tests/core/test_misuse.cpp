@@ -60,6 +60,11 @@ TEST_CASE("hostile shapes fail before any allocation", "[misuse]") {
   REQUIRE_THROWS_WITH(tg::Shape({-1, 3}), Contains("dimension 0 is negative"));
   REQUIRE_THROWS_WITH(tg::Shape({1 << 30, 1 << 30, 1 << 30}), Contains("element count overflows"));
   REQUIRE_THROWS_WITH(tg::Shape({1, 1, 1, 1, 1, 1, 1, 1, 1}), Contains("rank 9 exceeds the limit"));
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  REQUIRE_THROWS_WITH(tg::zeros({1 << 20, 1 << 20}), Contains("more than this machine's memory") &&
+                                                         Contains("nothing was allocated"));
+  REQUIRE_THROWS_WITH(tg::tensor({1.0}, tg::Shape{0, -2}), Contains("dimension 1 is negative"));
 }
 
 TEST_CASE("backward on a non-scalar needs a seed of the same shape", "[misuse]") {

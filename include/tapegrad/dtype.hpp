@@ -15,9 +15,13 @@ constexpr std::string_view dtype_name(DType d) { return d == DType::f32 ? "float
 template <class T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::f32; }
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::f64; }
+constexpr DType dtype_of<double>() {
+  return DType::f64;
+}
 
 // Calls f with a value of the C++ type matching d (float{} or double{}).
 template <class F>

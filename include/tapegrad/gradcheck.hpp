@@ -32,7 +32,7 @@ struct GradcheckReport {
   Shape shape;
   double max_abs_error = 0;
   double max_rel_error = 0;
-  std::int64_t worst_index = -1;  // element (or direction) of the largest violation
+  std::int64_t worst_index = -1;     // element (or direction) of the largest violation
   double analytic = 0, numeric = 0;  // at worst_index
   bool pass = true;
 };

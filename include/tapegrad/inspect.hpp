@@ -25,10 +25,10 @@ struct NodeId {
 
 struct DotOptions {
   std::string title{};
-  int max_entries = 6;            // tensors with at most this many elements show them all
-  bool collapse_scopes = false;   // draw each named scope (an MLP layer) as one box
-  double vanishing = 1e-8;        // |gradient| below this is flagged as vanishing
-  double exploding = 1e3;         // |gradient| above this is flagged as exploding
+  int max_entries = 6;              // tensors with at most this many elements show them all
+  bool collapse_scopes = false;     // draw each named scope (an MLP layer) as one box
+  double vanishing = 1e-8;          // |gradient| below this is flagged as vanishing
+  double exploding = 1e3;           // |gradient| above this is flagged as exploding
   std::vector<NodeId> highlight{};  // nodes drawn in red (e.g. a failed node check)
 };
 
@@ -54,16 +54,16 @@ std::string trace(const Tensor& root);
 struct NodeCheck {
   NodeId id;
   std::string op;
-  std::string scope;     // the named scope (layer) it was created in, or ""
-  std::string status;    // "pass", "FAIL", "kink" (not differentiable here), "skipped (...)"
+  std::string scope;   // the named scope (layer) it was created in, or ""
+  std::string status;  // "pass", "FAIL", "kink" (not differentiable here), "skipped (...)"
   double max_abs_error = 0, max_rel_error = 0;
-  std::string detail;    // input and element of the worst error
+  std::string detail;  // input and element of the worst error
 };
 struct NodeCheckResult {
   bool pass = true;
-  std::vector<NodeCheck> nodes;         // in creation order
+  std::vector<NodeCheck> nodes;  // in creation order
   const NodeCheck* first_failure() const;
-  std::string str() const;              // one line per node
+  std::string str() const;  // one line per node
 };
 // For each node behind `root`, compares its own backward rule with central
 // differences of its own forward at the recorded inputs (float64 nodes; others

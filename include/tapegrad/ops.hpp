@@ -42,11 +42,11 @@ Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
-Tensor abs(const Tensor& x);      // gradient 0 at 0
+Tensor abs(const Tensor& x);  // gradient 0 at 0
 Tensor pow(const Tensor& x, double p);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
-Tensor relu(const Tensor& x);     // gradient 1 at exactly 0, as in the notes
+Tensor relu(const Tensor& x);  // gradient 1 at exactly 0, as in the notes
 Tensor leaky_relu(const Tensor& x, double slope = 0.01);
 
 // ---- reductions ----

@@ -16,8 +16,8 @@ struct OpCheckCase {
   std::string op;             // the op's name, e.g. "matmul"
   std::vector<Shape> shapes;  // one per input
   std::function<Tensor(std::span<const Tensor>)> fn;
-  double lo = -2, hi = 2;     // inputs drawn from [lo, hi)
-  double gap = 0;             // and kept at least this far from 0 (kinks of relu, abs)
+  double lo = -2, hi = 2;  // inputs drawn from [lo, hi)
+  double gap = 0;          // and kept at least this far from 0 (kinks of relu, abs)
 };
 
 void register_op_check(OpCheckCase c);

@@ -32,7 +32,8 @@ class Scalar {
 
   // Internal: checks the handle and returns its tape.
   Tape& checked(const char* what = "Scalar") const {
-    if (!tape_) [[unlikely]] throw_empty(what);
+    if (!tape_) [[unlikely]]
+      throw_empty(what);
     tape_->check_scalar(index_, gen_, what);
     return *tape_;
   }
@@ -79,7 +80,8 @@ inline Scalar unary(ScalarOp op, const Scalar& x, F&& f) {
 template <class F>
 inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, F&& f) {
   Tape& t = operand(op, x);
-  if (&t != &operand(op, y)) [[unlikely]] throw_mixed_tapes(scalar_op_name(op));
+  if (&t != &operand(op, y)) [[unlikely]]
+    throw_mixed_tapes(scalar_op_name(op));
   t.reserve_scalar();
   const Partials p = f(t.scalar_value(x.index()), t.scalar_value(y.index()));
   return {t, t.push_reserved(op, x.index(), y.index(), p.da, p.db, p.v)};
@@ -154,8 +156,9 @@ inline Scalar exp(const Scalar& x) {
 }
 // d(ln x)/dx = 1/x.
 inline Scalar log(const Scalar& x) {
-  return detail::unary(ScalarOp::log, x,
-                       [](double a) { return detail::Partials{std::log(a), 1.0 / a, 0}; });
+  return detail::unary(ScalarOp::log, x, [](double a) {
+    return detail::Partials{std::log(a), 1.0 / a, 0};
+  });
 }
 // d(sqrt x)/dx = 1/(2 sqrt x).
 inline Scalar sqrt(const Scalar& x) {

@@ -36,10 +36,24 @@ inline constexpr std::uint32_t kNone = 0xffffffffu;
 
 // Op codes of scalar nodes. At most 32 (5 bits in the packed index).
 enum class ScalarOp : std::uint8_t {
-  sink,     // node 0: absorbs edges of leaves and unary ops; never read
-  leaf,     // a variable: gradients accumulate here
-  constant, // a value that takes no gradient
-  add, sub, mul, div, neg, pow, exp, log, sqrt, abs, tanh, sigmoid, relu, max, min,
+  sink,      // node 0: absorbs edges of leaves and unary ops; never read
+  leaf,      // a variable: gradients accumulate here
+  constant,  // a value that takes no gradient
+  add,
+  sub,
+  mul,
+  div,
+  neg,
+  pow,
+  exp,
+  log,
+  sqrt,
+  abs,
+  tanh,
+  sigmoid,
+  relu,
+  max,
+  min,
   from_tensor,  // a one-element tensor read as a Scalar
   custom,       // recorded through Tape::record_scalar by user code
   count_
@@ -92,7 +106,8 @@ class ScalarArrays {
   // 8-byte stores as one 16-byte load, a store-forwarding stall that doubled
   // the cost of recording.
   void reserve_one() {
-    if (n_ == cap_) [[unlikely]] grow();
+    if (n_ == cap_) [[unlikely]]
+      grow();
   }
   // Requires reserve_one() first.
   void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
@@ -143,9 +158,9 @@ struct TensorNode {
   bool requires_grad = false;
   std::uint8_t n_in = 0;
   std::uint32_t in[3] = {kNone, kNone, kNone};  // tensor inputs
-  std::uint32_t scalar_in = kNone;   // a scalar input (Scalar * Tensor)
-  std::uint32_t scalar_out = kNone;  // a scalar output (Tensor::item)
-  std::uint32_t scalar_mark = 0;     // scalar nodes that existed at creation
+  std::uint32_t scalar_in = kNone;              // a scalar input (Scalar * Tensor)
+  std::uint32_t scalar_out = kNone;             // a scalar output (Tensor::item)
+  std::uint32_t scalar_mark = 0;                // scalar nodes that existed at creation
   void* value = nullptr;  // owned by value_buf or by the caller (external leaf)
   void* grad = nullptr;   // owned by grad_buf or by the caller; null = all zero
   Buffer value_buf, grad_buf, saved;
@@ -176,7 +191,7 @@ class Tape {
   // already-propagated adjoints of interior nodes are set aside during the new
   // sweep, so nothing is counted twice.
   void backward(const Scalar& root);
-  void backward(const Tensor& root);                     // root must have 1 element
+  void backward(const Tensor& root);                      // root must have 1 element
   void backward(const Tensor& root, const Tensor& seed);  // seed: same shape as root
 
   // Sets every gradient on the tape to zero (including external leaves').
@@ -206,9 +221,13 @@ class Tape {
   std::size_t scalar_bytes() const;
 
   // ---- inspection ----
-  ScalarOp scalar_op(std::uint32_t i) const { return ScalarOp(scalars_.edges()[i].a_op >> kIndexBits); }
+  ScalarOp scalar_op(std::uint32_t i) const {
+    return ScalarOp(scalars_.edges()[i].a_op >> kIndexBits);
+  }
   const ScalarEdges& scalar_edges(std::uint32_t i) const { return scalars_.edges()[i]; }
-  std::uint32_t scalar_input_a(std::uint32_t i) const { return scalars_.edges()[i].a_op & kIndexMask; }
+  std::uint32_t scalar_input_a(std::uint32_t i) const {
+    return scalars_.edges()[i].a_op & kIndexMask;
+  }
   double scalar_value(std::uint32_t i) const { return scalars_.values()[i]; }
   double scalar_grad(std::uint32_t i) const { return i < adj_.size() ? adj_[i] : 0.0; }
   const TensorNode& tensor_node(std::uint32_t t) const { return tnodes_[t]; }
@@ -242,16 +261,19 @@ class Tape {
   }
   // Room for one more scalar node: call before computing it.
   void reserve_scalar() {
-    if (scalars_.size() >= kMaxScalarNodes) [[unlikely]] throw_full();
+    if (scalars_.size() >= kMaxScalarNodes) [[unlikely]]
+      throw_full();
     scalars_.reserve_one();
   }
   // Appends a scalar node after reserve_scalar(); returns its index.
   std::uint32_t push_reserved(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                               double v) {
     const std::uint32_t i = scalars_.size();
-    if (!grad_enabled_) [[unlikely]] op = ScalarOp::constant, a = b = 0, da = db = 0;
+    if (!grad_enabled_) [[unlikely]]
+      op = ScalarOp::constant, a = b = 0, da = db = 0;
     scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
-    if (anomaly_) [[unlikely]] check_scalar_forward(i);
+    if (anomaly_) [[unlikely]]
+      check_scalar_forward(i);
     return i;
   }
   // Appends a scalar node; returns its index.
@@ -283,7 +305,8 @@ class Tape {
   std::thread::id owner() const { return owner_; }
   void adopt() { owner_ = std::this_thread::get_id(); }
   void check_owner(const char* what) const {
-    if (std::this_thread::get_id() != owner_) [[unlikely]] throw_foreign_thread(what);
+    if (std::this_thread::get_id() != owner_) [[unlikely]]
+      throw_foreign_thread(what);
   }
 
  private:

@@ -21,7 +21,8 @@ class Tensor {
   Tensor() = default;  // empty: any use throws
   Tensor(Tape& tape, std::uint32_t index) : tape_(&tape), index_(index), gen_(tape.generation()) {
     // Every op returns through here once its value is computed.
-    if (tape.anomaly_enabled()) [[unlikely]] tape.check_tensor_forward(index);
+    if (tape.anomaly_enabled()) [[unlikely]]
+      tape.check_tensor_forward(index);
   }
 
   // False for a default-constructed handle.
@@ -59,7 +60,8 @@ class Tensor {
   const TensorNode& node() const { return checked().tensor_node(index_); }
 
   Tape& checked(const char* what = "Tensor") const {
-    if (!tape_) [[unlikely]] throw_empty(what);
+    if (!tape_) [[unlikely]]
+      throw_empty(what);
     tape_->check_tensor(index_, gen_, what);
     return *tape_;
   }
@@ -83,7 +85,8 @@ Tensor full(const Shape& shape, double value, TensorOptions opt = {});
 // Normal(0, stddev) or uniform [lo, hi) from a seeded generator: the same seed
 // gives the same tensor on every machine.
 Tensor randn(const Shape& shape, std::uint64_t seed, double stddev = 1.0, TensorOptions opt = {});
-Tensor uniform(const Shape& shape, double lo, double hi, std::uint64_t seed, TensorOptions opt = {});
+Tensor uniform(const Shape& shape, double lo, double hi, std::uint64_t seed,
+               TensorOptions opt = {});
 // A leaf whose value and gradient live in caller-owned memory (e.g. a model
 // parameter): backward accumulates into `grad` directly. Both must hold
 // shape.numel() elements of `dtype`; grad may be null for a constant.

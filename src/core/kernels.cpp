@@ -46,8 +46,10 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, floa
   if (m == 1 && !ta) {
     // A row vector times a matrix: y = op(B)^T a, a GEMV is several times
     // faster than a GEMM of height 1.
-    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? static_cast<int>(n) : static_cast<int>(k),
-                tb ? static_cast<int>(k) : static_cast<int>(n), alpha, b, static_cast<int>(ldb), a, 1, beta, c, 1);
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans,
+                tb ? static_cast<int>(n) : static_cast<int>(k),
+                tb ? static_cast<int>(k) : static_cast<int>(n), alpha, b, static_cast<int>(ldb), a,
+                1, beta, c, 1);
     return;
   }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -66,8 +68,8 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
 
 std::uint32_t arg(Tape& tape, const Tensor& x, const char* op) {
   if (&x.checked(op) != &tape)
-    throw Error(fmt::format("{}: the operands live on different tapes; build a graph on one tape",
-                            op));
+    throw Error(
+        fmt::format("{}: the operands live on different tapes; build a graph on one tape", op));
   return x.index();
 }
 
@@ -85,7 +87,7 @@ namespace tapegrad {
 namespace {
 // Per thread, like OpenMP's own setting (omp_set_num_threads is per thread).
 thread_local int g_threads = 0;
-}
+}  // namespace
 void set_num_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   g_threads = n;
@@ -93,7 +95,8 @@ void set_num_threads(int n) {
   openblas_set_num_threads(n);
 }
 int num_threads() {
-  return g_threads > 0 ? g_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return g_threads > 0 ? g_threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 const char* float_gemm_backend() {
 #ifdef TAPEGRAD_HAVE_DNNL

@@ -11,9 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/kernels.hpp"
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/tensor.hpp"
-#include "core/kernels.hpp"
 
 namespace tapegrad {
 
@@ -23,9 +23,8 @@ constexpr std::size_t kPoolLimit = 4096;  // buffers kept for reuse at most
 
 const char* scalar_op_name(ScalarOp op) {
   static constexpr const char* names[] = {
-      "sink", "leaf", "constant", "add",  "sub",     "mul",  "div", "neg", "pow",
-      "exp",  "log",  "sqrt",     "abs",  "tanh",    "sigmoid", "relu", "max", "min",
-      "item", "custom"};
+      "sink", "leaf", "constant", "add",  "sub",     "mul",  "div", "neg", "pow",  "exp",
+      "log",  "sqrt", "abs",      "tanh", "sigmoid", "relu", "max", "min", "item", "custom"};
   static_assert(std::size(names) == static_cast<std::size_t>(ScalarOp::count_));
   return names[static_cast<std::size_t>(op)];
 }
@@ -34,12 +33,13 @@ const char* scalar_op_name(ScalarOp op) {
 
 Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
   if (bytes == 0) return;
-  static const std::size_t ram =
-      static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
+  static const std::size_t ram = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) *
+                                 static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
   if (bytes > ram)
-    throw Error(fmt::format("tensor: {} bytes ({:.1f} GiB) requested, more than this machine's memory ({:.1f} GiB); "
-                            "nothing was allocated",
-                            bytes, static_cast<double>(bytes) / (1ull << 30), static_cast<double>(ram) / (1ull << 30)));
+    throw Error(fmt::format(
+        "tensor: {} bytes ({:.1f} GiB) requested, more than this machine's memory ({:.1f} GiB); "
+        "nothing was allocated",
+        bytes, static_cast<double>(bytes) / (1ull << 30), static_cast<double>(ram) / (1ull << 30)));
   p_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!p_)
     throw Error(fmt::format("tensor: cannot allocate {} bytes ({:.1f} GiB)", bytes,
@@ -80,8 +80,8 @@ ScalarArrays::~ScalarArrays() {
 }
 
 void ScalarArrays::grow() {
-  const std::size_t cap = std::min<std::size_t>(
-      std::max<std::size_t>(1024, std::size_t{cap_} * 2), std::size_t{Tape::kMaxScalarNodes} + 1);
+  const std::size_t cap = std::min<std::size_t>(std::max<std::size_t>(1024, std::size_t{cap_} * 2),
+                                                std::size_t{Tape::kMaxScalarNodes} + 1);
   auto* e = static_cast<ScalarEdges*>(alloc_array(cap * sizeof(ScalarEdges)));
   double* v;
   try {
@@ -118,8 +118,7 @@ Scalar Tape::constant(double v) {
 }
 
 std::size_t Tape::scalar_bytes() const {
-  return scalars_.size() * (sizeof(ScalarEdges) + sizeof(double)) +
-         adj_.size() * sizeof(double);
+  return scalars_.size() * (sizeof(ScalarEdges) + sizeof(double)) + adj_.size() * sizeof(double);
 }
 
 void Tape::throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const {
@@ -130,15 +129,17 @@ void Tape::throw_stale(std::uint32_t index, std::uint32_t gen, const char* what)
       what, index, gen, gen_));
 }
 void Tape::throw_full() const {
-  throw Error(fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape "
-                          "between steps",
-                          kMaxScalarNodes));
+  throw Error(
+      fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape "
+                  "between steps",
+                  kMaxScalarNodes));
 }
 
 void Tape::throw_foreign_thread(const char* what) const {
-  throw Error(fmt::format("{}: this tape belongs to another thread; tapes are not shared between threads (give "
-                          "each thread its own, or hand one over with tape.adopt())",
-                          what));
+  throw Error(fmt::format(
+      "{}: this tape belongs to another thread; tapes are not shared between threads (give "
+      "each thread its own, or hand one over with tape.adopt())",
+      what));
 }
 
 double* Tape::scalar_adjoints() {
@@ -283,13 +284,15 @@ Mark Tape::mark() const {
 void Tape::rewind(const Mark& m) {
   check_owner("rewind");
   if (m.generation < clear_gen_)
-    throw Error(fmt::format("rewind: the mark is from tape generation {}, before the last "
-                            "clear() (generation {})",
-                            m.generation, clear_gen_));
+    throw Error(
+        fmt::format("rewind: the mark is from tape generation {}, before the last "
+                    "clear() (generation {})",
+                    m.generation, clear_gen_));
   if (m.scalars > scalars_.size() || m.tensors > tnodes_.size() || m.scalars == 0)
-    throw Error(fmt::format("rewind: the mark ({} scalar, {} tensor nodes) lies beyond the tape "
-                            "({} scalar, {} tensor nodes); it was made before an earlier rewind",
-                            m.scalars, m.tensors, scalars_.size(), tnodes_.size()));
+    throw Error(
+        fmt::format("rewind: the mark ({} scalar, {} tensor nodes) lies beyond the tape "
+                    "({} scalar, {} tensor nodes); it was made before an earlier rewind",
+                    m.scalars, m.tensors, scalars_.size(), tnodes_.size()));
   drop_tensors_from(m.tensors);
   scalars_.truncate(m.scalars);
   std::erase_if(labels_, [&](const auto& kv) {
@@ -334,7 +337,8 @@ void Tape::sweep(std::uint32_t s_hi, std::uint32_t t_hi) {
     if (!n.requires_grad || !n.op->backward) continue;
     if (n.scalar_out != kNone ? adj_[n.scalar_out] == 0.0 : n.grad == nullptr) continue;
     n.op->backward(*this, t);
-    if (anomaly_) [[unlikely]] check_tensor_backward(t);
+    if (anomaly_) [[unlikely]]
+      check_tensor_backward(t);
   }
   (this->*scalars)(1, s);
 }
@@ -383,10 +387,13 @@ void Tape::check_tensor_forward(std::uint32_t t) const {
   const std::int64_t i = first_bad(n.dtype, n.value, n.value ? n.shape.numel() : 0, &what);
   if (i < 0) return;
   std::string ins;
-  for (int k = 0; k < n.n_in; ++k) ins += fmt::format("{}t{} {}", k ? ", " : "", n.in[k], tnodes_[n.in[k]].shape.str());
-  throw_anomaly(fmt::format("{} in the forward sweep: element {} of tensor node t{} ({}, shape {}, {}{}{}){}", what, i,
-                            t, n.op->name, n.shape.str(), dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
-                            n.scope == kNone ? std::string() : fmt::format(", created in scope '{}'", scope_names_[n.scope])));
+  for (int k = 0; k < n.n_in; ++k)
+    ins += fmt::format("{}t{} {}", k ? ", " : "", n.in[k], tnodes_[n.in[k]].shape.str());
+  throw_anomaly(fmt::format(
+      "{} in the forward sweep: element {} of tensor node t{} ({}, shape {}, {}{}{}){}", what, i, t,
+      n.op->name, n.shape.str(), dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
+      n.scope == kNone ? std::string()
+                       : fmt::format(", created in scope '{}'", scope_names_[n.scope])));
 }
 
 void Tape::check_tensor_backward(std::uint32_t t) {
@@ -396,15 +403,17 @@ void Tape::check_tensor_backward(std::uint32_t t) {
     const char* what = nullptr;
     const std::int64_t i = first_bad(in.dtype, in.grad, in.shape.numel(), &what);
     if (i >= 0)
-      throw_anomaly(fmt::format("{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
-                                "element {} of the gradient of its input {}, t{} ({}, shape {})",
-                                what, t, n.op->name, n.shape.str(),
-                                n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
-                                k, n.in[k], in.op->name, in.shape.str()));
+      throw_anomaly(fmt::format(
+          "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
+          "element {} of the gradient of its input {}, t{} ({}, shape {})",
+          what, t, n.op->name, n.shape.str(),
+          n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
+          k, n.in[k], in.op->name, in.shape.str()));
   }
   if (n.scalar_in != kNone && !std::isfinite(adj_[n.scalar_in]))
-    throw_anomaly(fmt::format("{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
-                              std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in));
+    throw_anomaly(fmt::format(
+        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
+        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in));
 }
 
 void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
@@ -419,10 +428,11 @@ void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
     g[n.b] += n.db * gi;
     for (const auto& [in, local] : {std::pair{a, n.da}, std::pair{n.b, n.db}}) {
       if (in == 0 || std::isfinite(g[in])) continue;
-      throw_anomaly(fmt::format("{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
-                                "node s{} (upstream gradient {}, local partial {})",
-                                std::isnan(g[in]) ? "NaN" : "infinity", i, scalar_op_name(scalar_op(i)),
-                                scalar_value(i), in, gi, local));
+      throw_anomaly(fmt::format(
+          "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
+          "node s{} (upstream gradient {}, local partial {})",
+          std::isnan(g[in]) ? "NaN" : "infinity", i, scalar_op_name(scalar_op(i)), scalar_value(i),
+          in, gi, local));
     }
   }
 }
@@ -436,8 +446,8 @@ bool is_interior(ScalarOp op) { return op != ScalarOp::leaf && op != ScalarOp::c
 // of that range, their adjoints are set aside first and added back after, so
 // the new sweep propagates only the new gradient.
 template <class Seed>
-static void guarded_sweep(Tape& tape, std::uint32_t s_hi, std::uint32_t t_hi,
-                          std::uint32_t swept_s, std::uint32_t swept_t, Seed&& seed,
+static void guarded_sweep(Tape& tape, std::uint32_t s_hi, std::uint32_t t_hi, std::uint32_t swept_s,
+                          std::uint32_t swept_t, Seed&& seed,
                           void (Tape::*sweep)(std::uint32_t, std::uint32_t)) {
   std::vector<std::pair<std::uint32_t, double>> saved_s;
   std::vector<std::pair<std::uint32_t, Buffer>> saved_t;
@@ -474,13 +484,13 @@ void Tape::backward(const Scalar& root) {
   const std::uint32_t r = root.index();
   const std::uint32_t s_hi = r + 1;
   // Tensor nodes created before scalar r have scalar_mark <= r.
-  const auto it = std::upper_bound(tnodes_.begin(), tnodes_.end(), r,
-                                   [](std::uint32_t v, const TensorNode& n) {
-                                     return v < n.scalar_mark;
-                                   });
+  const auto it =
+      std::upper_bound(tnodes_.begin(), tnodes_.end(), r,
+                       [](std::uint32_t v, const TensorNode& n) { return v < n.scalar_mark; });
   const auto t_hi = static_cast<std::uint32_t>(it - tnodes_.begin());
   scalar_adjoints();
-  guarded_sweep(*this, s_hi, t_hi, swept_s_, swept_t_, [&] { adj_[r] += 1.0; }, &Tape::sweep);
+  guarded_sweep(
+      *this, s_hi, t_hi, swept_s_, swept_t_, [&] { adj_[r] += 1.0; }, &Tape::sweep);
   swept_s_ = std::max(swept_s_, s_hi);
   swept_t_ = std::max(swept_t_, t_hi);
 }
@@ -489,10 +499,11 @@ void Tape::backward(const Tensor& root) {
   root.checked("backward");
   check_owner("backward");
   if (root.numel() != 1)
-    throw Error(fmt::format("backward: the root has shape {} ({} elements); backward() without "
-                            "a seed needs a one-element tensor (a loss), or pass a seed of "
-                            "shape {}",
-                            root.shape().str(), root.numel(), root.shape().str()));
+    throw Error(
+        fmt::format("backward: the root has shape {} ({} elements); backward() without "
+                    "a seed needs a one-element tensor (a loss), or pass a seed of "
+                    "shape {}",
+                    root.shape().str(), root.numel(), root.shape().str()));
   const std::uint32_t t = root.index();
   TensorNode& n = tnodes_[t];
   scalar_adjoints();
@@ -523,7 +534,8 @@ void Tape::backward(const Tensor& root, const Tensor& seed) {
         void* gp = grad_buffer(t);
         dispatch_dtype(tnodes_[t].dtype, [&](auto z) {
           using T = decltype(z);
-          for (std::size_t i = 0; i < sv.size(); ++i) static_cast<T*>(gp)[i] += static_cast<T>(sv[i]);
+          for (std::size_t i = 0; i < sv.size(); ++i)
+            static_cast<T*>(gp)[i] += static_cast<T>(sv[i]);
         });
       },
       &Tape::sweep);

@@ -35,9 +35,10 @@ Tensor fill_with(const Shape& shape, const TensorOptions& opt, Gen&& gen) {
 }  // namespace
 
 void Tensor::throw_empty(const char* what) {
-  throw Error(fmt::format("{}: empty Tensor handle (default-constructed); assign it the result "
-                          "of an operation first",
-                          what));
+  throw Error(
+      fmt::format("{}: empty Tensor handle (default-constructed); assign it the result "
+                  "of an operation first",
+                  what));
 }
 
 std::vector<double> Tensor::values() const {
@@ -102,9 +103,10 @@ std::span<T> Tensor::mutable_data() {
   Tape& tape = checked("Tensor::mutable_data");
   TensorNode& n = tape.tnode(index_);
   if (n.op->backward)
-    throw Error(fmt::format("Tensor::mutable_data: node {} is the result of '{}'; only leaves may "
-                            "be written (the graph recorded their values)",
-                            index_, n.op->name));
+    throw Error(
+        fmt::format("Tensor::mutable_data: node {} is the result of '{}'; only leaves may "
+                    "be written (the graph recorded their values)",
+                    index_, n.op->name));
   if (n.dtype != dtype_of<T>())
     throw Error(fmt::format("Tensor::mutable_data: the tensor holds {}, not {}",
                             dtype_name(n.dtype), dtype_name(dtype_of<T>())));
@@ -122,8 +124,9 @@ static void item_backward(Tape& tape, std::uint32_t t) {
   TensorNode& n = tape.tnode(t);
   const double g = tape.scalar_adjoints()[n.scalar_out];
   const std::uint32_t x = n.in[0];
-  dispatch_dtype(tape.tnode(x).dtype,
-                 [&](auto z) { detail::grads_of<decltype(z)>(tape, x)[0] += static_cast<decltype(z)>(g); });
+  dispatch_dtype(tape.tnode(x).dtype, [&](auto z) {
+    detail::grads_of<decltype(z)>(tape, x)[0] += static_cast<decltype(z)>(g);
+  });
 }
 static const TensorOpDef kItem{"item", &item_backward, "copies"};
 
@@ -167,8 +170,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorO
     flat.insert(flat.end(), row.begin(), row.end());
     ++r;
   }
-  return tensor(flat, Shape{static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(cols)},
-                opt);
+  return tensor(
+      flat, Shape{static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(cols)}, opt);
 }
 Tensor zeros(const Shape& shape, TensorOptions opt) { return full(shape, 0.0, opt); }
 Tensor ones(const Shape& shape, TensorOptions opt) { return full(shape, 1.0, opt); }
@@ -206,9 +209,10 @@ Tensor detach(const Tensor& x) {
 // ---- Scalar pieces that need the tape's definition ----
 
 void Scalar::throw_empty(const char* what) {
-  throw Error(fmt::format("{}: empty Scalar handle (default-constructed); assign it the result "
-                          "of an operation first",
-                          what));
+  throw Error(
+      fmt::format("{}: empty Scalar handle (default-constructed); assign it the result "
+                  "of an operation first",
+                  what));
 }
 double Scalar::grad() const {
   Tape& t = checked("Scalar::grad");
@@ -217,9 +221,10 @@ double Scalar::grad() const {
 void Scalar::set_value(double v) {
   Tape& t = checked("Scalar::set_value");
   if (t.scalar_op(index_) != ScalarOp::leaf && t.scalar_op(index_) != ScalarOp::constant)
-    throw Error(fmt::format("Scalar::set_value: node {} is the result of '{}'; only leaves may be "
-                            "set (the graph recorded its value)",
-                            index_, scalar_op_name(t.scalar_op(index_))));
+    throw Error(
+        fmt::format("Scalar::set_value: node {} is the result of '{}'; only leaves may be "
+                    "set (the graph recorded its value)",
+                    index_, scalar_op_name(t.scalar_op(index_))));
   t.set_scalar_value(index_, v);
 }
 bool Scalar::is_leaf() const {
@@ -240,8 +245,8 @@ Scalar detach(const Scalar& x) { return x.checked("detach").constant(x.value());
 
 namespace detail {
 void throw_mixed_tapes(const char* op) {
-  throw Error(fmt::format("{}: the operands live on different tapes; build a graph on one tape",
-                          op));
+  throw Error(
+      fmt::format("{}: the operands live on different tapes; build a graph on one tape", op));
 }
 }  // namespace detail
 

@@ -100,7 +100,8 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
         if (!g.empty()) {
           out.has_grad = true;
           out.magnitude = g.size() == 1 ? std::fabs(g[0]) : norm(g);
-          if (std::any_of(g.begin(), g.end(), [](double x) { return std::isnan(x); })) out.magnitude = INFINITY;
+          if (std::any_of(g.begin(), g.end(), [](double x) { return std::isnan(x); }))
+            out.magnitude = INFINITY;
           out.label = summary(g, opt.max_entries);
           if (g.size() > 1 && std::all_of(g.begin(), g.end(), [](double x) { return x == 0; }))
             out.label = "0 (routed away)";
@@ -117,20 +118,25 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
   // Clusters by scope name.
   std::map<std::uint32_t, std::vector<NodeId>> clusters;
   for (const NodeId& n : nodes)
-    if (n.tensor && tape.tensor_node(n.index).scope != kNone) clusters[tape.tensor_node(n.index).scope].push_back(n);
+    if (n.tensor && tape.tensor_node(n.index).scope != kNone)
+      clusters[tape.tensor_node(n.index).scope].push_back(n);
   const auto collapsed_id = [&](const NodeId& n) -> std::string {
     if (opt.collapse_scopes && n.tensor && tape.tensor_node(n.index).scope != kNone)
       return fmt::format("scope{}", tape.tensor_node(n.index).scope);
     return n.str();
   };
 
-  std::string out = "digraph tapegrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
-                    "  edge [fontname=\"Helvetica\", fontsize=9];\n";
-  if (!opt.title.empty()) out += fmt::format("  label=\"{}\"; labelloc=t; fontname=\"Helvetica\";\n", esc(opt.title));
+  std::string out =
+      "digraph tapegrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
+      "  edge [fontname=\"Helvetica\", fontsize=9];\n";
+  if (!opt.title.empty())
+    out += fmt::format("  label=\"{}\"; labelloc=t; fontname=\"Helvetica\";\n", esc(opt.title));
   const auto node_line = [&](const NodeId& n) {
     const std::string name = node_name(tape, n), op = detail::op_name(tape, n);
-    const bool highlighted = std::find(opt.highlight.begin(), opt.highlight.end(), n) != opt.highlight.end();
-    std::string label = name.empty() ? fmt::format("{}  {}", n.str(), op) : fmt::format("{}  {} ({})", n.str(), name, op);
+    const bool highlighted =
+        std::find(opt.highlight.begin(), opt.highlight.end(), n) != opt.highlight.end();
+    std::string label = name.empty() ? fmt::format("{}  {}", n.str(), op)
+                                     : fmt::format("{}  {} ({})", n.str(), name, op);
     std::string style = "rounded", fill = "white", shape = "box", extra;
     const auto vals = detail::node_values(tape, n);
     const auto grads = detail::node_grads(tape, n);
@@ -146,7 +152,8 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
       leaf = !t.op->backward;
       wants = t.requires_grad;
       if (t.scalar_out == kNone) {
-        label += fmt::format(" {} {}\nvalue {}", t.shape.str(), dtype_name(t.dtype), summary(vals, opt.max_entries));
+        label += fmt::format(" {} {}\nvalue {}", t.shape.str(), dtype_name(t.dtype),
+                             summary(vals, opt.max_entries));
         if (wants) label += "\ngrad " + summary(grads, opt.max_entries);
       }
     }
@@ -154,16 +161,22 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     if (u > 1 && wants) label += fmt::format("\n({} uses: their gradients add up)", u);
     const double gmag = max_abs(grads);
     if (wants && n != root) {
-      if (gmag < opt.vanishing) label += "\nVANISHING gradient", extra += ", color=\"gray55\", fontcolor=\"gray40\"";
-      else if (!(gmag <= opt.exploding)) label += "\nEXPLODING gradient", extra += ", color=\"red3\", penwidth=2";
+      if (gmag < opt.vanishing)
+        label += "\nVANISHING gradient", extra += ", color=\"gray55\", fontcolor=\"gray40\"";
+      else if (!(gmag <= opt.exploding))
+        label += "\nEXPLODING gradient", extra += ", color=\"red3\", penwidth=2";
     }
-    if (leaf && wants) fill = "#d8ecff", style = "rounded,filled";               // variables, parameters
-    else if (leaf) fill = "#eeeeee", style = "rounded,filled,dashed";            // data and constants
-    else style = "rounded,filled", fill = n.tensor ? "#fff6dc" : "#ffffff";     // computed
+    if (leaf && wants)
+      fill = "#d8ecff", style = "rounded,filled";  // variables, parameters
+    else if (leaf)
+      fill = "#eeeeee", style = "rounded,filled,dashed";  // data and constants
+    else
+      style = "rounded,filled", fill = n.tensor ? "#fff6dc" : "#ffffff";  // computed
     if (n == root) extra += ", peripheries=2";
-    if (highlighted) fill = "#ffb3b3", extra += ", color=\"red\", penwidth=3", label += "\nFAILED node check";
-    return fmt::format("  {} [shape={}, style=\"{}\", fillcolor=\"{}\", label=\"{}\"{}];\n", n.str(), shape, style, fill,
-                       esc(label), extra);
+    if (highlighted)
+      fill = "#ffb3b3", extra += ", color=\"red\", penwidth=3", label += "\nFAILED node check";
+    return fmt::format("  {} [shape={}, style=\"{}\", fillcolor=\"{}\", label=\"{}\"{}];\n",
+                       n.str(), shape, style, fill, esc(label), extra);
   };
   std::set<std::uint32_t> emitted_scopes;
   for (const auto& [scope, members] : clusters) {
@@ -174,12 +187,14 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
         if (!ops.empty()) ops += " → ";
         ops += detail::op_name(tape, m);
       }
-      out += fmt::format("  scope{} [shape=box3d, style=filled, fillcolor=\"#e8f5e9\", label=\"{}\n{}\"];\n", scope,
-                         esc(sname), esc(ops));
+      out += fmt::format(
+          "  scope{} [shape=box3d, style=filled, fillcolor=\"#e8f5e9\", label=\"{}\n{}\"];\n",
+          scope, esc(sname), esc(ops));
       continue;
     }
-    out += fmt::format("  subgraph cluster_{} {{\n    label=\"{}\"; style=\"rounded,dashed\"; color=\"gray50\";\n",
-                       scope, esc(sname));
+    out += fmt::format(
+        "  subgraph cluster_{} {{\n    label=\"{}\"; style=\"rounded,dashed\"; color=\"gray50\";\n",
+        scope, esc(sname));
     for (const NodeId& m : members) out += "  " + node_line(m);
     out += "  }\n";
   }
@@ -198,10 +213,14 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     if (!e.has_grad) {
       attrs = "style=dotted, color=\"gray60\"";
     } else {
-      const double w = biggest > 0 && std::isfinite(e.magnitude) ? 1 + 4 * e.magnitude / biggest : 1;
-      attrs = fmt::format("label=\"{}\", penwidth={:.2f}", esc(e.label), std::isfinite(e.magnitude) ? w : 5.0);
-      if (e.magnitude < opt.vanishing) attrs += ", color=\"gray55\", style=dashed";
-      else if (!(e.magnitude <= opt.exploding)) attrs += ", color=\"red3\"";
+      const double w =
+          biggest > 0 && std::isfinite(e.magnitude) ? 1 + 4 * e.magnitude / biggest : 1;
+      attrs = fmt::format("label=\"{}\", penwidth={:.2f}", esc(e.label),
+                          std::isfinite(e.magnitude) ? w : 5.0);
+      if (e.magnitude < opt.vanishing)
+        attrs += ", color=\"gray55\", style=dashed";
+      else if (!(e.magnitude <= opt.exploding))
+        attrs += ", color=\"red3\"";
     }
     out += fmt::format("  {} -> {} [{}];\n", e.from.str(), e.to.str(), attrs);
   }

@@ -97,7 +97,8 @@ GradcheckResult gradcheck(const TensorFn& f, const std::vector<GradcheckInput>& 
       for (int d = 0; d < opt.directions; ++d) {
         std::vector<double> dir(static_cast<std::size_t>(n));
         double a = 0;
-        for (std::size_t k = 0; k < dir.size(); ++k) dir[k] = normal(rng), a += dir[k] * grads[i][k];
+        for (std::size_t k = 0; k < dir.size(); ++k)
+          dir[k] = normal(rng), a += dir[k] * grads[i][k];
         record(rep, d, a, central(dir), opt);
       }
     }

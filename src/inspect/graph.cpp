@@ -11,8 +11,14 @@ namespace tapegrad::detail {
 
 bool is_binary(ScalarOp op) {
   switch (op) {
-    case ScalarOp::add: case ScalarOp::sub: case ScalarOp::mul: case ScalarOp::div:
-    case ScalarOp::pow: case ScalarOp::max: case ScalarOp::min: case ScalarOp::custom:
+    case ScalarOp::add:
+    case ScalarOp::sub:
+    case ScalarOp::mul:
+    case ScalarOp::div:
+    case ScalarOp::pow:
+    case ScalarOp::max:
+    case ScalarOp::min:
+    case ScalarOp::custom:
       return true;
     default:
       return false;
@@ -84,7 +90,8 @@ std::vector<double> node_values(const Tape& tape, NodeId n) {
   const TensorNode& t = tape.tensor_node(n.index);
   std::vector<double> v(t.value ? static_cast<std::size_t>(t.shape.numel()) : 0);
   dispatch_dtype(t.dtype, [&](auto z) {
-    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(static_cast<const decltype(z)*>(t.value)[i]);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<double>(static_cast<const decltype(z)*>(t.value)[i]);
   });
   return v;
 }
@@ -99,7 +106,8 @@ std::vector<double> node_grads(const Tape& tape, NodeId n) {
   std::vector<double> v(static_cast<std::size_t>(t.shape.numel()), 0.0);
   if (!t.grad) return v;
   dispatch_dtype(t.dtype, [&](auto z) {
-    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(static_cast<const decltype(z)*>(t.grad)[i]);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<double>(static_cast<const decltype(z)*>(t.grad)[i]);
   });
   return v;
 }
@@ -108,8 +116,9 @@ std::vector<std::vector<double>> tensor_edge_grads(Tape& tape, std::uint32_t t) 
   TensorNode& n = tape.tnode(t);
   const auto edges = inputs_of(tape, {true, t});
   std::vector<std::vector<double>> out(edges.size());
-  const bool live = n.requires_grad && n.op->backward &&
-                    (n.scalar_out != kNone ? tape.scalar_grad(n.scalar_out) != 0.0 : n.grad != nullptr);
+  const bool live =
+      n.requires_grad && n.op->backward &&
+      (n.scalar_out != kNone ? tape.scalar_grad(n.scalar_out) != 0.0 : n.grad != nullptr);
   if (!live) return out;
   // Swap each input's gradient for a fresh zero buffer, run the rule, read,
   // put everything back.
@@ -121,7 +130,8 @@ std::vector<std::vector<double>> tensor_edge_grads(Tape& tape, std::uint32_t t) 
   std::vector<Saved> saved;
   for (int k = 0; k < n.n_in; ++k) {
     TensorNode& in = tape.tnode(n.in[k]);
-    if (std::any_of(saved.begin(), saved.end(), [&](const Saved& s) { return s.t == n.in[k]; })) continue;
+    if (std::any_of(saved.begin(), saved.end(), [&](const Saved& s) { return s.t == n.in[k]; }))
+      continue;
     saved.push_back({n.in[k], in.grad, std::move(in.grad_buf)});
     in.grad = nullptr;
   }

@@ -15,22 +15,38 @@ namespace {
 // The forward of a built-in scalar op (NaN for ops it does not know).
 double scalar_forward(ScalarOp op, double a, double b) {
   switch (op) {
-    case ScalarOp::add: return a + b;
-    case ScalarOp::sub: return a - b;
-    case ScalarOp::mul: return a * b;
-    case ScalarOp::div: return a / b;
-    case ScalarOp::pow: return std::pow(a, b);
-    case ScalarOp::neg: return -a;
-    case ScalarOp::exp: return std::exp(a);
-    case ScalarOp::log: return std::log(a);
-    case ScalarOp::sqrt: return std::sqrt(a);
-    case ScalarOp::abs: return std::fabs(a);
-    case ScalarOp::tanh: return std::tanh(a);
-    case ScalarOp::sigmoid: return 1.0 / (1.0 + std::exp(-a));
-    case ScalarOp::relu: return a >= 0 ? a : 0.0;
-    case ScalarOp::max: return a >= b ? a : b;
-    case ScalarOp::min: return a <= b ? a : b;
-    default: return NAN;
+    case ScalarOp::add:
+      return a + b;
+    case ScalarOp::sub:
+      return a - b;
+    case ScalarOp::mul:
+      return a * b;
+    case ScalarOp::div:
+      return a / b;
+    case ScalarOp::pow:
+      return std::pow(a, b);
+    case ScalarOp::neg:
+      return -a;
+    case ScalarOp::exp:
+      return std::exp(a);
+    case ScalarOp::log:
+      return std::log(a);
+    case ScalarOp::sqrt:
+      return std::sqrt(a);
+    case ScalarOp::abs:
+      return std::fabs(a);
+    case ScalarOp::tanh:
+      return std::tanh(a);
+    case ScalarOp::sigmoid:
+      return 1.0 / (1.0 + std::exp(-a));
+    case ScalarOp::relu:
+      return a >= 0 ? a : 0.0;
+    case ScalarOp::max:
+      return a >= b ? a : b;
+    case ScalarOp::min:
+      return a <= b ? a : b;
+    default:
+      return NAN;
   }
 }
 
@@ -38,7 +54,8 @@ struct Tally {
   double max_abs = 0, max_rel = 0;
   bool fail = false, kink = false;
   std::string detail;
-  void add(double analytic, double numeric, double fwd, double bwd, const GradcheckOptions& o, const std::string& where) {
+  void add(double analytic, double numeric, double fwd, double bwd, const GradcheckOptions& o,
+           const std::string& where) {
     const double err = std::fabs(analytic - numeric);
     const double rel = err / std::max(std::fabs(numeric), 1e-12);
     const double tol = o.atol + o.rtol * std::fabs(numeric);
@@ -48,7 +65,8 @@ struct Tally {
     if (bad && kinked) {
       kink = true;
     } else if (bad) {
-      if (!fail || err > max_abs) detail = fmt::format("{}: analytic {}, numeric {}", where, analytic, numeric);
+      if (!fail || err > max_abs)
+        detail = fmt::format("{}: analytic {}, numeric {}", where, analytic, numeric);
       fail = true;
     }
     if (!kinked) {
@@ -72,7 +90,9 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
   Tally t;
   for (const auto& in : ins) {
     const bool first = in.slot == 0;
-    const auto f = [&](double d) { return first ? scalar_forward(op, a + d, b) : scalar_forward(op, a, b + d); };
+    const auto f = [&](double d) {
+      return first ? scalar_forward(op, a + d, b) : scalar_forward(op, a, b + d);
+    };
     const double h = o.eps, f0 = f(0), fp = f(h), fm = f(-h);
     t.add(first ? e.da : e.db, (fp - fm) / (2 * h), (fp - f0) / h, (f0 - fm) / h, o,
           fmt::format("input {}", first ? "a" : "b"));
@@ -84,7 +104,9 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
 
 NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) {
   TensorNode& n = tape.tnode(ti);
-  NodeCheck c{{true, ti}, n.op->name, n.scope == kNone ? "" : tape.scope_names()[n.scope], "pass", 0, 0, ""};
+  NodeCheck c{{true, ti}, n.op->name, n.scope == kNone ? "" : tape.scope_names()[n.scope],
+              "pass",     0,          0,
+              ""};
   if (!n.op->forward || !n.op->backward) {
     c.status = "skipped (no forward rule)";
     return c;
@@ -133,14 +155,17 @@ NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) 
     }
     const auto get = [&](std::int64_t j) { return x ? x[j] : tape.scalar_value(in.index); };
     const auto set = [&](std::int64_t j, double v) {
-      if (x) x[j] = v;
-      else tape.set_scalar_value(in.index, v);
+      if (x)
+        x[j] = v;
+      else
+        tape.set_scalar_value(in.index, v);
     };
     const auto slope = [&](const std::vector<double>& dir, double& fwd, double& bwd) {
       std::vector<double> keep(static_cast<std::size_t>(len));
       for (std::int64_t j = 0; j < len; ++j) keep[static_cast<std::size_t>(j)] = get(j);
       const auto shift = [&](double h) {
-        for (std::int64_t j = 0; j < len; ++j) set(j, keep[static_cast<std::size_t>(j)] + h * dir[static_cast<std::size_t>(j)]);
+        for (std::int64_t j = 0; j < len; ++j)
+          set(j, keep[static_cast<std::size_t>(j)] + h * dir[static_cast<std::size_t>(j)]);
         return objective();
       };
       const double f0 = shift(0), fp = shift(o.eps), fm = shift(-o.eps);
@@ -154,7 +179,8 @@ NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) 
         dir[static_cast<std::size_t>(j)] = 1;
         double fwd, bwd;
         const double num = slope(dir, fwd, bwd);
-        t.add(analytic[k][static_cast<std::size_t>(j)], num, fwd, bwd, o, fmt::format("input {} ({}) element {}", k, in.str(), j));
+        t.add(analytic[k][static_cast<std::size_t>(j)], num, fwd, bwd, o,
+              fmt::format("input {} ({}) element {}", k, in.str(), j));
       }
     } else {
       std::normal_distribution<double> g;
@@ -193,16 +219,17 @@ const NodeCheck* NodeCheckResult::first_failure() const {
 }
 
 std::string NodeCheckResult::str() const {
-  std::string s = fmt::format("{:<7} {:<22} {:<10} {:>12} {:>12}  {}\n", "node", "op", "scope", "max abs err",
-                              "max rel err", "result");
+  std::string s = fmt::format("{:<7} {:<22} {:<10} {:>12} {:>12}  {}\n", "node", "op", "scope",
+                              "max abs err", "max rel err", "result");
   for (const NodeCheck& c : nodes) {
-    s += fmt::format("{:<7} {:<22} {:<10} {:>12.3e} {:>12.3e}  {}", c.id.str(), c.op, c.scope.empty() ? "-" : c.scope,
-                     c.max_abs_error, c.max_rel_error, c.status);
+    s += fmt::format("{:<7} {:<22} {:<10} {:>12.3e} {:>12.3e}  {}", c.id.str(), c.op,
+                     c.scope.empty() ? "-" : c.scope, c.max_abs_error, c.max_rel_error, c.status);
     if (!c.detail.empty()) s += "  [" + c.detail + "]";
     s += "\n";
   }
   if (const NodeCheck* f = first_failure())
-    s += fmt::format("first failing node: {} ({}{}{})\n", f->id.str(), f->op, f->scope.empty() ? "" : ", in ", f->scope);
+    s += fmt::format("first failing node: {} ({}{}{})\n", f->id.str(), f->op,
+                     f->scope.empty() ? "" : ", in ", f->scope);
   return s;
 }
 

@@ -40,9 +40,10 @@ void write_graph(const std::string& dot, const std::string& path) {
   }
   if (ext != "svg" && ext != "png" && ext != "pdf") {
     write_text(path + ".dot", dot);
-    throw Error(fmt::format("{}: unknown graph format '.{}' (use .svg, .png, .pdf or .dot); the DOT text "
-                            "was written to {}.dot",
-                            path, ext, path));
+    throw Error(
+        fmt::format("{}: unknown graph format '.{}' (use .svg, .png, .pdf or .dot); the DOT text "
+                    "was written to {}.dot",
+                    path, ext, path));
   }
   g_graphviz_error.clear();
   agseterrf(&capture_error);
@@ -53,22 +54,25 @@ void write_graph(const std::string& dot, const std::string& path) {
     write_text(path + ".dot", dot);
     std::string why = g_graphviz_error;
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    throw Error(fmt::format("{}: graphviz could not parse the DOT text ({}); it was written to {}.dot", path,
-                            why.empty() ? "no detail" : why, path));
+    throw Error(
+        fmt::format("{}: graphviz could not parse the DOT text ({}); it was written to {}.dot",
+                    path, why.empty() ? "no detail" : why, path));
   }
   if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
     write_text(path + ".dot", dot);
-    throw Error(fmt::format("{}: graphviz has no 'dot' layout plugin (install the graphviz package and run "
-                            "'dot -c'); the DOT text was written to {}.dot",
-                            path, path));
+    throw Error(
+        fmt::format("{}: graphviz has no 'dot' layout plugin (install the graphviz package and run "
+                    "'dot -c'); the DOT text was written to {}.dot",
+                    path, path));
   }
   const int rc = gvRenderFilename(gvc.get(), g.get(), ext.c_str(), path.c_str());
   gvFreeLayout(gvc.get(), g.get());
   if (rc != 0) {
     write_text(path + ".dot", dot);
-    throw Error(fmt::format("{}: graphviz cannot render '{}' (renderer plugin missing: install the graphviz "
-                            "package, or libgvplugin-cairo for png/pdf); the DOT text was written to {}.dot",
-                            path, ext, path));
+    throw Error(fmt::format(
+        "{}: graphviz cannot render '{}' (renderer plugin missing: install the graphviz "
+        "package, or libgvplugin-cairo for png/pdf); the DOT text was written to {}.dot",
+        path, ext, path));
   }
 }
 

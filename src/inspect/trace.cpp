@@ -13,12 +13,18 @@ using detail::fmt_num;
 
 const char* symbol(ScalarOp op) {
   switch (op) {
-    case ScalarOp::add: return "+";
-    case ScalarOp::sub: return "-";
-    case ScalarOp::mul: return "×";
-    case ScalarOp::div: return "/";
-    case ScalarOp::pow: return "^";
-    default: return nullptr;
+    case ScalarOp::add:
+      return "+";
+    case ScalarOp::sub:
+      return "-";
+    case ScalarOp::mul:
+      return "×";
+    case ScalarOp::div:
+      return "/";
+    case ScalarOp::pow:
+      return "^";
+    default:
+      return nullptr;
   }
 }
 
@@ -31,22 +37,37 @@ std::string gate_note(const Tape& tape, NodeId n, int slot, double local) {
   const ScalarOp op = tape.scalar_op(n.index);
   const std::string name = scalar_op_name(op);
   switch (op) {
-    case ScalarOp::add: return "add: distributes";
-    case ScalarOp::sub: return slot == 0 ? "sub: distributes" : "sub: distributes, negated";
-    case ScalarOp::mul: return "mul: switches, × the other input";
-    case ScalarOp::max: case ScalarOp::min:
+    case ScalarOp::add:
+      return "add: distributes";
+    case ScalarOp::sub:
+      return slot == 0 ? "sub: distributes" : "sub: distributes, negated";
+    case ScalarOp::mul:
+      return "mul: switches, × the other input";
+    case ScalarOp::max:
+    case ScalarOp::min:
       return local != 0 ? name + ": routes, this input won" : name + ": routes, this input lost";
-    case ScalarOp::relu: return local != 0 ? "relu: routes, passes" : "relu: routes, blocks";
-    case ScalarOp::sigmoid: return "sigmoid: local = s(1-s)";
-    case ScalarOp::tanh: return "tanh: local = 1 - tanh²";
-    case ScalarOp::exp: return "exp: local = e^x";
-    case ScalarOp::log: return "log: local = 1/x";
-    case ScalarOp::sqrt: return "sqrt: local = 1/(2 sqrt x)";
-    case ScalarOp::div: return slot == 0 ? "div: local = 1/b" : "div: local = -a/b²";
-    case ScalarOp::pow: return slot == 0 ? "pow: local = b a^(b-1)" : "pow: local = a^b ln a";
-    case ScalarOp::neg: return "neg: local = -1";
-    case ScalarOp::abs: return "abs: local = sign x";
-    default: return name;
+    case ScalarOp::relu:
+      return local != 0 ? "relu: routes, passes" : "relu: routes, blocks";
+    case ScalarOp::sigmoid:
+      return "sigmoid: local = s(1-s)";
+    case ScalarOp::tanh:
+      return "tanh: local = 1 - tanh²";
+    case ScalarOp::exp:
+      return "exp: local = e^x";
+    case ScalarOp::log:
+      return "log: local = 1/x";
+    case ScalarOp::sqrt:
+      return "sqrt: local = 1/(2 sqrt x)";
+    case ScalarOp::div:
+      return slot == 0 ? "div: local = 1/b" : "div: local = -a/b²";
+    case ScalarOp::pow:
+      return slot == 0 ? "pow: local = b a^(b-1)" : "pow: local = a^b ln a";
+    case ScalarOp::neg:
+      return "neg: local = -1";
+    case ScalarOp::abs:
+      return "abs: local = sign x";
+    default:
+      return name;
   }
 }
 
@@ -86,10 +107,14 @@ std::string build(Tape& tape, NodeId root) {
     std::string rhs;
     if (!n.tensor) {
       const ScalarOp op = tape.scalar_op(n.index);
-      if (op == ScalarOp::leaf || op == ScalarOp::constant) rhs = name ? *name : scalar_op_name(op);
-      else if (const char* sym = symbol(op)) rhs = fmt::format("{} {} {}", ins[0].from.str(), sym, ins[1].from.str());
-      else if (ins.size() == 2) rhs = fmt::format("{}({}, {})", scalar_op_name(op), ins[0].from.str(), ins[1].from.str());
-      else rhs = fmt::format("{}({})", scalar_op_name(op), ins.empty() ? "" : ins[0].from.str());
+      if (op == ScalarOp::leaf || op == ScalarOp::constant)
+        rhs = name ? *name : scalar_op_name(op);
+      else if (const char* sym = symbol(op))
+        rhs = fmt::format("{} {} {}", ins[0].from.str(), sym, ins[1].from.str());
+      else if (ins.size() == 2)
+        rhs = fmt::format("{}({}, {})", scalar_op_name(op), ins[0].from.str(), ins[1].from.str());
+      else
+        rhs = fmt::format("{}({})", scalar_op_name(op), ins.empty() ? "" : ins[0].from.str());
     } else {
       const TensorNode& t = tape.tensor_node(n.index);
       std::string args;
@@ -97,7 +122,8 @@ std::string build(Tape& tape, NodeId root) {
         if (!args.empty()) args += ", ";
         args += e.from.str();
       }
-      rhs = ins.empty() ? (name ? *name : (t.label ? t.label : t.op->name)) : fmt::format("{}({})", t.op->name, args);
+      rhs = ins.empty() ? (name ? *name : (t.label ? t.label : t.op->name))
+                        : fmt::format("{}({})", t.op->name, args);
       if (t.scalar_out == kNone) rhs += " " + t.shape.str();
     }
     if (n.tensor && tape.tensor_node(n.index).scalar_out != kNone) {
@@ -108,7 +134,8 @@ std::string build(Tape& tape, NodeId root) {
   }
   out += "\n# backward sweep, in reverse order: downstream += upstream × local\n";
   const auto root_grad = detail::node_grads(tape, root);
-  out += fmt::format("grad_{} = {}   (seed)\n", root.str(), root_grad.size() == 1 ? fmt_num(root_grad[0]) : "seed");
+  out += fmt::format("grad_{} = {}   (seed)\n", root.str(),
+                     root_grad.size() == 1 ? fmt_num(root_grad[0]) : "seed");
   for (std::size_t i = nodes.size(); i-- > 0;) {
     const NodeId n = nodes[i];
     const auto ins = detail::inputs_of(tape, n);
@@ -120,8 +147,12 @@ std::string build(Tape& tape, NodeId root) {
       for (const auto& e : ins) {
         const double local = e.slot == 0 ? se.da : se.db;
         std::string note = gate_note(tape, n, e.slot, local);
-        if (uses[e.from.str()] > 1) note += fmt::format("; {} has {} uses, their gradients add up", e.from.str(), uses[e.from.str()]);
-        out += pad(fmt::format("grad_{} += grad_{} × {} = {}", e.from.str(), n.str(), fmt_num(local), fmt_num(up * local)), 44) +
+        if (uses[e.from.str()] > 1)
+          note += fmt::format("; {} has {} uses, their gradients add up", e.from.str(),
+                              uses[e.from.str()]);
+        out += pad(fmt::format("grad_{} += grad_{} × {} = {}", e.from.str(), n.str(),
+                               fmt_num(local), fmt_num(up * local)),
+                   44) +
                " (" + note + ")\n";
       }
     } else {
@@ -137,9 +168,13 @@ std::string build(Tape& tape, NodeId root) {
           carried = fmt::format("(norm {})", fmt_num(std::sqrt(s2)));
         }
         std::string note = gate_note(tape, n, static_cast<int>(k), 1);
-        if (uses[ins[k].from.str()] > 1) note += fmt::format("; {} has {} uses, their gradients add up", ins[k].from.str(), uses[ins[k].from.str()]);
-        out += pad(fmt::format("grad_{} += {}_backward(grad_{}) = {}", ins[k].from.str(), tape.tensor_node(n.index).op->name,
-                               n.str(), carried), 44) + " (" + note + ")\n";
+        if (uses[ins[k].from.str()] > 1)
+          note += fmt::format("; {} has {} uses, their gradients add up", ins[k].from.str(),
+                              uses[ins[k].from.str()]);
+        out += pad(fmt::format("grad_{} += {}_backward(grad_{}) = {}", ins[k].from.str(),
+                               tape.tensor_node(n.index).op->name, n.str(), carried),
+                   44) +
+               " (" + note + ")\n";
       }
     }
   }
@@ -147,7 +182,8 @@ std::string build(Tape& tape, NodeId root) {
   for (const NodeId& n : nodes) {
     const auto ins = detail::inputs_of(tape, n);
     if (!ins.empty()) continue;
-    const bool wants = n.tensor ? tape.tensor_node(n.index).requires_grad : tape.scalar_op(n.index) == ScalarOp::leaf;
+    const bool wants = n.tensor ? tape.tensor_node(n.index).requires_grad
+                                : tape.scalar_op(n.index) == ScalarOp::leaf;
     if (!wants) continue;
     const std::string* name = tape.label(n.tensor, n.index);
     const auto g = detail::node_grads(tape, n);

@@ -32,13 +32,15 @@ std::vector<Entry> entries_of(Module& model, Optimizer* opt) {
     out.push_back({name, p->dtype(), p->shape(), p->raw_value(), p->bytes()});
   if (opt)
     for (auto& s : opt->state())
-      out.push_back({"optimizer." + s.name, s.param->dtype(), s.param->shape(), s.data, s.param->bytes()});
+      out.push_back(
+          {"optimizer." + s.name, s.param->dtype(), s.param->shape(), s.data, s.param->bytes()});
   return out;
 }
 
 template <class T>
 void put(std::string& s, T v) {
-  static_assert(std::endian::native == std::endian::little, "checkpoints assume a little-endian host");
+  static_assert(std::endian::native == std::endian::little,
+                "checkpoints assume a little-endian host");
   s.append(reinterpret_cast<const char*>(&v), sizeof(T));
 }
 
@@ -46,7 +48,8 @@ std::string meta_text(const CheckpointMeta& meta) {
   std::string s;
   for (const auto& [k, v] : meta) {
     if (k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos)
-      throw Error(fmt::format("checkpoint: metadata key '{}' or its value contains '=' or a newline", k));
+      throw Error(
+          fmt::format("checkpoint: metadata key '{}' or its value contains '=' or a newline", k));
     s += k + "=" + v + "\n";
   }
   return s;
@@ -89,7 +92,8 @@ struct Reader {
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, Module& model, Optimizer* opt, const CheckpointMeta& meta) {
+void save_checkpoint(const std::string& path, Module& model, Optimizer* opt,
+                     const CheckpointMeta& meta) {
   const auto entries = entries_of(model, opt);
   CheckpointMeta m = meta;
   if (opt) m["optimizer.kind"] = opt->kind(), m["optimizer.steps"] = std::to_string(opt->steps());
@@ -116,8 +120,7 @@ void save_checkpoint(const std::string& path, Module& model, Optimizer* opt, con
 
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(head.data()), static_cast<uInt>(head.size()));
-  for (const Entry& e : entries)
-    crc = crc32_z(crc, static_cast<const Bytef*>(e.data), e.bytes);
+  for (const Entry& e : entries) crc = crc32_z(crc, static_cast<const Bytef*>(e.data), e.bytes);
   const auto crc32v = static_cast<std::uint32_t>(crc);
 
   const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
@@ -127,7 +130,8 @@ void save_checkpoint(const std::string& path, Module& model, Optimizer* opt, con
     write_all(fd, head.data(), head.size(), tmp);
     for (const Entry& e : entries) write_all(fd, e.data, e.bytes, tmp);
     write_all(fd, &crc32v, 4, tmp);
-    if (::fsync(fd) != 0) throw Error(fmt::format("{}: fsync failed: {}", tmp, std::strerror(errno)));
+    if (::fsync(fd) != 0)
+      throw Error(fmt::format("{}: fsync failed: {}", tmp, std::strerror(errno)));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -140,11 +144,13 @@ void save_checkpoint(const std::string& path, Module& model, Optimizer* opt, con
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    throw Error(fmt::format("{}: cannot rename the new checkpoint into place: {}", path, std::strerror(err)));
+    throw Error(fmt::format("{}: cannot rename the new checkpoint into place: {}", path,
+                            std::strerror(err)));
   }
   // Make the rename itself durable.
   const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -158,15 +164,18 @@ CheckpointMeta load_checkpoint(const std::string& path, Module& model, Optimizer
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto* base = reinterpret_cast<const unsigned char*>(file.data());
   if (file.size() < 20 || std::memcmp(file.data(), kMagic, 8) != 0)
-    throw Error(fmt::format("{}: not a tapegrad checkpoint (wrong magic or shorter than 20 bytes)", path));
+    throw Error(
+        fmt::format("{}: not a tapegrad checkpoint (wrong magic or shorter than 20 bytes)", path));
   Reader r{path, base + 8, base + file.size() - 4};
   const auto version = r.get<std::uint32_t>("the version");
   if (version != kVersion)
-    throw Error(fmt::format("{}: checkpoint format version {} is not supported (this build reads version {})",
-                            path, version, kVersion));
+    throw Error(fmt::format(
+        "{}: checkpoint format version {} is not supported (this build reads version {})", path,
+        version, kVersion));
   const auto hsize = r.get<std::uint32_t>("the header size");
   if (hsize > file.size() - 20)
-    throw Error(fmt::format("{}: truncated: the header claims {} bytes, the file has {}", path, hsize, file.size()));
+    throw Error(fmt::format("{}: truncated: the header claims {} bytes, the file has {}", path,
+                            hsize, file.size()));
   std::uint32_t stored;
   std::memcpy(&stored, base + file.size() - 4, 4);
   const auto crc = static_cast<std::uint32_t>(crc32_z(crc32(0L, Z_NULL, 0), base, file.size() - 4));
@@ -186,48 +195,54 @@ CheckpointMeta load_checkpoint(const std::string& path, Module& model, Optimizer
     std::string name = h.bytes(len, "an entry name");
     const auto dt = h.get<std::uint8_t>("a dtype");
     const auto rank = h.get<std::uint8_t>("a rank");
-    if (dt > 1) throw Error(fmt::format("{}: entry '{}' has unknown dtype code {}", path, name, dt));
-    if (rank > kMaxRank) throw Error(fmt::format("{}: entry '{}' has rank {} (limit {})", path, name, rank, kMaxRank));
+    if (dt > 1)
+      throw Error(fmt::format("{}: entry '{}' has unknown dtype code {}", path, name, dt));
+    if (rank > kMaxRank)
+      throw Error(fmt::format("{}: entry '{}' has rank {} (limit {})", path, name, rank, kMaxRank));
     std::vector<std::int64_t> dims;
     for (int k = 0; k < rank; ++k) dims.push_back(h.get<std::int64_t>("a dimension"));
     const Shape shape(dims);
     const auto off = h.get<std::uint64_t>("an offset");
     const auto bytes = h.get<std::uint64_t>("a size");
     const DType dtype = dt == 0 ? DType::f32 : DType::f64;
-    if (bytes != static_cast<std::uint64_t>(shape.numel()) * dtype_size(dtype) || off > data_bytes ||
-        bytes > data_bytes - off)
-      throw Error(fmt::format("{}: truncated or corrupt: entry '{}' ({} {}) does not fit in the {} data bytes",
-                              path, name, dtype_name(dtype), shape.str(), data_bytes));
+    if (bytes != static_cast<std::uint64_t>(shape.numel()) * dtype_size(dtype) ||
+        off > data_bytes || bytes > data_bytes - off)
+      throw Error(fmt::format(
+          "{}: truncated or corrupt: entry '{}' ({} {}) does not fit in the {} data bytes", path,
+          name, dtype_name(dtype), shape.str(), data_bytes));
     found[name] = {dtype, shape, off, bytes};
   }
   const auto mlen = h.get<std::uint32_t>("the metadata length");
   const std::string mt = h.bytes(mlen, "the metadata");
   if (crc != stored)
-    throw Error(fmt::format("{}: corrupted: checksum mismatch (stored {:08x}, computed {:08x})", path, stored, crc));
+    throw Error(fmt::format("{}: corrupted: checksum mismatch (stored {:08x}, computed {:08x})",
+                            path, stored, crc));
 
   // Every expected entry must be present and match before anything changes.
   const auto entries = entries_of(model, opt);
   for (const Entry& e : entries) {
     const auto it = found.find(e.name);
     if (it == found.end())
-      throw Error(fmt::format("{}: has no entry '{}' ({} {}): the checkpoint was saved from another model{}",
-                              path, e.name, dtype_name(e.dtype), e.shape.str(),
-                              e.name.rfind("optimizer.", 0) == 0 ? " or optimizer" : ""));
+      throw Error(fmt::format(
+          "{}: has no entry '{}' ({} {}): the checkpoint was saved from another model{}", path,
+          e.name, dtype_name(e.dtype), e.shape.str(),
+          e.name.rfind("optimizer.", 0) == 0 ? " or optimizer" : ""));
     if (!(it->second.shape == e.shape) || it->second.dtype != e.dtype)
       throw Error(fmt::format("{}: entry '{}' is {} {}, the model expects {} {}", path, e.name,
-                              dtype_name(it->second.dtype), it->second.shape.str(), dtype_name(e.dtype),
-                              e.shape.str()));
+                              dtype_name(it->second.dtype), it->second.shape.str(),
+                              dtype_name(e.dtype), e.shape.str()));
   }
   if (!opt) {
     for (const auto& kv : found) {
       const std::string& name = kv.first;
-      const bool known = std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; });
+      const bool known = std::any_of(entries.begin(), entries.end(),
+                                     [&](const Entry& e) { return e.name == name; });
       if (name.rfind("optimizer.", 0) != 0 && !known)
         throw Error(fmt::format("{}: entry '{}' has no counterpart in the model", path, name));
     }
   } else if (found.size() != entries.size()) {
-    throw Error(fmt::format("{}: holds {} entries, the model and optimizer expect {}", path, found.size(),
-                            entries.size()));
+    throw Error(fmt::format("{}: holds {} entries, the model and optimizer expect {}", path,
+                            found.size(), entries.size()));
   }
   CheckpointMeta meta;
   std::size_t pos = 0;

@@ -41,7 +41,8 @@ class GzFile {
       if (r < 0) {
         int err = 0;
         const char* msg = gzerror(f_, &err);
-        throw Error(fmt::format("{}: corrupt compressed data ({})", path_, msg ? msg : "zlib error"));
+        throw Error(
+            fmt::format("{}: corrupt compressed data ({})", path_, msg ? msg : "zlib error"));
       }
       if (r == 0) break;
       got += static_cast<std::size_t>(r);
@@ -60,29 +61,35 @@ class GzFile {
 };
 
 std::uint32_t be32(const unsigned char* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 
 // Reads an IDX header and returns its dimensions; checks the magic number.
 std::vector<std::int64_t> idx_header(GzFile& f, int want_dims) {
   unsigned char h[4];
-  if (f.read(h, 4) != 4) throw Error(fmt::format("{}: truncated: no IDX header (file shorter than 4 bytes)", f.path()));
+  if (f.read(h, 4) != 4)
+    throw Error(fmt::format("{}: truncated: no IDX header (file shorter than 4 bytes)", f.path()));
   if (h[0] != 0 || h[1] != 0)
-    throw Error(fmt::format("{}: not an IDX file: wrong magic number 0x{:02x}{:02x}{:02x}{:02x} (expected "
-                            "0x0000080{})",
-                            f.path(), h[0], h[1], h[2], h[3], want_dims == 3 ? 3 : 1));
+    throw Error(
+        fmt::format("{}: not an IDX file: wrong magic number 0x{:02x}{:02x}{:02x}{:02x} (expected "
+                    "0x0000080{})",
+                    f.path(), h[0], h[1], h[2], h[3], want_dims == 3 ? 3 : 1));
   if (h[2] != 0x08)
-    throw Error(fmt::format("{}: IDX element type 0x{:02x} is not supported (only unsigned bytes, "
-                            "0x08)",
-                            f.path(), h[2]));
+    throw Error(
+        fmt::format("{}: IDX element type 0x{:02x} is not supported (only unsigned bytes, "
+                    "0x08)",
+                    f.path(), h[2]));
   if (h[3] != want_dims)
-    throw Error(fmt::format("{}: wrong magic number 0x000008{:02x}: expected {} dimensions "
-                            "(0x0000080{}), found {}",
-                            f.path(), h[3], want_dims, want_dims, h[3]));
+    throw Error(
+        fmt::format("{}: wrong magic number 0x000008{:02x}: expected {} dimensions "
+                    "(0x0000080{}), found {}",
+                    f.path(), h[3], want_dims, want_dims, h[3]));
   std::vector<std::int64_t> dims;
   for (int i = 0; i < want_dims; ++i) {
     unsigned char d[4];
-    if (f.read(d, 4) != 4) throw Error(fmt::format("{}: truncated inside the IDX header", f.path()));
+    if (f.read(d, 4) != 4)
+      throw Error(fmt::format("{}: truncated inside the IDX header", f.path()));
     dims.push_back(be32(d));
   }
   return dims;
@@ -103,7 +110,8 @@ std::vector<unsigned char> read_payload(GzFile& f, std::int64_t n) {
                               f.path(), n, old + got));
   }
   if (!f.at_end())
-    throw Error(fmt::format("{}: trailing data after the {} bytes the header promises", f.path(), n));
+    throw Error(
+        fmt::format("{}: trailing data after the {} bytes the header promises", f.path(), n));
   return out;
 }
 
@@ -124,7 +132,8 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path)
                             images_path, dims[0], labels_path, ldims[0]));
   const std::int64_t features = dims[1] * dims[2];
   if (features == 0 && dims[0] > 0)
-    throw Error(fmt::format("{}: images of size {}x{} have no pixels", images_path, dims[1], dims[2]));
+    throw Error(
+        fmt::format("{}: images of size {}x{} have no pixels", images_path, dims[1], dims[2]));
   const auto pixels = read_payload(fi, dims[0] * features);
   const auto labels = read_payload(fl, ldims[0]);
   Dataset d;
@@ -143,9 +152,10 @@ Dataset read_idx_folder(const std::string& folder, bool train) {
   const auto pick = [&](const std::string& base) {
     for (const std::string& p : {folder + "/" + base + ".gz", folder + "/" + base})
       if (exists(p)) return p;
-    throw Error(fmt::format("{}: no file {} or {}.gz in this folder (expected the four standard "
-                            "MNIST-format file names)",
-                            folder, base, base));
+    throw Error(
+        fmt::format("{}: no file {} or {}.gz in this folder (expected the four standard "
+                    "MNIST-format file names)",
+                    folder, base, base));
   };
   return read_idx(pick(stem + "-images-idx3-ubyte"), pick(stem + "-labels-idx1-ubyte"));
 }
@@ -161,13 +171,16 @@ Dataset read_csv(const std::string& path, const std::string& label_column) {
     std::vector<std::string> cells;
     std::string cur;
     for (char c : s) {
-      if (c == ',') cells.push_back(cur), cur.clear();
-      else if (c != '\r') cur += c;
+      if (c == ',')
+        cells.push_back(cur), cur.clear();
+      else if (c != '\r')
+        cur += c;
     }
     cells.push_back(cur);
     return cells;
   };
-  if (!std::getline(in, line)) throw Error(fmt::format("{}: empty file (expected a header line)", path));
+  if (!std::getline(in, line))
+    throw Error(fmt::format("{}: empty file (expected a header line)", path));
   ++lineno;
   const auto header = split_line(line);
   std::size_t label = header.size();
@@ -177,12 +190,14 @@ Dataset read_csv(const std::string& path, const std::string& label_column) {
       std::all_of(label_column.begin(), label_column.end(), ::isdigit)) {
     label = std::stoul(label_column);
     if (label >= header.size())
-      throw Error(fmt::format("{}: label column index {} is out of range (the header has {} columns)",
-                              path, label, header.size()));
+      throw Error(
+          fmt::format("{}: label column index {} is out of range (the header has {} columns)", path,
+                      label, header.size()));
   }
   if (label == header.size())
     throw Error(fmt::format("{}: no column named '{}' in the header", path, label_column));
-  if (header.size() < 2) throw Error(fmt::format("{}: needs a label column and at least one feature", path));
+  if (header.size() < 2)
+    throw Error(fmt::format("{}: needs a label column and at least one feature", path));
   Dataset d;
   d.features = static_cast<std::int64_t>(header.size() - 1);
   d.name = path;
@@ -200,12 +215,12 @@ Dataset read_csv(const std::string& path, const std::string& label_column) {
       const double v = std::strtod(s.c_str(), &end);
       const bool blank = s.find_first_not_of(" \t") == std::string::npos;
       if (blank || end == s.c_str() || *end != '\0' || !std::isfinite(v))
-        throw Error(fmt::format("{}:{}: column {} ('{}'): '{}' is not a number", path, lineno, c + 1,
-                                header[c], s));
+        throw Error(fmt::format("{}:{}: column {} ('{}'): '{}' is not a number", path, lineno,
+                                c + 1, header[c], s));
       if (c == label) {
         if (v < 0 || v != std::floor(v) || v > 1e6)
-          throw Error(fmt::format("{}:{}: label '{}' in column {} must be a whole number >= 0", path,
-                                  lineno, s, c + 1));
+          throw Error(fmt::format("{}:{}: label '{}' in column {} must be a whole number >= 0",
+                                  path, lineno, s, c + 1));
         d.y.push_back(static_cast<std::int32_t>(v));
       } else {
         d.x.push_back(static_cast<float>(v));
@@ -283,14 +298,16 @@ Normalizer Normalizer::fit(const Dataset& t) {
     const double m = t.n ? s / static_cast<double>(t.n) : 0;
     const double var = t.n ? s2 / static_cast<double>(t.n) - m * m : 0;
     nz.mean[static_cast<std::size_t>(f)] = static_cast<float>(m);
-    nz.inv_std[static_cast<std::size_t>(f)] = static_cast<float>(var > 1e-12 ? 1 / std::sqrt(var) : 1.0);
+    nz.inv_std[static_cast<std::size_t>(f)] =
+        static_cast<float>(var > 1e-12 ? 1 / std::sqrt(var) : 1.0);
   }
   return nz;
 }
 
 void Normalizer::apply(Dataset& d) const {
   if (static_cast<std::int64_t>(mean.size()) != d.features)
-    throw Error(fmt::format("normalizer fitted on {} features applied to {} features", mean.size(), d.features));
+    throw Error(fmt::format("normalizer fitted on {} features applied to {} features", mean.size(),
+                            d.features));
   for (std::int64_t i = 0; i < d.n; ++i)
     for (std::int64_t f = 0; f < d.features; ++f) {
       float& v = d.x[static_cast<std::size_t>(i * d.features + f)];
@@ -305,7 +322,8 @@ std::pair<Dataset, Dataset> split(const Dataset& d, double test_fraction, std::u
   std::iota(idx.begin(), idx.end(), 0);
   std::mt19937_64 rng(seed);
   std::shuffle(idx.begin(), idx.end(), rng);
-  const auto n_test = static_cast<std::int64_t>(std::llround(static_cast<double>(d.n) * test_fraction));
+  const auto n_test =
+      static_cast<std::int64_t>(std::llround(static_cast<double>(d.n) * test_fraction));
   Dataset a, b;
   for (Dataset* s : {&a, &b}) s->features = d.features, s->classes = d.classes, s->name = d.name;
   for (std::int64_t k = 0; k < d.n; ++k) {
@@ -323,7 +341,8 @@ std::pair<Dataset, Dataset> split(const Dataset& d, double test_fraction, std::u
 
 Batches::Batches(const Dataset& data, std::int64_t batch_size, std::uint64_t seed, bool shuffle)
     : data_(data), size_(batch_size), seed_(seed), shuffle_(shuffle) {
-  if (batch_size <= 0) throw Error(fmt::format("batches: batch size must be positive, got {}", batch_size));
+  if (batch_size <= 0)
+    throw Error(fmt::format("batches: batch size must be positive, got {}", batch_size));
   start_epoch(0);
 }
 

@@ -21,8 +21,8 @@ Parameter::Parameter(std::string name, const Shape& shape, DType dtype)
 }
 
 void Parameter::throw_dtype() const {
-  throw Error(fmt::format("parameter {}: holds {}; asked for another type", name_,
-                          dtype_name(dtype_)));
+  throw Error(
+      fmt::format("parameter {}: holds {}; asked for another type", name_, dtype_name(dtype_)));
 }
 
 std::vector<double> Parameter::values() const {
@@ -43,8 +43,8 @@ std::vector<double> Parameter::grads() const {
 }
 void Parameter::set_values(std::span<const double> v) {
   if (static_cast<std::int64_t>(v.size()) != numel())
-    throw Error(fmt::format("parameter {}: {} values given for shape {}", name_, v.size(),
-                            shape_.str()));
+    throw Error(
+        fmt::format("parameter {}: {} values given for shape {}", name_, v.size(), shape_.str()));
   dispatch_dtype(dtype_, [&](auto z) {
     auto* p = static_cast<decltype(z)*>(value_.data());
     for (std::size_t i = 0; i < v.size(); ++i) p[i] = static_cast<decltype(z)>(v[i]);
@@ -90,39 +90,50 @@ Activation parse_activation(const std::string& name) {
   for (Activation a : {Activation::identity, Activation::relu, Activation::leaky_relu,
                        Activation::sigmoid, Activation::tanh})
     if (name == activation_name(a)) return a;
-  throw Error(fmt::format("unknown activation '{}': choose identity, relu, leaky_relu, sigmoid "
-                          "or tanh",
-                          name));
+  throw Error(
+      fmt::format("unknown activation '{}': choose identity, relu, leaky_relu, sigmoid "
+                  "or tanh",
+                  name));
 }
 const char* activation_name(Activation a) {
   switch (a) {
-    case Activation::identity: return "identity";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
+    case Activation::identity:
+      return "identity";
+    case Activation::relu:
+      return "relu";
+    case Activation::leaky_relu:
+      return "leaky_relu";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::tanh:
+      return "tanh";
   }
   return "?";
 }
 Tensor apply(Activation a, const Tensor& x) {
   switch (a) {
-    case Activation::identity: return x;
-    case Activation::relu: return relu(x);
-    case Activation::leaky_relu: return leaky_relu(x, 0.01);
-    case Activation::sigmoid: return sigmoid(x);
-    case Activation::tanh: return tanh(x);
+    case Activation::identity:
+      return x;
+    case Activation::relu:
+      return relu(x);
+    case Activation::leaky_relu:
+      return leaky_relu(x, 0.01);
+    case Activation::sigmoid:
+      return sigmoid(x);
+    case Activation::tanh:
+      return tanh(x);
   }
   return x;
 }
 
 // ---- Linear ----
 
-Linear::Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype,
-               std::uint64_t seed, Init init, bool bias)
+Linear::Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype, std::uint64_t seed,
+               Init init, bool bias)
     : Module(std::move(name)), in_(in), out_(out) {
   if (in <= 0 || out <= 0)
-    throw Error(fmt::format("Linear {}: sizes must be positive, got in={} out={}", this->name(),
-                            in, out));
+    throw Error(
+        fmt::format("Linear {}: sizes must be positive, got in={} out={}", this->name(), in, out));
   weight_ = &register_parameter("weight", Shape{out, in}, dtype);
   if (bias) bias_ = &register_parameter("bias", Shape{out}, dtype);
   // Kaiming uniform for ReLU: U(-b, b), b = sqrt(6 / fan_in); Xavier: b = sqrt(6 / (in + out)).

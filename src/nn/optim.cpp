@@ -54,7 +54,8 @@ std::vector<Optimizer::StateRef> Optimizer::state() {
   return out;
 }
 
-SGD::SGD(std::vector<Parameter*> params, SGDOptions opt) : Optimizer(std::move(params), opt.lr), opt_(opt) {
+SGD::SGD(std::vector<Parameter*> params, SGDOptions opt)
+    : Optimizer(std::move(params), opt.lr), opt_(opt) {
   if (opt.momentum < 0 || opt.weight_decay < 0)
     throw Error("sgd: momentum and weight decay must not be negative");
   if (opt.momentum > 0) init_state({"momentum"});
@@ -84,7 +85,8 @@ void SGD::step() {
   }
 }
 
-Adam::Adam(std::vector<Parameter*> params, AdamOptions opt) : Optimizer(std::move(params), opt.lr), opt_(opt) {
+Adam::Adam(std::vector<Parameter*> params, AdamOptions opt)
+    : Optimizer(std::move(params), opt.lr), opt_(opt) {
   if (!(opt.beta1 >= 0 && opt.beta1 < 1 && opt.beta2 >= 0 && opt.beta2 < 1))
     throw Error(fmt::format("adam: betas must lie in [0, 1), got {} and {}", opt.beta1, opt.beta2));
   init_state({"m", "v"});

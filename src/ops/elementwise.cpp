@@ -19,34 +19,88 @@ using detail::wants_grad;
 // ---- binary rules: f(a, b), d f/d a, d f/d b ----
 
 struct AddRule {  // add distributes
-  template <class T> static T f(T a, T b) { return a + b; }
-  template <class T> static T da(T, T) { return 1; }
-  template <class T> static T db(T, T) { return 1; }
+  template <class T>
+  static T f(T a, T b) {
+    return a + b;
+  }
+  template <class T>
+  static T da(T, T) {
+    return 1;
+  }
+  template <class T>
+  static T db(T, T) {
+    return 1;
+  }
 };
 struct SubRule {
-  template <class T> static T f(T a, T b) { return a - b; }
-  template <class T> static T da(T, T) { return 1; }
-  template <class T> static T db(T, T) { return -1; }
+  template <class T>
+  static T f(T a, T b) {
+    return a - b;
+  }
+  template <class T>
+  static T da(T, T) {
+    return 1;
+  }
+  template <class T>
+  static T db(T, T) {
+    return -1;
+  }
 };
 struct MulRule {  // mul switches: each input gets the other one
-  template <class T> static T f(T a, T b) { return a * b; }
-  template <class T> static T da(T, T b) { return b; }
-  template <class T> static T db(T a, T) { return a; }
+  template <class T>
+  static T f(T a, T b) {
+    return a * b;
+  }
+  template <class T>
+  static T da(T, T b) {
+    return b;
+  }
+  template <class T>
+  static T db(T a, T) {
+    return a;
+  }
 };
 struct DivRule {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
-  template <class T> static T f(T a, T b) { return a / b; }
-  template <class T> static T da(T, T b) { return T(1) / b; }
-  template <class T> static T db(T a, T b) { return -a / (b * b); }
+  template <class T>
+  static T f(T a, T b) {
+    return a / b;
+  }
+  template <class T>
+  static T da(T, T b) {
+    return T(1) / b;
+  }
+  template <class T>
+  static T db(T a, T b) {
+    return -a / (b * b);
+  }
 };
 struct MaxRule {  // routes to the larger input; ties go to a
-  template <class T> static T f(T a, T b) { return a >= b ? a : b; }
-  template <class T> static T da(T a, T b) { return a >= b ? 1 : 0; }
-  template <class T> static T db(T a, T b) { return a >= b ? 0 : 1; }
+  template <class T>
+  static T f(T a, T b) {
+    return a >= b ? a : b;
+  }
+  template <class T>
+  static T da(T a, T b) {
+    return a >= b ? 1 : 0;
+  }
+  template <class T>
+  static T db(T a, T b) {
+    return a >= b ? 0 : 1;
+  }
 };
 struct MinRule {  // routes to the smaller input; ties go to a
-  template <class T> static T f(T a, T b) { return a <= b ? a : b; }
-  template <class T> static T da(T a, T b) { return a <= b ? 1 : 0; }
-  template <class T> static T db(T a, T b) { return a <= b ? 0 : 1; }
+  template <class T>
+  static T f(T a, T b) {
+    return a <= b ? a : b;
+  }
+  template <class T>
+  static T da(T a, T b) {
+    return a <= b ? 1 : 0;
+  }
+  template <class T>
+  static T db(T a, T b) {
+    return a <= b ? 0 : 1;
+  }
 };
 
 template <class Rule>
@@ -67,8 +121,10 @@ void binary_backward(Tape& tape, std::uint32_t t) {
     const Shape& out = tape.tnode(t).shape;
     if (tape.tnode(ia).shape == out && tape.tnode(ib).shape == out) {
       const std::int64_t count = out.numel();
-      if (ga) for (std::int64_t i = 0; i < count; ++i) ga[i] += g[i] * Rule::da(a[i], b[i]);
-      if (gb) for (std::int64_t i = 0; i < count; ++i) gb[i] += g[i] * Rule::db(a[i], b[i]);
+      if (ga)
+        for (std::int64_t i = 0; i < count; ++i) ga[i] += g[i] * Rule::da(a[i], b[i]);
+      if (gb)
+        for (std::int64_t i = 0; i < count; ++i) gb[i] += g[i] * Rule::db(a[i], b[i]);
       return;
     }
     detail::for_each_broadcast(out, sa, sb, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
@@ -115,18 +171,22 @@ Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y) {
 }
 
 const TensorOpDef kAdd{"add", &binary_backward<AddRule>, "distributes", &binary_forward<AddRule>};
-const TensorOpDef kSub{"sub", &binary_backward<SubRule>, "distributes (negated to b)", &binary_forward<SubRule>};
+const TensorOpDef kSub{"sub", &binary_backward<SubRule>, "distributes (negated to b)",
+                       &binary_forward<SubRule>};
 const TensorOpDef kMul{"mul", &binary_backward<MulRule>, "switches", &binary_forward<MulRule>};
 const TensorOpDef kDiv{"div", &binary_backward<DivRule>, nullptr, &binary_forward<DivRule>};
-const TensorOpDef kMaximum{"maximum", &binary_backward<MaxRule>, "routes", &binary_forward<MaxRule>};
-const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes", &binary_forward<MinRule>};
+const TensorOpDef kMaximum{"maximum", &binary_backward<MaxRule>, "routes",
+                           &binary_forward<MaxRule>};
+const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes",
+                           &binary_forward<MinRule>};
 const TensorOpDef kConst{"constant", nullptr, nullptr};
 
 // A rank-0 constant of x's dtype on x's tape.
 Tensor constant_like(const Tensor& x, double c) {
   Tape& tape = x.checked("constant");
   const std::uint32_t t = tape.push_tensor(&kConst, Shape{}, x.dtype(), {});
-  dispatch_dtype(x.dtype(), [&](auto z) { values_of<decltype(z)>(tape, t)[0] = static_cast<decltype(z)>(c); });
+  dispatch_dtype(x.dtype(),
+                 [&](auto z) { values_of<decltype(z)>(tape, t)[0] = static_cast<decltype(z)>(c); });
   return {tape, t};
 }
 
@@ -134,57 +194,113 @@ Tensor constant_like(const Tensor& x, double c) {
 
 struct NegRule {
   static constexpr const char* name = "neg";
-  template <class T> static T f(T x, double) { return -x; }
-  template <class T> static T df(T, T, double) { return -1; }
+  template <class T>
+  static T f(T x, double) {
+    return -x;
+  }
+  template <class T>
+  static T df(T, T, double) {
+    return -1;
+  }
 };
 struct ExpRule {  // d e^x = e^x
   static constexpr const char* name = "exp";
-  template <class T> static T f(T x, double) { return std::exp(x); }
-  template <class T> static T df(T, T y, double) { return y; }
+  template <class T>
+  static T f(T x, double) {
+    return std::exp(x);
+  }
+  template <class T>
+  static T df(T, T y, double) {
+    return y;
+  }
 };
 struct LogRule {  // d ln x = 1/x
   static constexpr const char* name = "log";
-  template <class T> static T f(T x, double) { return std::log(x); }
-  template <class T> static T df(T x, T, double) { return T(1) / x; }
+  template <class T>
+  static T f(T x, double) {
+    return std::log(x);
+  }
+  template <class T>
+  static T df(T x, T, double) {
+    return T(1) / x;
+  }
 };
 struct SqrtRule {  // d sqrt x = 1/(2 sqrt x)
   static constexpr const char* name = "sqrt";
-  template <class T> static T f(T x, double) { return std::sqrt(x); }
-  template <class T> static T df(T, T y, double) { return T(0.5) / y; }
+  template <class T>
+  static T f(T x, double) {
+    return std::sqrt(x);
+  }
+  template <class T>
+  static T df(T, T y, double) {
+    return T(0.5) / y;
+  }
 };
 struct AbsRule {  // d|x| = sign x, 0 at 0
   static constexpr const char* name = "abs";
-  template <class T> static T f(T x, double) { return std::fabs(x); }
-  template <class T> static T df(T x, T, double) { return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0)); }
+  template <class T>
+  static T f(T x, double) {
+    return std::fabs(x);
+  }
+  template <class T>
+  static T df(T x, T, double) {
+    return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
+  }
 };
 struct PowRule {  // d x^p = p x^(p-1)
   static constexpr const char* name = "pow";
-  template <class T> static T f(T x, double p) { return static_cast<T>(std::pow(x, static_cast<T>(p))); }
-  template <class T> static T df(T x, T, double p) {
+  template <class T>
+  static T f(T x, double p) {
+    return static_cast<T>(std::pow(x, static_cast<T>(p)));
+  }
+  template <class T>
+  static T df(T x, T, double p) {
     return p == 0 ? T(0) : static_cast<T>(p * std::pow(x, static_cast<T>(p - 1)));
   }
 };
 struct SigmoidRule {  // d s(x) = s(x) (1 - s(x))
   static constexpr const char* name = "sigmoid";
-  template <class T> static T f(T x, double) {
+  template <class T>
+  static T f(T x, double) {
     return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
   }
-  template <class T> static T df(T, T y, double) { return y * (T(1) - y); }
+  template <class T>
+  static T df(T, T y, double) {
+    return y * (T(1) - y);
+  }
 };
 struct TanhRule {  // d tanh x = 1 - tanh^2 x
   static constexpr const char* name = "tanh";
-  template <class T> static T f(T x, double) { return std::tanh(x); }
-  template <class T> static T df(T, T y, double) { return T(1) - y * y; }
+  template <class T>
+  static T f(T x, double) {
+    return std::tanh(x);
+  }
+  template <class T>
+  static T df(T, T y, double) {
+    return T(1) - y * y;
+  }
 };
 struct ReluRule {  // routes: 1 for x >= 0 (the notes' convention at 0), else 0
   static constexpr const char* name = "relu";
-  template <class T> static T f(T x, double) { return x >= 0 ? x : T(0); }
-  template <class T> static T df(T x, T, double) { return x >= 0 ? T(1) : T(0); }
+  template <class T>
+  static T f(T x, double) {
+    return x >= 0 ? x : T(0);
+  }
+  template <class T>
+  static T df(T x, T, double) {
+    return x >= 0 ? T(1) : T(0);
+  }
 };
 struct LeakyReluRule {  // 1 for x >= 0, slope below
   static constexpr const char* name = "leaky_relu";
-  template <class T> static T f(T x, double s) { return x >= 0 ? x : static_cast<T>(s) * x; }
-  template <class T> static T df(T x, T, double s) { return x >= 0 ? T(1) : static_cast<T>(s); }
+  template <class T>
+  static T f(T x, double s) {
+    return x >= 0 ? x : static_cast<T>(s) * x;
+  }
+  template <class T>
+  static T df(T x, T, double s) {
+    return x >= 0 ? T(1) : static_cast<T>(s);
+  }
 };
 
 template <class Rule>
@@ -211,7 +327,8 @@ void unary_forward(Tape& tape, std::uint32_t t) {
     using T = decltype(z);
     const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
     T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i) out[i] = Rule::f(in[i], alpha);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+      out[i] = Rule::f(in[i], alpha);
   });
 }
 
@@ -262,7 +379,8 @@ void scale_forward(Tape& tape, std::uint32_t t) {
     using T = decltype(z);
     const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
     T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i) out[i] = static_cast<T>(sv) * in[i];
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+      out[i] = static_cast<T>(sv) * in[i];
   });
 }
 const TensorOpDef kScale{"scale", &scale_backward, "switches", &scale_forward};
@@ -272,7 +390,8 @@ const TensorOpDef kScale{"scale", &scale_backward, "switches", &scale_forward};
 Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, const Shape& out,
                  TensorAttrs attrs) {
   if (inputs.size() == 0 || inputs.size() > 3)
-    throw Error(fmt::format("{}: a recorded op takes 1 to 3 tensor inputs, got {}", def.name, inputs.size()));
+    throw Error(fmt::format("{}: a recorded op takes 1 to 3 tensor inputs, got {}", def.name,
+                            inputs.size()));
   if (!def.forward) throw Error(fmt::format("{}: the op definition has no forward rule", def.name));
   Tape& tape = inputs.begin()->checked(def.name);
   std::uint32_t ids[3] = {kNone, kNone, kNone};
@@ -283,7 +402,7 @@ Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, c
       throw Error(fmt::format("{}: inputs must share one dtype", def.name));
   }
   const DType dt = inputs.begin()->dtype();
-  const std::uint32_t t = k == 1 ? tape.push_tensor(&def, out, dt, {ids[0]})
+  const std::uint32_t t = k == 1   ? tape.push_tensor(&def, out, dt, {ids[0]})
                           : k == 2 ? tape.push_tensor(&def, out, dt, {ids[0], ids[1]})
                                    : tape.push_tensor(&def, out, dt, {ids[0], ids[1], ids[2]});
   tape.tnode(t).attrs = attrs;
@@ -337,7 +456,8 @@ Tensor leaky_relu(const Tensor& x, double slope) { return unary<LeakyReluRule>(x
 namespace tapegrad {
 namespace {
 using In = std::span<const Tensor>;
-std::vector<OpCheckCase> binary_cases(const std::string& op, Tensor (*f)(const Tensor&, const Tensor&), double lo,
+std::vector<OpCheckCase> binary_cases(const std::string& op,
+                                      Tensor (*f)(const Tensor&, const Tensor&), double lo,
                                       double hi) {
   std::vector<OpCheckCase> v;
   for (const auto& [a, b] : std::vector<std::pair<Shape, Shape>>{
@@ -345,8 +465,8 @@ std::vector<OpCheckCase> binary_cases(const std::string& op, Tensor (*f)(const T
     v.push_back({op, {a, b}, [f](In x) { return f(x[0], x[1]); }, lo, hi, 0});
   return v;
 }
-std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor(const Tensor&)> f, double lo,
-                                     double hi, double gap = 0) {
+std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor(const Tensor&)> f,
+                                     double lo, double hi, double gap = 0) {
   std::vector<OpCheckCase> v;
   for (const Shape& s : {Shape{5}, Shape{2, 3}, Shape{2, 1, 3}})
     v.push_back({op, {s}, [f](In x) { return f(x[0]); }, lo, hi, gap});
@@ -354,22 +474,38 @@ std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor
 }
 const OpCheckRegistrar kElementwiseChecks = [] {
   std::vector<OpCheckCase> all;
-  for (auto&& v : {binary_cases("add", &add, -2, 2), binary_cases("sub", &sub, -2, 2),
-                   binary_cases("mul", &mul, -2, 2), binary_cases("div", &div, 0.5, 2),
-                   // a shifted second input keeps ties (kinks of the router) away
-                   binary_cases("maximum", [](const Tensor& a, const Tensor& b) { return maximum(a, b + 0.0137); }, -2, 2),
-                   binary_cases("minimum", [](const Tensor& a, const Tensor& b) { return minimum(a, b - 0.0137); }, -2, 2),
-                   unary_cases("neg", [](const Tensor& x) { return -x; }, -2, 2),
-                   unary_cases("exp", [](const Tensor& x) { return exp(x); }, -2, 2),
-                   unary_cases("log", [](const Tensor& x) { return log(x); }, 0.2, 3),
-                   unary_cases("sqrt", [](const Tensor& x) { return sqrt(x); }, 0.2, 3),
-                   unary_cases("abs", [](const Tensor& x) { return abs(x); }, -2, 2, 0.05),
-                   unary_cases("pow", [](const Tensor& x) { return pow(x, 3); }, -2, 2),
-                   unary_cases("sigmoid", [](const Tensor& x) { return sigmoid(x); }, -4, 4),
-                   unary_cases("tanh", [](const Tensor& x) { return tanh(x); }, -3, 3),
-                   unary_cases("relu", [](const Tensor& x) { return relu(x); }, -2, 2, 0.05),
-                   unary_cases("leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
-                   unary_cases("scale", [](const Tensor& x) { return sum(x).item() * x; }, -1, 1)})
+  for (auto&& v :
+       {binary_cases("add", &add, -2, 2), binary_cases("sub", &sub, -2, 2),
+        binary_cases("mul", &mul, -2, 2), binary_cases("div", &div, 0.5, 2),
+        // a shifted second input keeps ties (kinks of the router) away
+        binary_cases(
+            "maximum", [](const Tensor&a, const Tensor&b) { return maximum(a, b + 0.0137); }, -2,
+            2),
+        binary_cases(
+            "minimum", [](const Tensor&a, const Tensor&b) { return minimum(a, b - 0.0137); }, -2,
+            2),
+        unary_cases(
+            "neg", [](const Tensor&x) { return -x; }, -2, 2),
+        unary_cases(
+            "exp", [](const Tensor&x) { return exp(x); }, -2, 2),
+        unary_cases(
+            "log", [](const Tensor&x) { return log(x); }, 0.2, 3),
+        unary_cases(
+            "sqrt", [](const Tensor&x) { return sqrt(x); }, 0.2, 3),
+        unary_cases(
+            "abs", [](const Tensor&x) { return abs(x); }, -2, 2, 0.05),
+        unary_cases(
+            "pow", [](const Tensor&x) { return pow(x, 3); }, -2, 2),
+        unary_cases(
+            "sigmoid", [](const Tensor&x) { return sigmoid(x); }, -4, 4),
+        unary_cases(
+            "tanh", [](const Tensor&x) { return tanh(x); }, -3, 3),
+        unary_cases(
+            "relu", [](const Tensor&x) { return relu(x); }, -2, 2, 0.05),
+        unary_cases(
+            "leaky_relu", [](const Tensor&x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
+        unary_cases(
+            "scale", [](const Tensor&x) { return sum(x).item() * x; }, -1, 1)})
     all.insert(all.end(), v.begin(), v.end());
   for (const OpCheckCase& c : all) register_op_check(c);
   return OpCheckRegistrar{};

@@ -99,7 +99,8 @@ void matmul_forward(Tape& tape, std::uint32_t t) {
                    c + i * d.m * d.n, d.n);
   });
 }
-const TensorOpDef kMatmul{"matmul", &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)", &matmul_forward};
+const TensorOpDef kMatmul{"matmul", &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)",
+                          &matmul_forward};
 
 // ---- transpose of the last two axes ----
 // attrs: i0 = rows, i1 = cols of each matrix, i2 = matrices
@@ -107,8 +108,10 @@ template <class T>
 void transpose_block(const T* in, T* out, std::int64_t r, std::int64_t c, bool add) {
   for (std::int64_t i = 0; i < r; ++i)
     for (std::int64_t j = 0; j < c; ++j) {
-      if (add) out[j * r + i] += in[i * c + j];
-      else out[j * r + i] = in[i * c + j];
+      if (add)
+        out[j * r + i] += in[i * c + j];
+      else
+        out[j * r + i] = in[i * c + j];
     }
 }
 void transpose_backward(Tape& tape, std::uint32_t t) {
@@ -119,7 +122,8 @@ void transpose_backward(Tape& tape, std::uint32_t t) {
     using T = decltype(z);
     const T* g = static_cast<const T*>(tape.tnode(t).grad);
     T* gx = grads_of<T>(tape, ix);
-    for (std::int64_t b = 0; b < count; ++b) transpose_block(g + b * r * c, gx + b * r * c, c, r, true);
+    for (std::int64_t b = 0; b < count; ++b)
+      transpose_block(g + b * r * c, gx + b * r * c, c, r, true);
   });
 }
 void transpose_forward(Tape& tape, std::uint32_t t) {
@@ -129,7 +133,8 @@ void transpose_forward(Tape& tape, std::uint32_t t) {
     using T = decltype(z);
     const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
     T* o = values_of<T>(tape, t);
-    for (std::int64_t b = 0; b < count; ++b) transpose_block(in + b * r * c, o + b * r * c, r, c, false);
+    for (std::int64_t b = 0; b < count; ++b)
+      transpose_block(in + b * r * c, o + b * r * c, r, c, false);
   });
 }
 const TensorOpDef kTranspose{"transpose", &transpose_backward, nullptr, &transpose_forward};
@@ -149,7 +154,9 @@ void reshape_backward(Tape& tape, std::uint32_t t) { copy_back(tape, t, tape.tno
 void copy_forward(Tape& tape, std::uint32_t t) {
   const TensorNode& n = tape.tnode(t);
   const std::size_t es = dtype_size(n.dtype);
-  std::memcpy(n.value, static_cast<const char*>(tape.tnode(n.in[0]).value) + n.attrs.i0 * static_cast<std::int64_t>(es),
+  std::memcpy(n.value,
+              static_cast<const char*>(tape.tnode(n.in[0]).value) +
+                  n.attrs.i0 * static_cast<std::int64_t>(es),
               static_cast<std::size_t>(n.shape.numel()) * es);
 }
 const TensorOpDef kReshape{"reshape", &reshape_backward, nullptr, &copy_forward};
@@ -162,7 +169,8 @@ const TensorOpDef kSlice{"slice_rows", &slice_backward, nullptr, &copy_forward};
 // attrs: i0 = outer count, i1 = inner size; saved: int64 per input: size along axis
 void concat_backward(Tape& tape, std::uint32_t t);
 void concat_forward(Tape& tape, std::uint32_t t);
-const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient in pieces", &concat_forward};
+const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient in pieces",
+                          &concat_forward};
 
 }  // namespace
 
@@ -185,7 +193,8 @@ Tensor transpose(const Tensor& x) {
   if (s.rank() < 2) throw Error(fmt::format("transpose: needs rank >= 2, got shape {}", s.str()));
   std::array<std::int64_t, kMaxRank> dims{};
   for (int i = 0; i < s.rank(); ++i) dims[static_cast<std::size_t>(i)] = s[i];
-  std::swap(dims[static_cast<std::size_t>(s.rank() - 1)], dims[static_cast<std::size_t>(s.rank() - 2)]);
+  std::swap(dims[static_cast<std::size_t>(s.rank() - 1)],
+            dims[static_cast<std::size_t>(s.rank() - 2)]);
   const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s.rank())));
   const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
   const std::int64_t count = r * c == 0 ? 0 : s.numel() / (r * c);
@@ -272,9 +281,10 @@ void concat_backward(Tape& tape, std::uint32_t t) {
 Tensor concat(std::span<const Tensor> xs, int axis) {
   if (xs.empty()) throw Error("concat: no tensors given");
   if (xs.size() > 3)
-    throw Error(fmt::format("concat: {} tensors given; this version joins at most 3 per call "
-                            "(chain calls for more)",
-                            xs.size()));
+    throw Error(
+        fmt::format("concat: {} tensors given; this version joins at most 3 per call "
+                    "(chain calls for more)",
+                    xs.size()));
   Tape& tape = xs[0].checked("concat");
   const Shape& s0 = xs[0].shape();
   if (s0.rank() == 0) throw Error("concat: cannot concatenate rank-0 tensors");
@@ -289,10 +299,10 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
     bool ok = s.rank() == s0.rank() && xs[k].dtype() == xs[0].dtype();
     for (int d = 0; ok && d < s.rank(); ++d) ok = d == ax || s[d] == s0[d];
     if (!ok)
-      throw Error(fmt::format("concat: tensor {} has shape {} ({}), tensor 0 has {} ({}); all must "
-                              "agree except along axis {}",
-                              k, s.str(), dtype_name(xs[k].dtype()), s0.str(),
-                              dtype_name(xs[0].dtype()), ax));
+      throw Error(fmt::format(
+          "concat: tensor {} has shape {} ({}), tensor 0 has {} ({}); all must "
+          "agree except along axis {}",
+          k, s.str(), dtype_name(xs[k].dtype()), s0.str(), dtype_name(xs[0].dtype()), ax));
     dims[static_cast<std::size_t>(ax)] += s[ax];
   }
   const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s0.rank())));
@@ -300,7 +310,7 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
   for (int d = 0; d < ax; ++d) outer *= s0[d];
   for (int d = ax + 1; d < s0.rank(); ++d) inner *= s0[d];
   const std::uint32_t t =
-      xs.size() == 1 ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0]})
+      xs.size() == 1   ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0]})
       : xs.size() == 2 ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1]})
                        : tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1], ids[2]});
   TensorNode& node = tape.tnode(t);
@@ -333,10 +343,22 @@ const OpCheckRegistrar kLinalgChecks{
     {"matmul", {{3, 4}, {2, 4, 5}}, mm},
     {"transpose", {{3, 4}}, [](In x) { return transpose(x[0]); }},
     {"transpose", {{2, 3, 4}}, [](In x) { return transpose(x[0]); }},
-    {"reshape", {{3, 4}}, [](In x) { return reshape(x[0], {2, 6}); }},
+    {"reshape",
+     {{3, 4}},
+     [](In x) {
+       return reshape(x[0], {2, 6});
+     }},
     {"slice_rows", {{4, 3}}, [](In x) { return slice_rows(x[0], 1, 3); }},
-    {"concat", {{2, 3}, {1, 3}}, [](In x) { return concat({x[0], x[1]}, 0); }},
-    {"concat", {{2, 3}, {2, 1}}, [](In x) { return concat({x[0], x[1], x[0]}, 1); }},
+    {"concat",
+     {{2, 3}, {1, 3}},
+     [](In x) {
+       return concat({x[0], x[1]}, 0);
+     }},
+    {"concat",
+     {{2, 3}, {2, 1}},
+     [](In x) {
+       return concat({x[0], x[1], x[0]}, 1);
+     }},
 };
 }  // namespace
 }  // namespace tapegrad

@@ -28,8 +28,12 @@ void linear_backward(Tape& tape, std::uint32_t t) {
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     const T* g = static_cast<const T*>(tape.tnode(t).grad);
-    if (need_x) detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, T(1), grads_of<T>(tape, ix), i);
-    if (need_w) detail::gemm(true, false, o, i, n, T(1), g, o, values_of<T>(tape, ix), i, T(1), grads_of<T>(tape, iw), i);
+    if (need_x)
+      detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, T(1),
+                   grads_of<T>(tape, ix), i);
+    if (need_w)
+      detail::gemm(true, false, o, i, n, T(1), g, o, values_of<T>(tape, ix), i, T(1),
+                   grads_of<T>(tape, iw), i);
     if (need_b) {
       T* gb = grads_of<T>(tape, ib);
       for (std::int64_t r = 0; r < n; ++r)
@@ -46,14 +50,17 @@ void linear_forward(Tape& tape, std::uint32_t t) {
     T* y = values_of<T>(tape, t);
     if (ib != kNone) {
       const T* pb = values_of<T>(tape, ib);
-      for (std::int64_t r = 0; r < n; ++r) std::memcpy(y + r * o, pb, static_cast<std::size_t>(o) * sizeof(T));
+      for (std::int64_t r = 0; r < n; ++r)
+        std::memcpy(y + r * o, pb, static_cast<std::size_t>(o) * sizeof(T));
     } else {
       std::memset(y, 0, static_cast<std::size_t>(n * o) * sizeof(T));
     }
-    detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, values_of<T>(tape, iw), in, T(1), y, o);
+    detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, values_of<T>(tape, iw),
+                 in, T(1), y, o);
   });
 }
-const TensorOpDef kLinear{"linear", &linear_backward, "switches (dx = g w, dw = g^T x), bias adds", &linear_forward};
+const TensorOpDef kLinear{"linear", &linear_backward, "switches (dx = g w, dw = g^T x), bias adds",
+                          &linear_forward};
 
 // ---- softmax cross-entropy on logits: mean_r (lse(z_r) - z_r[label_r]) ----
 // saved: softmax probabilities (N*C of T), then the labels (N int32)
@@ -91,7 +98,8 @@ void bce_backward(Tape& tape, std::uint32_t t) {
     if (need_z) {
       T* gz = grads_of<T>(tape, iz);
       for (std::int64_t i = 0; i < count; ++i) {
-        const T s = z[i] >= 0 ? T(1) / (T(1) + std::exp(-z[i])) : std::exp(z[i]) / (T(1) + std::exp(z[i]));
+        const T s =
+            z[i] >= 0 ? T(1) / (T(1) + std::exp(-z[i])) : std::exp(z[i]) / (T(1) + std::exp(z[i]));
         gz[i] += scale * (s - y[i]);
       }
     }
@@ -189,9 +197,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const std::uint32_t ib = b.defined() ? arg(tape, b, "linear") : kNone;
   const Shape xs = x.shape(), ws = w.shape();
   if (xs.rank() != 2 || ws.rank() != 2 || xs[1] != ws[1])
-    throw Error(fmt::format("linear: input {} and weight {} do not fit: need input (N,I) and "
-                            "weight (O,I) with the same I",
-                            xs.str(), ws.str()));
+    throw Error(
+        fmt::format("linear: input {} and weight {} do not fit: need input (N,I) and "
+                    "weight (O,I) with the same I",
+                    xs.str(), ws.str()));
   if (b.defined() && !(b.shape() == Shape{ws[0]}))
     throw Error(fmt::format("linear: bias {} does not fit weight {}: need bias ({})",
                             b.shape().str(), ws.str(), ws[0]));
@@ -208,7 +217,8 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   Tape& tape = logits.checked("softmax_cross_entropy");
   const Shape s = logits.shape();
   if (s.rank() != 2 || s[1] == 0)
-    throw Error(fmt::format("softmax_cross_entropy: logits must be (N,C) with C >= 1, got {}", s.str()));
+    throw Error(
+        fmt::format("softmax_cross_entropy: logits must be (N,C) with C >= 1, got {}", s.str()));
   const std::int64_t n = s[0], c = s[1];
   if (static_cast<std::int64_t>(labels.size()) != n)
     throw Error(fmt::format("softmax_cross_entropy: {} labels for {} rows of logits {}",
@@ -221,20 +231,23 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   const std::uint32_t t = tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {logits.index()});
   TensorNode& node = tape.tnode(t);
   const std::size_t es = dtype_size(node.dtype);
-  node.saved = tape.acquire(static_cast<std::size_t>(n * c) * es + static_cast<std::size_t>(n) * sizeof(std::int32_t));
-  std::memcpy(static_cast<char*>(node.saved.data()) + static_cast<std::size_t>(n * c) * es, labels.data(),
-              static_cast<std::size_t>(n) * sizeof(std::int32_t));
+  node.saved = tape.acquire(static_cast<std::size_t>(n * c) * es +
+                            static_cast<std::size_t>(n) * sizeof(std::int32_t));
+  std::memcpy(static_cast<char*>(node.saved.data()) + static_cast<std::size_t>(n * c) * es,
+              labels.data(), static_cast<std::size_t>(n) * sizeof(std::int32_t));
   sce_forward(tape, t);
   return {tape, t};
 }
 
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
   Tape& tape = logits.checked("bce_with_logits");
-  const std::uint32_t iz = arg(tape, logits, "bce_with_logits"), iy = arg(tape, targets, "bce_with_logits");
+  const std::uint32_t iz = arg(tape, logits, "bce_with_logits"),
+                      iy = arg(tape, targets, "bce_with_logits");
   if (!(logits.shape() == targets.shape()) || logits.dtype() != targets.dtype())
-    throw Error(fmt::format("bce_with_logits: logits {} and targets {} must have the same shape "
-                            "and dtype",
-                            logits.shape().str(), targets.shape().str()));
+    throw Error(
+        fmt::format("bce_with_logits: logits {} and targets {} must have the same shape "
+                    "and dtype",
+                    logits.shape().str(), targets.shape().str()));
   if (logits.numel() == 0) throw Error("bce_with_logits: empty input");
   const std::uint32_t t = tape.push_tensor(&kBce, Shape{}, logits.dtype(), {iz, iy});
   bce_forward(tape, t);
@@ -262,8 +275,16 @@ const OpCheckRegistrar kLossChecks{
     {"linear", {{4, 3}, {2, 3}, {2}}, [](In x) { return linear(x[0], x[1], x[2]); }},
     {"linear", {{1, 3}, {5, 3}}, [](In x) { return linear(x[0], x[1], Tensor()); }},
     {"softmax", {{3, 4}}, [](In x) { return softmax(x[0]); }},
-    {"softmax_cross_entropy", {{3, 4}}, [](In x) { return softmax_cross_entropy(x[0], kLabels); }, -3, 3},
-    {"bce_with_logits", {{2, 3}, {2, 3}}, [](In x) { return bce_with_logits(x[0], sigmoid(x[1])); }, -3, 3},
+    {"softmax_cross_entropy",
+     {{3, 4}},
+     [](In x) { return softmax_cross_entropy(x[0], kLabels); },
+     -3,
+     3},
+    {"bce_with_logits",
+     {{2, 3}, {2, 3}},
+     [](In x) { return bce_with_logits(x[0], sigmoid(x[1])); },
+     -3,
+     3},
 };
 }  // namespace
 }  // namespace tapegrad

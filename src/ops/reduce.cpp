@@ -20,9 +20,12 @@ struct Split {
 Split split(const Shape& s, int axis) {
   Split r;
   for (int d = 0; d < s.rank(); ++d) {
-    if (d < axis) r.outer *= s[d];
-    else if (d == axis) r.n = s[d];
-    else r.inner *= s[d];
+    if (d < axis)
+      r.outer *= s[d];
+    else if (d == axis)
+      r.n = s[d];
+    else
+      r.inner *= s[d];
   }
   return r;
 }
@@ -32,7 +35,8 @@ void sum_backward(Tape& tape, std::uint32_t t) {
   const TensorNode& node = tape.tnode(t);
   const std::uint32_t ix = node.in[0];
   const Shape& xs = tape.tnode(ix).shape;
-  const Split sp = node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const Split sp =
+      node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
   const double scale = node.attrs.alpha;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
@@ -48,7 +52,8 @@ void sum_forward(Tape& tape, std::uint32_t t) {
   const TensorNode& node = tape.tnode(t);
   const std::uint32_t ix = node.in[0];
   const Shape& xs = tape.tnode(ix).shape;
-  const Split sp = node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const Split sp =
+      node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
   const double scale = node.attrs.alpha;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
@@ -64,7 +69,8 @@ void sum_forward(Tape& tape, std::uint32_t t) {
   });
 }
 const TensorOpDef kSum{"sum", &sum_backward, "copies the gradient to every element", &sum_forward};
-const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element", &sum_forward};
+const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element",
+                        &sum_forward};
 
 Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean) {
   Tape& tape = x.checked(def.name);
@@ -74,7 +80,8 @@ Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdi
   Split sp{1, xs.numel(), 1};
   if (axis != kMaxRank) {
     ax = xs.axis(axis, def.name);
-    if (xs.rank() == 0) throw Error(fmt::format("{}: cannot reduce along an axis of a rank-0 tensor", def.name));
+    if (xs.rank() == 0)
+      throw Error(fmt::format("{}: cannot reduce along an axis of a rank-0 tensor", def.name));
     out = xs.reduced(ax, keepdims);
     sp = split(xs, ax);
   }

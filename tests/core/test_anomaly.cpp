@@ -16,7 +16,8 @@ TEST_CASE("log of a negative number is caught in the forward sweep", "[anomaly]"
   tg::TapeScope scope(tape);
   tg::DetectAnomaly on;
   tg::Scalar x = tg::var(-1);
-  REQUIRE_THROWS_WITH(tg::log(x), Contains("NaN in the forward sweep: scalar node s2 (log) from s1 = -1"));
+  REQUIRE_THROWS_WITH(tg::log(x),
+                      Contains("NaN in the forward sweep: scalar node s2 (log) from s1 = -1"));
   tg::Tensor t = tg::tensor({1.0, -2.0, 3.0});
   REQUIRE_THROWS_WITH(tg::log(t), Contains("NaN in the forward sweep: element 1 of tensor node") &&
                                       Contains("(log, shape (3), float64, inputs t"));
@@ -31,7 +32,8 @@ TEST_CASE("0/0 and an overflowing exp are caught, with the scope", "[anomaly]") 
   tg::Tensor big = tg::tensor({1.0, 800.0}, {.requires_grad = true});
   tg::ScopeName layer(tape, "layer7");
   REQUIRE_THROWS_WITH(tg::exp(big), Contains("infinity in the forward sweep: element 1") &&
-                                        Contains("(exp, shape (2)") && Contains("created in scope 'layer7'"));
+                                        Contains("(exp, shape (2)") &&
+                                        Contains("created in scope 'layer7'"));
 }
 
 TEST_CASE("a NaN or infinity born only in backward is caught in the backward sweep", "[anomaly]") {
@@ -40,13 +42,16 @@ TEST_CASE("a NaN or infinity born only in backward is caught in the backward swe
   tg::DetectAnomaly on;
   tg::Scalar x = tg::var(0);
   tg::Scalar y = tg::sqrt(x) * 2.0;  // forward fine: sqrt(0) = 0, local partial 1/(2*0) = inf
-  REQUIRE_THROWS_WITH(y.backward(), Contains("infinity in the backward sweep: the rule of scalar node") &&
-                                        Contains("(sqrt, value 0) sent it to node s1") &&
-                                        Contains("local partial inf"));
+  REQUIRE_THROWS_WITH(y.backward(),
+                      Contains("infinity in the backward sweep: the rule of scalar node") &&
+                          Contains("(sqrt, value 0) sent it to node s1") &&
+                          Contains("local partial inf"));
   tg::Tensor t = tg::tensor({4.0, 0.0}, {.requires_grad = true});
   tg::Tensor s = tg::sum(tg::sqrt(t));
-  REQUIRE_THROWS_WITH(s.backward(), Contains("infinity in the backward sweep: the rule of tensor node") &&
-                                        Contains("(sqrt, shape (2)) sent it to element 1 of the gradient of its input 0"));
+  REQUIRE_THROWS_WITH(
+      s.backward(),
+      Contains("infinity in the backward sweep: the rule of tensor node") &&
+          Contains("(sqrt, shape (2)) sent it to element 1 of the gradient of its input 0"));
 }
 
 TEST_CASE("anomaly mode leaves finite graphs alone", "[anomaly]") {

@@ -25,8 +25,9 @@ std::vector<double> train(std::uint64_t seed) {
     batches.start_epoch(epoch);
     while (batches.next(x, y)) {
       tape.clear();
-      tg::Tensor loss = nn::cross_entropy(
-          m(tg::external({static_cast<std::int64_t>(y.size()), 2}, tg::DType::f32, x.data(), nullptr)), y);
+      tg::Tensor loss = nn::cross_entropy(m(tg::external({static_cast<std::int64_t>(y.size()), 2},
+                                                         tg::DType::f32, x.data(), nullptr)),
+                                          y);
       adam.zero_grad();
       loss.backward();
       adam.step();
@@ -40,13 +41,16 @@ std::vector<double> train(std::uint64_t seed) {
 }
 }  // namespace
 
-TEST_CASE("independent models train on four threads at once as they do one after another", "[threads]") {
+TEST_CASE("independent models train on four threads at once as they do one after another",
+          "[threads]") {
   std::vector<std::vector<double>> sequential, parallel(4);
   for (std::uint64_t s = 1; s <= 4; ++s) sequential.push_back(train(s));
   std::vector<std::thread> workers;
-  for (std::uint64_t s = 1; s <= 4; ++s) workers.emplace_back([&, s] { parallel[s - 1] = train(s); });
+  for (std::uint64_t s = 1; s <= 4; ++s)
+    workers.emplace_back([&, s] { parallel[s - 1] = train(s); });
   for (auto& w : workers) w.join();
-  for (int i = 0; i < 4; ++i) CHECK(parallel[static_cast<std::size_t>(i)] == sequential[static_cast<std::size_t>(i)]);
+  for (int i = 0; i < 4; ++i)
+    CHECK(parallel[static_cast<std::size_t>(i)] == sequential[static_cast<std::size_t>(i)]);
   tg::set_num_threads(0);
 }
 

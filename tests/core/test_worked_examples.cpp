@@ -57,7 +57,7 @@ TEST_CASE("example 2: sigmoid neuron from Scalars", "[worked]") {
 TEST_CASE("example 2: sigmoid neuron from tensors", "[worked]") {
   tg::Tape tape;
   tg::TapeScope scope(tape);
-  tg::Tensor w = tg::tensor({{2, -3}}, {.requires_grad = true});        // (1,2)
+  tg::Tensor w = tg::tensor({{2, -3}}, {.requires_grad = true});         // (1,2)
   tg::Tensor x = tg::tensor({-1, -2}, {2, 1}, {.requires_grad = true});  // (2,1)
   tg::Tensor b = tg::tensor({-3.0}, {1, 1}, {.requires_grad = true});
   tg::Tensor f = tg::sigmoid(tg::matmul(w, x) + b);

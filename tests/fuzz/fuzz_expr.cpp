@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tg::TapeScope scope(tape);
   tapegrad::cli::Leaves vars{{"x", tg::var(0.5)}, {"y", tg::var(-2)}, {"z", tg::var(3)}};
   try {
-    tg::Scalar f = tapegrad::cli::parse_expression(std::string(reinterpret_cast<const char*>(data), size), vars);
+    tg::Scalar f = tapegrad::cli::parse_expression(
+        std::string(reinterpret_cast<const char*>(data), size), vars);
     f.backward();
   } catch (const tg::Error&) {
   }

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::write_file(lab, data + 1 + cut, size - 1 - cut);
   try {
     const auto d = tapegrad::nn::read_idx(img, lab);
-    if (static_cast<std::int64_t>(d.x.size()) != d.n * d.features || static_cast<std::int64_t>(d.y.size()) != d.n)
+    if (static_cast<std::int64_t>(d.x.size()) != d.n * d.features ||
+        static_cast<std::int64_t>(d.y.size()) != d.n)
       __builtin_trap();  // a dataset that disagrees with itself is silent garbage
   } catch (const tapegrad::Error&) {
   }

@@ -7,7 +7,8 @@ using Catch::Matchers::Contains;
 namespace cli = tapegrad::cli;
 
 namespace {
-double eval(const std::string& e, const std::string& at, std::map<std::string, double>* grads = nullptr) {
+double eval(const std::string& e, const std::string& at,
+            std::map<std::string, double>* grads = nullptr) {
   tg::Tape tape;
   tg::TapeScope scope(tape);
   cli::Leaves leaves;
@@ -29,7 +30,8 @@ TEST_CASE("expressions: precedence, associativity, functions, gradients", "[expr
   CHECK(eval("-x^2", "x=3") == -9);
   CHECK(eval("1 - 2 - 3", "") == -4);
   CHECK(eval("8 / 2 / 2", "") == 2);
-  CHECK(eval("max(x, y) + min(x, y) * relu(-x) + abs(x)", "x=-1.5 y=2") == Approx(2 + -1.5 * 1.5 + 1.5));
+  CHECK(eval("max(x, y) + min(x, y) * relu(-x) + abs(x)", "x=-1.5 y=2") ==
+        Approx(2 + -1.5 * 1.5 + 1.5));
   CHECK(eval("exp(log(sqrt(x)))", "x=4") == Approx(2));
   CHECK(eval("tanh(0) + sigmoid(0) + pow(x, 2)", "x=3") == Approx(9.5));
   CHECK(eval("1.5e2 + .5", "") == 150.5);

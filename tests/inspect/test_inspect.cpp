@@ -1,8 +1,8 @@
 // Inspection: DOT graphs (golden files), traces (golden file), the per-node
 // check and the registry catching a wrong op, rendering, the kink guard.
 #include <fmt/format.h>
-#include <tapegrad/inspect.hpp>
 #include <unistd.h>
+#include <tapegrad/inspect.hpp>
 #include <tapegrad/nn.hpp>
 #include <tapegrad/registry.hpp>
 
@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string golden(const std::string& name) {
-  std::ifstream in(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/inspect/golden/" + name, std::ios::binary);
+  std::ifstream in(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/inspect/golden/" + name,
+                   std::ios::binary);
   REQUIRE(in);
   return {std::istreambuf_iterator<char>(in), {}};
 }
@@ -37,8 +38,9 @@ std::string example1_dot() {
 std::string example2_trace() {
   tg::Tape tape;
   tg::TapeScope scope(tape);
-  tg::Scalar w0 = tg::var(2).named("w0"), x0 = tg::var(-1).named("x0"), w1 = tg::var(-3).named("w1"),
-             x1 = tg::var(-2).named("x1"), w2 = tg::var(-3).named("w2");
+  tg::Scalar w0 = tg::var(2).named("w0"), x0 = tg::var(-1).named("x0"),
+             w1 = tg::var(-3).named("w1"), x1 = tg::var(-2).named("x1"),
+             w2 = tg::var(-3).named("w2");
   tg::Scalar p0 = w0 * x0;
   tg::Scalar p1 = w1 * x1;
   tg::Scalar s = p0 + p1;
@@ -59,9 +61,11 @@ void bad_square_backward(tg::Tape& tape, std::uint32_t t) {
   const double* x = static_cast<const double*>(tape.tnode(n.in[0]).value);
   const double* g = static_cast<const double*>(n.grad);
   double* gx = static_cast<double*>(tape.grad_buffer(n.in[0]));
-  for (std::int64_t i = 0; i < n.shape.numel(); ++i) gx[i] += g[i] * 3 * x[i];  // wrong: d(x^2)/dx = 2x
+  for (std::int64_t i = 0; i < n.shape.numel(); ++i)
+    gx[i] += g[i] * 3 * x[i];  // wrong: d(x^2)/dx = 2x
 }
-const tg::TensorOpDef kBadSquare{"test_wrong_square", &bad_square_backward, nullptr, &bad_square_forward};
+const tg::TensorOpDef kBadSquare{"test_wrong_square", &bad_square_backward, nullptr,
+                                 &bad_square_forward};
 tg::Tensor bad_square(const tg::Tensor& x) { return tg::record_op(kBadSquare, {x}, x.shape()); }
 }  // namespace
 
@@ -109,7 +113,8 @@ TEST_CASE("an MLP's graph is clustered by layer, and can collapse each layer", "
   tg::Tensor loss = tg::nn::cross_entropy(model(tg::tensor({{0.5, -1, 2}})), labels);
   loss.backward();
   const std::string dot = tg::to_dot(loss);
-  CHECK_THAT(dot, Contains("subgraph cluster_0") && Contains("label=\"layer0\"") && Contains("layer1.weight"));
+  CHECK_THAT(dot, Contains("subgraph cluster_0") && Contains("label=\"layer0\"") &&
+                      Contains("layer1.weight"));
   const std::string collapsed = tg::to_dot(loss, {.collapse_scopes = true});
   CHECK_THAT(collapsed, Contains("box3d") && Contains("linear → relu"));
   CHECK(tg::check_nodes(loss).pass);
@@ -117,8 +122,9 @@ TEST_CASE("an MLP's graph is clustered by layer, and can collapse each layer", "
 
 TEST_CASE("a deliberately wrong op is caught and named by both checks", "[inspect][check]") {
   // 1. gradcheck of a function using it fails.
-  const tg::GradcheckResult r = tg::gradcheck([](std::span<const tg::Tensor> x) { return tg::sum(bad_square(x[0])); },
-                                              {input({3}, 1, 0.5, 2)});
+  const tg::GradcheckResult r =
+      tg::gradcheck([](std::span<const tg::Tensor> x) { return tg::sum(bad_square(x[0])); },
+                    {input({3}, 1, 0.5, 2)});
   CHECK_FALSE(r.pass);
   // 2. the per-node check names the node and its op, and the DOT marks it.
   tg::Tape tape;
@@ -137,11 +143,16 @@ TEST_CASE("a deliberately wrong op is caught and named by both checks", "[inspec
   REQUIRE(nc.first_failure() != nullptr);
   CHECK(nc.first_failure()->op == "test_wrong_square");
   CHECK(nc.first_failure()->id == tg::NodeId{true, y.index()});
-  CHECK_THAT(nc.str(), Contains("first failing node: t") && Contains("test_wrong_square, in suspect"));
+  CHECK_THAT(nc.str(),
+             Contains("first failing node: t") && Contains("test_wrong_square, in suspect"));
   const std::string dot = tg::to_dot(loss, {.highlight = {nc.first_failure()->id}});
   CHECK_THAT(dot, Contains("FAILED node check"));
   // 3. registered like any op, the registry check fails on it by name.
-  tg::register_op_check({"test_wrong_square", {{4}}, [](std::span<const tg::Tensor> in) { return bad_square(in[0]); }, 0.5, 2});
+  tg::register_op_check({"test_wrong_square",
+                         {{4}},
+                         [](std::span<const tg::Tensor> in) { return bad_square(in[0]); },
+                         0.5,
+                         2});
   bool found = false;
   for (const tg::OpCheckCase& c : tg::op_check_cases()) {
     if (c.op != "test_wrong_square") continue;
@@ -162,14 +173,40 @@ TEST_CASE("every registered op passes its gradient check", "[inspect][registry]"
     INFO(c.op);
     require_gradcheck(c.fn, in);
   }
-  for (const char* op : {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "exp", "log", "sqrt", "abs", "pow",
-                         "sigmoid", "tanh", "relu", "leaky_relu", "scale", "sum", "mean", "max", "matmul", "transpose",
-                         "reshape", "slice_rows", "concat", "linear", "softmax", "softmax_cross_entropy",
+  for (const char* op : {"add",
+                         "sub",
+                         "mul",
+                         "div",
+                         "maximum",
+                         "minimum",
+                         "neg",
+                         "exp",
+                         "log",
+                         "sqrt",
+                         "abs",
+                         "pow",
+                         "sigmoid",
+                         "tanh",
+                         "relu",
+                         "leaky_relu",
+                         "scale",
+                         "sum",
+                         "mean",
+                         "max",
+                         "matmul",
+                         "transpose",
+                         "reshape",
+                         "slice_rows",
+                         "concat",
+                         "linear",
+                         "softmax",
+                         "softmax_cross_entropy",
                          "bce_with_logits"})
     CHECK(names.count(op) == 1);
 }
 
-TEST_CASE("the kink guard reports 'not differentiable here' instead of failing", "[inspect][check]") {
+TEST_CASE("the kink guard reports 'not differentiable here' instead of failing",
+          "[inspect][check]") {
   tg::Tape tape;
   tg::TapeScope scope(tape);
   tg::Tensor x = tg::tensor({0.0, 1.0, -2.0}, {.requires_grad = true});
@@ -195,6 +232,7 @@ TEST_CASE("graphs render through Graphviz; a bad format keeps the DOT text", "[i
   REQUIRE_THROWS_WITH(tg::write_graph(dot, (dir / "g.bmpx").string()),
                       Contains("unknown graph format '.bmpx'") && Contains("g.bmpx.dot"));
   CHECK(fs::exists(dir / "g.bmpx.dot"));
-  REQUIRE_THROWS_WITH(tg::write_graph("digraph {", (dir / "h.svg").string()), Contains("could not parse"));
+  REQUIRE_THROWS_WITH(tg::write_graph("digraph {", (dir / "h.svg").string()),
+                      Contains("could not parse"));
   fs::remove_all(dir);
 }

@@ -1,10 +1,10 @@
 // Checkpoints: round trip, every kind of bad file refused without touching
 // the model, and atomic saves that survive being killed midway.
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <fmt/format.h>
-#include <tapegrad/nn.hpp>
 #include <unistd.h>
+#include <tapegrad/nn.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -50,7 +50,8 @@ TEST_CASE("a checkpoint restores parameters, optimizer state and metadata", "[ch
   fs::remove_all(dir);
 }
 
-TEST_CASE("bad checkpoints are refused with a clear error and change nothing", "[checkpoint][errors]") {
+TEST_CASE("bad checkpoints are refused with a clear error and change nothing",
+          "[checkpoint][errors]") {
   const fs::path dir = temp_dir();
   const std::string path = (dir / "c.tgc").string();
   nn::MLP src({4, 8, 3}, {.seed = 1});
@@ -73,7 +74,8 @@ TEST_CASE("bad checkpoints are refused with a clear error and change nothing", "
     std::string bad = good;
     bad[bad.size() - 20] ^= 0x01;
     spit(path, bad);
-    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, model, nullptr), Contains("corrupted: checksum mismatch"));
+    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, model, nullptr),
+                        Contains("corrupted: checksum mismatch"));
     unchanged();
   }
   SECTION("wrong version") {
@@ -86,16 +88,19 @@ TEST_CASE("bad checkpoints are refused with a clear error and change nothing", "
   }
   SECTION("not a checkpoint") {
     spit(path, "hello, this is not a checkpoint at all");
-    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, model, nullptr), Contains("not a tapegrad checkpoint"));
+    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, model, nullptr),
+                        Contains("not a tapegrad checkpoint"));
   }
   SECTION("shape mismatch") {
     nn::MLP other({4, 9, 3}, {.seed = 1});
-    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, other, nullptr),
-                        Contains("entry 'layer0.weight' is float32 (8x4), the model expects float32 (9x4)"));
+    REQUIRE_THROWS_WITH(
+        nn::load_checkpoint(path, other, nullptr),
+        Contains("entry 'layer0.weight' is float32 (8x4), the model expects float32 (9x4)"));
   }
   SECTION("optimizer state missing or of another kind") {
     nn::Adam adam(model.parameters(), {});
-    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, model, &adam), Contains("has no entry 'optimizer."));
+    REQUIRE_THROWS_WITH(nn::load_checkpoint(path, model, &adam),
+                        Contains("has no entry 'optimizer."));
     unchanged();
   }
   SECTION("missing file") {

@@ -1,14 +1,14 @@
 // Data readers: correct values from well-formed files, and a clear error
 // naming the file (and line and column) for each kind of bad file.
 #include <fmt/format.h>
-#include <tapegrad/nn.hpp>
 #include <zlib.h>
+#include <tapegrad/nn.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 
 #include "helpers.hpp"
 
@@ -32,7 +32,8 @@ struct TempDir {
 };
 
 std::string be32(std::uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
 }
 std::string idx_images(std::uint32_t n, std::uint32_t r, std::uint32_t c, std::size_t pixels) {
   std::string s = be32(0x803) + be32(n) + be32(r) + be32(c);
@@ -71,18 +72,21 @@ TEST_CASE("bad IDX files give errors naming the file and the problem", "[data][i
   write(d.file("lab"), idx_labels(4));
   write(d.file("img"), idx_images(4, 2, 3, 24));
   SECTION("missing file") {
-    REQUIRE_THROWS_WITH(nn::read_idx(d.file("nope"), d.file("lab")), Contains("nope: cannot open: no such file"));
+    REQUIRE_THROWS_WITH(nn::read_idx(d.file("nope"), d.file("lab")),
+                        Contains("nope: cannot open: no such file"));
   }
   SECTION("wrong magic number") {
     write(d.file("bad"), std::string("\x12\x34\x08\x03", 4) + std::string(100, '\0'));
     REQUIRE_THROWS_WITH(nn::read_idx(d.file("bad"), d.file("lab")),
                         Contains("bad: not an IDX file: wrong magic number 0x12340803"));
-    REQUIRE_THROWS_WITH(nn::read_idx(d.file("lab"), d.file("lab")), Contains("expected 3 dimensions"));
+    REQUIRE_THROWS_WITH(nn::read_idx(d.file("lab"), d.file("lab")),
+                        Contains("expected 3 dimensions"));
   }
   SECTION("truncated data") {
     write_gz(d.file("short.gz"), idx_images(4, 2, 3, 20));
-    REQUIRE_THROWS_WITH(nn::read_idx(d.file("short.gz"), d.file("lab")),
-                        Contains("short.gz: truncated: the header promises 24 data bytes, the file holds 20"));
+    REQUIRE_THROWS_WITH(
+        nn::read_idx(d.file("short.gz"), d.file("lab")),
+        Contains("short.gz: truncated: the header promises 24 data bytes, the file holds 20"));
   }
   SECTION("a header claiming billions of images fails without allocating them") {
     write(d.file("huge"), idx_images(2000000000u, 28, 28, 10));
@@ -91,8 +95,9 @@ TEST_CASE("bad IDX files give errors naming the file and the problem", "[data][i
   }
   SECTION("image and label counts disagree") {
     write(d.file("lab5"), idx_labels(5));
-    REQUIRE_THROWS_WITH(nn::read_idx(d.file("img"), d.file("lab5")),
-                        Contains("holds 4 images but") && Contains("holds 5 labels: the counts disagree"));
+    REQUIRE_THROWS_WITH(
+        nn::read_idx(d.file("img"), d.file("lab5")),
+        Contains("holds 4 images but") && Contains("holds 5 labels: the counts disagree"));
   }
   SECTION("corrupt gzip stream") {
     std::string gz;
@@ -118,21 +123,25 @@ TEST_CASE("CSV files: label by name or index, errors with line and column", "[da
   CHECK(ds.classes == 3);
   CHECK(ds.x == std::vector<float>{1.5f, 2, -3, 0.4f, 5, 6});
   CHECK(nn::read_csv(d.file("ok.csv"), "2").y == std::vector<std::int32_t>{1, 0, 2});
-  REQUIRE_THROWS_WITH(nn::read_csv(d.file("ok.csv"), "0"), Contains("ok.csv:2: label '1.5' in column 1 must be a whole number"));
+  REQUIRE_THROWS_WITH(nn::read_csv(d.file("ok.csv"), "0"),
+                      Contains("ok.csv:2: label '1.5' in column 1 must be a whole number"));
   write(d.file("bad.csv"), "a,b,label\n1,2,0\n3,x7,1\n");
   REQUIRE_THROWS_WITH(nn::read_csv(d.file("bad.csv"), "label"),
                       Contains("bad.csv:3: column 2 ('b'): 'x7' is not a number"));
   write(d.file("ragged.csv"), "a,b,label\n1,2\n");
-  REQUIRE_THROWS_WITH(nn::read_csv(d.file("ragged.csv"), "label"), Contains("ragged.csv:2: 2 cells, the header has 3"));
+  REQUIRE_THROWS_WITH(nn::read_csv(d.file("ragged.csv"), "label"),
+                      Contains("ragged.csv:2: 2 cells, the header has 3"));
   REQUIRE_THROWS_WITH(nn::read_csv(d.file("ok.csv"), "class"), Contains("no column named 'class'"));
   write(d.file("neg.csv"), "a,label\n1,-1\n");
-  REQUIRE_THROWS_WITH(nn::read_csv(d.file("neg.csv"), "label"), Contains("must be a whole number >= 0"));
+  REQUIRE_THROWS_WITH(nn::read_csv(d.file("neg.csv"), "label"),
+                      Contains("must be a whole number >= 0"));
   write(d.file("empty.csv"), "");
   REQUIRE_THROWS_WITH(nn::read_csv(d.file("empty.csv"), "label"), Contains("empty file"));
 }
 
 TEST_CASE("generated sets are deterministic; batches cover every sample once", "[data]") {
-  const auto a = nn::make_spirals(90, 3, 5), b = nn::make_spirals(90, 3, 5), c = nn::make_spirals(90, 3, 6);
+  const auto a = nn::make_spirals(90, 3, 5), b = nn::make_spirals(90, 3, 5),
+             c = nn::make_spirals(90, 3, 6);
   CHECK(a.x == b.x);
   CHECK(a.x != c.x);
   CHECK(nn::make_xor(10, 1).classes == 2);
@@ -147,7 +156,8 @@ TEST_CASE("generated sets are deterministic; batches cover every sample once", "
   }
   CHECK(count == 3);
   std::multiset<float> first_features;
-  for (std::int64_t i = 0; i < a.n; ++i) first_features.insert(a.x[static_cast<std::size_t>(2 * i)]);
+  for (std::int64_t i = 0; i < a.n; ++i)
+    first_features.insert(a.x[static_cast<std::size_t>(2 * i)]);
   CHECK(seen == first_features);
   auto [train, test] = nn::split(a, 0.2, 1);
   CHECK(train.n == 72);

@@ -9,8 +9,8 @@ namespace nn = tapegrad::nn;
 namespace {
 constexpr double k6 = 5e-7;
 
-constexpr nn::MLPOptions kSigmoid64{.hidden = nn::Activation::sigmoid, .output = nn::Activation::sigmoid,
-                                    .dtype = tg::DType::f64};
+constexpr nn::MLPOptions kSigmoid64{
+    .hidden = nn::Activation::sigmoid, .output = nn::Activation::sigmoid, .dtype = tg::DType::f64};
 void set_example3(nn::MLP& m) {
   m.layer(0).weight().set_values(std::vector<double>{0.15, 0.20, 0.25, 0.30});
   m.layer(0).bias()->set_values(std::vector<double>{0.35, 0.35});
@@ -38,8 +38,10 @@ TEST_CASE("example 3 through the nn module: loss and every gradient", "[nn][work
 TEST_CASE("example 4 through the nn module: gradients and one SGD step", "[nn][worked]") {
   tg::Tape tape;
   tg::TapeScope scope(tape);
-  nn::MLP m({2, 2, 1}, {.hidden = nn::Activation::sigmoid, .output = nn::Activation::sigmoid,
-                        .dtype = tg::DType::f64, .bias = false});
+  nn::MLP m({2, 2, 1}, {.hidden = nn::Activation::sigmoid,
+                        .output = nn::Activation::sigmoid,
+                        .dtype = tg::DType::f64,
+                        .bias = false});
   // Row i of a weight matrix feeds node i: hidden a = (w1, w3), b = (w2, w4).
   m.layer(0).weight().set_values(std::vector<double>{0.1, 0.4, 0.5, 0.3});
   m.layer(1).weight().set_values(std::vector<double>{0.2, 0.6});
@@ -60,8 +62,10 @@ TEST_CASE("example 4 through the nn module: gradients and one SGD step", "[nn][w
 
 TEST_CASE("the Scalar engine and the vectorised MLP give identical gradients, layer by layer",
           "[nn][scalar]") {
-  nn::MLP m({3, 4, 2}, {.hidden = nn::Activation::tanh, .output = nn::Activation::sigmoid,
-                        .dtype = tg::DType::f64, .seed = 5});
+  nn::MLP m({3, 4, 2}, {.hidden = nn::Activation::tanh,
+                        .output = nn::Activation::sigmoid,
+                        .dtype = tg::DType::f64,
+                        .seed = 5});
   const std::vector<std::vector<double>> xs{{0.5, -1.0, 0.25}, {-0.3, 0.8, 1.5}};
   const std::vector<std::vector<double>> rs{{0.1, 0.9}, {0.7, 0.2}};
   // Vectorised: both samples as a batch.
@@ -163,7 +167,8 @@ TEST_CASE("SGD with momentum and Adam follow their update rules", "[nn][optim]")
   adam.step();  // the first Adam step moves by lr * sign(g) (up to eps)
   CHECK(lin.weight().values()[0] == Approx(1.01).epsilon(1e-9));
   CHECK(adam.steps() == 1);
-  REQUIRE_THROWS_WITH(nn::SGD({&lin.weight()}, {.lr = -1}), Catch::Contains("learning rate must be a positive"));
+  REQUIRE_THROWS_WITH(nn::SGD({&lin.weight()}, {.lr = -1}),
+                      Catch::Contains("learning rate must be a positive"));
 }
 
 TEST_CASE("an MLP learns two moons with Adam", "[nn][train]") {
@@ -179,8 +184,9 @@ TEST_CASE("an MLP learns two moons with Adam", "[nn][train]") {
     batches.start_epoch(epoch);
     while (batches.next(x, y)) {
       tape.clear();
-      tg::Tensor loss = nn::cross_entropy(
-          m(tg::external({static_cast<std::int64_t>(y.size()), 2}, tg::DType::f32, x.data(), nullptr)), y);
+      tg::Tensor loss = nn::cross_entropy(m(tg::external({static_cast<std::int64_t>(y.size()), 2},
+                                                         tg::DType::f32, x.data(), nullptr)),
+                                          y);
       adam.zero_grad();
       loss.backward();
       adam.step();
@@ -191,6 +197,7 @@ TEST_CASE("an MLP learns two moons with Adam", "[nn][train]") {
   const auto z = logits.values();
   int correct = 0;
   for (std::int64_t i = 0; i < data.n; ++i)
-    correct += (z[static_cast<std::size_t>(2 * i + 1)] > z[static_cast<std::size_t>(2 * i)]) == (data.y[static_cast<std::size_t>(i)] == 1);
+    correct += (z[static_cast<std::size_t>(2 * i + 1)] > z[static_cast<std::size_t>(2 * i)]) ==
+               (data.y[static_cast<std::size_t>(i)] == 1);
   CHECK(correct >= 0.97 * static_cast<double>(data.n));
 }

@@ -7,8 +7,8 @@ using T = std::span<const tg::Tensor>;
 
 // Shape pairs that broadcast: equal, row, column, scalar, size-1 axes, rank 3.
 const std::vector<std::pair<tg::Shape, tg::Shape>> kPairs = {
-    {{3}, {3}},       {{2, 3}, {2, 3}}, {{2, 3}, {3}},       {{2, 3}, {2, 1}},
-    {{2, 3}, {}},     {{1, 3}, {2, 1}}, {{2, 1, 4}, {3, 1}}, {{2, 3, 4}, {1, 3, 1}},
+    {{3}, {3}},   {{2, 3}, {2, 3}}, {{2, 3}, {3}},       {{2, 3}, {2, 1}},
+    {{2, 3}, {}}, {{1, 3}, {2, 1}}, {{2, 1, 4}, {3, 1}}, {{2, 3, 4}, {1, 3, 1}},
 };
 
 void binary_case(const char* name, const tg::TensorFn& f, double lo, double hi, double gap) {
@@ -32,41 +32,63 @@ void unary_case(const char* name, const tg::TensorFn& f, double lo, double hi, d
 }  // namespace
 
 TEST_CASE("broadcasting add, sub, mul, div", "[ops][tensor]") {
-  binary_case("add", [](T x) { return x[0] + x[1]; }, -2, 2, 0);
-  binary_case("sub", [](T x) { return x[0] - x[1]; }, -2, 2, 0);
-  binary_case("mul", [](T x) { return x[0] * x[1]; }, -2, 2, 0);
-  binary_case("div", [](T x) { return x[0] / x[1]; }, 0.5, 2, 0);
+  binary_case(
+      "add", [](T x) { return x[0] + x[1]; }, -2, 2, 0);
+  binary_case(
+      "sub", [](T x) { return x[0] - x[1]; }, -2, 2, 0);
+  binary_case(
+      "mul", [](T x) { return x[0] * x[1]; }, -2, 2, 0);
+  binary_case(
+      "div", [](T x) { return x[0] / x[1]; }, 0.5, 2, 0);
 }
 
 TEST_CASE("broadcasting maximum and minimum away from ties", "[ops][tensor]") {
   // Inputs in disjoint-ish ranges would hide routing; instead nudge by index.
-  binary_case("maximum", [](T x) { return tg::maximum(x[0], x[1] + 0.0137); }, -2, 2, 0);
-  binary_case("minimum", [](T x) { return tg::minimum(x[0], x[1] - 0.0137); }, -2, 2, 0);
+  binary_case(
+      "maximum", [](T x) { return tg::maximum(x[0], x[1] + 0.0137); }, -2, 2, 0);
+  binary_case(
+      "minimum", [](T x) { return tg::minimum(x[0], x[1] - 0.0137); }, -2, 2, 0);
 }
 
 TEST_CASE("numbers on either side of a tensor", "[ops][tensor]") {
-  unary_case("x+c", [](T x) { return (x[0] + 1.5) * 2.0 - 0.5; }, -2, 2);
-  unary_case("c-x, c/x", [](T x) { return (3.0 - x[0]) + 2.0 / x[0] + x[0] / 4.0; }, 0.5, 2);
+  unary_case(
+      "x+c", [](T x) { return (x[0] + 1.5) * 2.0 - 0.5; }, -2, 2);
+  unary_case(
+      "c-x, c/x", [](T x) { return (3.0 - x[0]) + 2.0 / x[0] + x[0] / 4.0; }, 0.5, 2);
 }
 
 TEST_CASE("unary elementwise ops", "[ops][tensor]") {
-  unary_case("neg", [](T x) { return -x[0]; }, -2, 2);
-  unary_case("exp", [](T x) { return tg::exp(x[0]); }, -2, 2);
-  unary_case("log", [](T x) { return tg::log(x[0]); }, 0.2, 3);
-  unary_case("sqrt", [](T x) { return tg::sqrt(x[0]); }, 0.2, 3);
-  unary_case("abs", [](T x) { return tg::abs(x[0]); }, -2, 2, 0.05);
-  unary_case("pow 3", [](T x) { return tg::pow(x[0], 3); }, -2, 2);
-  unary_case("pow -0.5", [](T x) { return tg::pow(x[0], -0.5); }, 0.2, 3);
-  unary_case("sigmoid", [](T x) { return tg::sigmoid(x[0]); }, -4, 4);
-  unary_case("tanh", [](T x) { return tg::tanh(x[0]); }, -3, 3);
-  unary_case("relu", [](T x) { return tg::relu(x[0]); }, -2, 2, 0.05);
-  unary_case("leaky_relu", [](T x) { return tg::leaky_relu(x[0], 0.1); }, -2, 2, 0.05);
+  unary_case(
+      "neg", [](T x) { return -x[0]; }, -2, 2);
+  unary_case(
+      "exp", [](T x) { return tg::exp(x[0]); }, -2, 2);
+  unary_case(
+      "log", [](T x) { return tg::log(x[0]); }, 0.2, 3);
+  unary_case(
+      "sqrt", [](T x) { return tg::sqrt(x[0]); }, 0.2, 3);
+  unary_case(
+      "abs", [](T x) { return tg::abs(x[0]); }, -2, 2, 0.05);
+  unary_case(
+      "pow 3", [](T x) { return tg::pow(x[0], 3); }, -2, 2);
+  unary_case(
+      "pow -0.5", [](T x) { return tg::pow(x[0], -0.5); }, 0.2, 3);
+  unary_case(
+      "sigmoid", [](T x) { return tg::sigmoid(x[0]); }, -4, 4);
+  unary_case(
+      "tanh", [](T x) { return tg::tanh(x[0]); }, -3, 3);
+  unary_case(
+      "relu", [](T x) { return tg::relu(x[0]); }, -2, 2, 0.05);
+  unary_case(
+      "leaky_relu", [](T x) { return tg::leaky_relu(x[0], 0.1); }, -2, 2, 0.05);
 }
 
 TEST_CASE("reductions: sum, mean, max, whole and along axes", "[ops][tensor]") {
-  unary_case("sum", [](T x) { return tg::sum(x[0]); }, -2, 2);
-  unary_case("mean", [](T x) { return tg::mean(x[0]); }, -2, 2);
-  for (const tg::Shape& s : {tg::Shape{4}, tg::Shape{3, 4}, tg::Shape{2, 3, 4}, tg::Shape{2, 1, 3}}) {
+  unary_case(
+      "sum", [](T x) { return tg::sum(x[0]); }, -2, 2);
+  unary_case(
+      "mean", [](T x) { return tg::mean(x[0]); }, -2, 2);
+  for (const tg::Shape& s :
+       {tg::Shape{4}, tg::Shape{3, 4}, tg::Shape{2, 3, 4}, tg::Shape{2, 1, 3}}) {
     for (int axis = -1; axis < s.rank(); ++axis) {
       for (bool keep : {false, true}) {
         INFO(s.str() << " axis " << axis << " keepdims " << keep);
@@ -99,9 +121,16 @@ TEST_CASE("transpose, reshape, slice_rows, concat", "[ops][tensor]") {
   require_gradcheck([](T x) { return tg::transpose(x[0]); }, {input({2, 3, 4}, 2)});
   require_gradcheck([](T x) { return tg::reshape(x[0], {4, 3}); }, {input({3, 4}, 3)});
   require_gradcheck([](T x) { return tg::slice_rows(x[0], 1, 3); }, {input({4, 3}, 4)});
-  require_gradcheck([](T x) { return tg::concat({x[0], x[1]}, 0); }, {input({2, 3}, 5), input({1, 3}, 6)});
-  require_gradcheck([](T x) { return tg::concat({x[0], x[1], x[0]}, 1); },
-                    {input({2, 3}, 7), input({2, 1}, 8)});
+  require_gradcheck(
+      [](T x) {
+        return tg::concat({x[0], x[1]}, 0);
+      },
+      {input({2, 3}, 5), input({1, 3}, 6)});
+  require_gradcheck(
+      [](T x) {
+        return tg::concat({x[0], x[1], x[0]}, 1);
+      },
+      {input({2, 3}, 7), input({2, 1}, 8)});
   tg::Tape tape;
   tg::TapeScope scope(tape);
   tg::Tensor a = tg::tensor({{1, 2, 3}, {4, 5, 6}});
@@ -164,8 +193,10 @@ TEST_CASE("float32 tensors compute the same gradients to float precision", "[ops
   tg::TapeScope scope(tape);
   std::vector<double> value, gx, gw;
   for (tg::DType dt : {tg::DType::f64, tg::DType::f32}) {
-    tg::Tensor x = tg::tensor({{0.5, -1.0, 2.0}, {1.5, 0.25, -0.75}}, {.dtype = dt, .requires_grad = true});
-    tg::Tensor w = tg::tensor({{0.1, 0.2, 0.3}, {-0.4, 0.5, -0.6}}, {.dtype = dt, .requires_grad = true});
+    tg::Tensor x =
+        tg::tensor({{0.5, -1.0, 2.0}, {1.5, 0.25, -0.75}}, {.dtype = dt, .requires_grad = true});
+    tg::Tensor w =
+        tg::tensor({{0.1, 0.2, 0.3}, {-0.4, 0.5, -0.6}}, {.dtype = dt, .requires_grad = true});
     tg::Tensor y = tg::sum(tg::tanh(tg::matmul(x, tg::transpose(w))));
     y.backward();
     CHECK(y.dtype() == dt);

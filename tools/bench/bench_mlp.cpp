@@ -13,8 +13,11 @@ namespace {
 
 struct Fixture {
   explicit Fixture(std::int64_t batch)
-      : model({784, 256, 128, 10}, {.seed = 1}), adam(model.parameters(), {}), x(static_cast<std::size_t>(batch * 784)),
-        y(static_cast<std::size_t>(batch)), batch(batch) {
+      : model({784, 256, 128, 10}, {.seed = 1}),
+        adam(model.parameters(), {}),
+        x(static_cast<std::size_t>(batch * 784)),
+        y(static_cast<std::size_t>(batch)),
+        batch(batch) {
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> u(0, 1);
     for (float& v : x) v = u(rng);
@@ -23,7 +26,8 @@ struct Fixture {
   tg::Tensor forward(tg::Tape& tape) {
     tape.clear();
     tg::TapeScope s(tape);
-    return tg::nn::cross_entropy(model(tg::external({batch, 784}, tg::DType::f32, x.data(), nullptr)), y);
+    return tg::nn::cross_entropy(
+        model(tg::external({batch, 784}, tg::DType::f32, x.data(), nullptr)), y);
   }
   tg::nn::MLP model;
   tg::nn::Adam adam;
@@ -44,7 +48,10 @@ void BM_MLPStep(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_MLPStep)->ArgsProduct({{1, 64, 256}, {1, 2}})->ArgNames({"batch", "threads"})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MLPStep)
+    ->ArgsProduct({{1, 64, 256}, {1, 2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_MLPForward(benchmark::State& state) {
   tg::set_num_threads(static_cast<int>(state.range(1)));
@@ -52,7 +59,10 @@ void BM_MLPForward(benchmark::State& state) {
   tg::Tape tape;
   for (auto _ : state) benchmark::DoNotOptimize(f.forward(tape).value(0));
 }
-BENCHMARK(BM_MLPForward)->ArgsProduct({{1, 64}, {2}})->ArgNames({"batch", "threads"})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MLPForward)
+    ->ArgsProduct({{1, 64}, {2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_MLPForwardBackward(benchmark::State& state) {
   tg::set_num_threads(static_cast<int>(state.range(1)));
@@ -64,7 +74,10 @@ void BM_MLPForwardBackward(benchmark::State& state) {
     loss.backward();
   }
 }
-BENCHMARK(BM_MLPForwardBackward)->ArgsProduct({{1, 64}, {2}})->ArgNames({"batch", "threads"})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MLPForwardBackward)
+    ->ArgsProduct({{1, 64}, {2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_AdamStep(benchmark::State& state) {
   Fixture f(1);

@@ -65,9 +65,14 @@ void BM_ChainTanh(benchmark::State& state) {
     tg::Scalar acc = x;
     for (int i = 0; i < kChain; ++i) {
       switch (i % 3) {
-        case 0: acc = acc * y; break;
-        case 1: acc = acc + y; break;
-        default: acc = tg::tanh(acc);
+        case 0:
+          acc = acc * y;
+          break;
+        case 1:
+          acc = acc + y;
+          break;
+        default:
+          acc = tg::tanh(acc);
       }
     }
     tape.backward(acc);
@@ -107,7 +112,8 @@ void BM_MoonsStep(benchmark::State& state) {
   std::vector<tg::Scalar> params;
   for (int l = 0; l < 3; ++l)
     for (int o = 0; o < sizes[l + 1]; ++o)
-      for (int i = 0; i <= sizes[l]; ++i) params.push_back(tape.variable(u(rng) / std::sqrt(sizes[l])));
+      for (int i = 0; i <= sizes[l]; ++i)
+        params.push_back(tape.variable(u(rng) / std::sqrt(sizes[l])));
   const tg::Mark mark = tape.mark();
   std::size_t nodes = 0;
   std::vector<tg::Scalar> in, out;
@@ -122,7 +128,8 @@ void BM_MoonsStep(benchmark::State& state) {
         out.clear();
         for (int o = 0; o < sizes[l + 1]; ++o) {
           tg::Scalar acc = params[k + static_cast<std::size_t>(sizes[l])];  // bias
-          for (int i = 0; i < sizes[l]; ++i) acc = acc + params[k + i] * in[static_cast<std::size_t>(i)];
+          for (int i = 0; i < sizes[l]; ++i)
+            acc = acc + params[k + i] * in[static_cast<std::size_t>(i)];
           k += static_cast<std::size_t>(sizes[l]) + 1;
           out.push_back(l < 2 ? tg::relu(acc) : acc);
         }

@@ -4,8 +4,8 @@
 // the gradient of every input). tools/difftest.py replays each graph in
 // PyTorch and compares.
 //   tapegrad_difftest --graphs 300 --seed 1 > graphs.jsonl
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include <random>
@@ -53,7 +53,8 @@ std::string one_graph(std::uint64_t seed, int max_ops) {
     for (int d = 0; d < rank; ++d) dims.push_back(1 + static_cast<std::int64_t>(pick(4)));
     const tg::Shape s(dims);
     tg::Tensor t = tg::uniform(s, -2, 2, rng(), {.requires_grad = true});
-    inputs += fmt::format("{}{{\"shape\":{},\"values\":{}}}", i ? "," : "", shape_json(s), values_json(t.values()));
+    inputs += fmt::format("{}{{\"shape\":{},\"values\":{}}}", i ? "," : "", shape_json(s),
+                          values_json(t.values()));
     nodes.push_back({t, ""});
   }
   std::string ops;
@@ -67,49 +68,91 @@ std::string one_graph(std::uint64_t seed, int max_ops) {
     tg::Tensor out;
     std::string attrs = "{}";
     const std::size_t which = pick(22);
-    if (r == 0 && (which == 14 || which == 15 || which == 16 || which == 19)) continue;  // need an axis
+    if (r == 0 && (which == 14 || which == 15 || which == 16 || which == 19))
+      continue;  // need an axis
     switch (which) {
-      case 0: if (broadcastable(x.shape(), y.shape())) op = "add", out = x + y; break;
-      case 1: if (broadcastable(x.shape(), y.shape())) op = "sub", out = x - y; break;
-      case 2: if (broadcastable(x.shape(), y.shape())) op = "mul", out = x * y; break;
-      case 3: if (broadcastable(x.shape(), y.shape())) op = "div_safe", out = x / (tg::abs(y) + 0.5); break;
-      case 4: if (broadcastable(x.shape(), y.shape())) op = "maximum", out = tg::maximum(x, y); break;
-      case 5: if (broadcastable(x.shape(), y.shape())) op = "minimum", out = tg::minimum(x, y); break;
-      case 6: op = "exp_safe", out = tg::exp(tg::tanh(x)); break;
-      case 7: op = "log_safe", out = tg::log(tg::abs(x) + 0.5); break;
-      case 8: op = "sqrt_safe", out = tg::sqrt(tg::abs(x) + 0.5); break;
-      case 9: op = "sigmoid", out = tg::sigmoid(x); break;
-      case 10: op = "tanh", out = tg::tanh(x); break;
-      case 11: op = "relu", out = tg::relu(x); break;
-      case 12: op = "leaky_relu", out = tg::leaky_relu(x, 0.1); break;
-      case 13: op = "pow3", out = tg::pow(x, 3); break;
+      case 0:
+        if (broadcastable(x.shape(), y.shape())) op = "add", out = x + y;
+        break;
+      case 1:
+        if (broadcastable(x.shape(), y.shape())) op = "sub", out = x - y;
+        break;
+      case 2:
+        if (broadcastable(x.shape(), y.shape())) op = "mul", out = x * y;
+        break;
+      case 3:
+        if (broadcastable(x.shape(), y.shape())) op = "div_safe", out = x / (tg::abs(y) + 0.5);
+        break;
+      case 4:
+        if (broadcastable(x.shape(), y.shape())) op = "maximum", out = tg::maximum(x, y);
+        break;
+      case 5:
+        if (broadcastable(x.shape(), y.shape())) op = "minimum", out = tg::minimum(x, y);
+        break;
+      case 6:
+        op = "exp_safe", out = tg::exp(tg::tanh(x));
+        break;
+      case 7:
+        op = "log_safe", out = tg::log(tg::abs(x) + 0.5);
+        break;
+      case 8:
+        op = "sqrt_safe", out = tg::sqrt(tg::abs(x) + 0.5);
+        break;
+      case 9:
+        op = "sigmoid", out = tg::sigmoid(x);
+        break;
+      case 10:
+        op = "tanh", out = tg::tanh(x);
+        break;
+      case 11:
+        op = "relu", out = tg::relu(x);
+        break;
+      case 12:
+        op = "leaky_relu", out = tg::leaky_relu(x, 0.1);
+        break;
+      case 13:
+        op = "pow3", out = tg::pow(x, 3);
+        break;
       case 14: {
         const int axis = static_cast<int>(pick(static_cast<std::size_t>(r)));
         const bool keep = pick(2);
-        op = "sum_axis", out = tg::sum(x, axis, keep), attrs = fmt::format("{{\"axis\":{},\"keepdims\":{}}}", axis, keep);
+        op = "sum_axis", out = tg::sum(x, axis, keep),
+        attrs = fmt::format("{{\"axis\":{},\"keepdims\":{}}}", axis, keep);
         break;
       }
       case 15: {
         const int axis = static_cast<int>(pick(static_cast<std::size_t>(r)));
         const bool keep = pick(2);
-        op = "mean_axis", out = tg::mean(x, axis, keep), attrs = fmt::format("{{\"axis\":{},\"keepdims\":{}}}", axis, keep);
+        op = "mean_axis", out = tg::mean(x, axis, keep),
+        attrs = fmt::format("{{\"axis\":{},\"keepdims\":{}}}", axis, keep);
         break;
       }
       case 16: {
         const int axis = static_cast<int>(pick(static_cast<std::size_t>(r)));
-        op = "max_axis", out = tg::max(x, axis, false), attrs = fmt::format("{{\"axis\":{}}}", axis);
+        op = "max_axis", out = tg::max(x, axis, false),
+        attrs = fmt::format("{{\"axis\":{}}}", axis);
         break;
       }
       case 17:
-        if (r == 2 && y.rank() == 2 && x.shape()[1] == y.shape()[0]) op = "matmul", out = tg::matmul(x, y);
+        if (r == 2 && y.rank() == 2 && x.shape()[1] == y.shape()[0])
+          op = "matmul", out = tg::matmul(x, y);
         break;
-      case 18: if (r >= 2) op = "transpose", out = tg::transpose(x); break;
-      case 19: op = "softmax", out = tg::softmax(x); break;
-      case 20: op = "abs", out = tg::abs(x); break;
-      default: op = "neg", out = -x; break;
+      case 18:
+        if (r >= 2) op = "transpose", out = tg::transpose(x);
+        break;
+      case 19:
+        op = "softmax", out = tg::softmax(x);
+        break;
+      case 20:
+        op = "abs", out = tg::abs(x);
+        break;
+      default:
+        op = "neg", out = -x;
+        break;
     }
     if (op.empty()) continue;  // shapes did not fit this op; draw again
-    ops += fmt::format("{}{{\"op\":\"{}\",\"args\":[{},{}],\"attrs\":{}}}", ops.empty() ? "" : ",", op, a, b, attrs);
+    ops += fmt::format("{}{{\"op\":\"{}\",\"args\":[{},{}],\"attrs\":{}}}", ops.empty() ? "" : ",",
+                       op, a, b, attrs);
     nodes.push_back({out, ""});
   }
   // Loss: a fixed random weighting of the last node, so every output counts.
@@ -118,9 +161,13 @@ std::string one_graph(std::uint64_t seed, int max_ops) {
   tg::Tensor loss = tg::sum(last * w);
   loss.backward();
   std::string grads;
-  for (int i = 0; i < n_inputs; ++i) grads += fmt::format("{}{}", i ? "," : "", values_json(nodes[static_cast<std::size_t>(i)].t.grads()));
-  return fmt::format("{{\"seed\":{},\"inputs\":[{}],\"ops\":[{}],\"weight\":{},\"value\":{},\"loss\":{:.17g},\"grads\":[{}]}}",
-                     seed, inputs, ops, values_json(w.values()), values_json(last.values()), loss.value(0), grads);
+  for (int i = 0; i < n_inputs; ++i)
+    grads += fmt::format("{}{}", i ? "," : "",
+                         values_json(nodes[static_cast<std::size_t>(i)].t.grads()));
+  return fmt::format(
+      "{{\"seed\":{},\"inputs\":[{}],\"ops\":[{}],\"weight\":{},\"value\":{},\"loss\":{:.17g},"
+      "\"grads\":[{}]}}",
+      seed, inputs, ops, values_json(w.values()), values_json(last.values()), loss.value(0), grads);
 }
 
 }  // namespace
@@ -133,6 +180,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-ops", max_ops, "ops per graph at most")->capture_default_str();
   app.add_option("--seed", seed, "first seed")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  for (int g = 0; g < graphs; ++g) fmt::print("{}\n", one_graph(seed + static_cast<std::uint64_t>(g), max_ops));
+  for (int g = 0; g < graphs; ++g)
+    fmt::print("{}\n", one_graph(seed + static_cast<std::uint64_t>(g), max_ops));
   return 0;
 }

@@ -15,8 +15,8 @@ class Parser {
 
   Scalar parse() {
     if (s_.size() > kMaxExpressionLength)
-      throw Error(fmt::format("expression of {} characters is longer than the limit of {}", s_.size(),
-                              kMaxExpressionLength));
+      throw Error(fmt::format("expression of {} characters is longer than the limit of {}",
+                              s_.size(), kMaxExpressionLength));
     skip();
     if (pos_ == s_.size()) fail("empty expression");
     Scalar v = expr();
@@ -44,7 +44,8 @@ class Parser {
   struct Depth {
     Parser& p;
     explicit Depth(Parser& parser) : p(parser) {
-      if (++p.depth_ > kMaxNesting) p.fail(fmt::format("nesting deeper than {} levels", kMaxNesting));
+      if (++p.depth_ > kMaxNesting)
+        p.fail(fmt::format("nesting deeper than {} levels", kMaxNesting));
     }
     ~Depth() { --p.depth_; }
   };
@@ -53,17 +54,23 @@ class Parser {
     Depth d(*this);
     Scalar v = term();
     for (;;) {
-      if (eat('+')) v = v + term();
-      else if (eat('-')) v = v - term();
-      else return v;
+      if (eat('+'))
+        v = v + term();
+      else if (eat('-'))
+        v = v - term();
+      else
+        return v;
     }
   }
   Scalar term() {
     Scalar v = unary();
     for (;;) {
-      if (eat('*')) v = v * unary();
-      else if (eat('/')) v = v / unary();
-      else return v;
+      if (eat('*'))
+        v = v * unary();
+      else if (eat('/'))
+        v = v / unary();
+      else
+        return v;
     }
   }
   Scalar unary() {
@@ -95,7 +102,9 @@ class Parser {
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       const std::size_t at = pos_;
       std::string name;
-      while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) name += s_[pos_++];
+      while (pos_ < s_.size() &&
+             (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_'))
+        name += s_[pos_++];
       if (eat('(')) return call(name, at);
       const auto it = vars_.find(name);
       if (it == vars_.end()) {
@@ -118,7 +127,9 @@ class Parser {
     };
     if (f == "max" || f == "min" || f == "pow") {
       arity(2);
-      return f == "max" ? max(args[0], args[1]) : f == "min" ? min(args[0], args[1]) : pow(args[0], args[1]);
+      return f == "max"   ? max(args[0], args[1])
+             : f == "min" ? min(args[0], args[1])
+                          : pow(args[0], args[1]);
     }
     arity(1);
     if (f == "exp") return exp(args[0]);
@@ -129,7 +140,8 @@ class Parser {
     if (f == "sigmoid") return sigmoid(args[0]);
     if (f == "relu") return relu(args[0]);
     pos_ = at;
-    fail(fmt::format("unknown function '{}' (known: exp log sqrt abs tanh sigmoid relu max min pow)", f));
+    fail(fmt::format(
+        "unknown function '{}' (known: exp log sqrt abs tanh sigmoid relu max min pow)", f));
   }
 
   const std::string& s_;
@@ -151,20 +163,25 @@ std::vector<std::pair<std::string, double>> parse_bindings(const std::string& te
     const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
     char* end = nullptr;
     const double v = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0') throw Error(fmt::format("--at: '{}' is not a number (in '{}')", value, item));
+    if (value.empty() || *end != '\0')
+      throw Error(fmt::format("--at: '{}' is not a number (in '{}')", value, item));
     for (const auto& [n, _] : out)
       if (n == name) throw Error(fmt::format("--at: variable '{}' is given twice", name));
     out.emplace_back(name, v);
     item.clear();
   };
   for (char c : text) {
-    if (c == ',' || std::isspace(static_cast<unsigned char>(c))) flush();
-    else item += c;
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c)))
+      flush();
+    else
+      item += c;
   }
   flush();
   return out;
 }
 
-Scalar parse_expression(const std::string& text, const Leaves& vars) { return Parser(text, vars).parse(); }
+Scalar parse_expression(const std::string& text, const Leaves& vars) {
+  return Parser(text, vars).parse();
+}
 
 }  // namespace tapegrad::cli

@@ -16,8 +16,10 @@ std::string json_str(const std::string& s) {
   std::string o = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", c);
-    else o += c;
+    if (static_cast<unsigned char>(c) < 0x20)
+      o += fmt::format("\\u{:04x}", c);
+    else
+      o += c;
   }
   return o + "\"";
 }
@@ -48,19 +50,22 @@ int run_grad(const GradOptions& o) {
   }
   if (!o.dot.empty()) write_graph(to_dot(f, {.title = o.expression}), o.dot);
   if (o.json) {
-    std::string s = fmt::format("{{\n  \"expression\": {},\n  \"value\": {},\n  \"gradient\": {{", json_str(o.expression),
-                                json_num(f.value()));
+    std::string s = fmt::format("{{\n  \"expression\": {},\n  \"value\": {},\n  \"gradient\": {{",
+                                json_str(o.expression), json_num(f.value()));
     for (std::size_t i = 0; i < values.size(); ++i)
       s += fmt::format("{}\n    {}: {}", i ? "," : "", json_str(values[i].first),
                        json_num(leaves.at(values[i].first).grad()));
     s += values.empty() ? "}" : "\n  }";
     if (o.check) {
-      s += fmt::format(",\n  \"check\": {{\"pass\": {}, \"inputs\": [", check.pass ? "true" : "false");
+      s += fmt::format(",\n  \"check\": {{\"pass\": {}, \"inputs\": [",
+                       check.pass ? "true" : "false");
       for (std::size_t i = 0; i < check.inputs.size(); ++i) {
         const auto& r = check.inputs[i];
-        s += fmt::format("{}\n    {{\"name\": {}, \"analytic\": {}, \"numeric\": {}, \"abs_error\": {}, \"pass\": {}}}",
-                         i ? "," : "", json_str(values[i].first), json_num(r.analytic), json_num(r.numeric),
-                         json_num(r.max_abs_error), r.pass ? "true" : "false");
+        s += fmt::format(
+            "{}\n    {{\"name\": {}, \"analytic\": {}, \"numeric\": {}, \"abs_error\": {}, "
+            "\"pass\": {}}}",
+            i ? "," : "", json_str(values[i].first), json_num(r.analytic), json_num(r.numeric),
+            json_num(r.max_abs_error), r.pass ? "true" : "false");
       }
       s += "\n  ]}";
     }
@@ -74,8 +79,9 @@ int run_grad(const GradOptions& o) {
       fmt::print("\nfinite-difference check (central, step 1e-6):\n");
       for (std::size_t i = 0; i < check.inputs.size(); ++i) {
         const auto& r = check.inputs[i];
-        fmt::print("  {:<8} analytic {:>14.8g}  numeric {:>14.8g}  abs error {:.2e}  {}\n", values[i].first,
-                   r.analytic, r.numeric, r.max_abs_error, r.pass ? "pass" : "FAIL");
+        fmt::print("  {:<8} analytic {:>14.8g}  numeric {:>14.8g}  abs error {:.2e}  {}\n",
+                   values[i].first, r.analytic, r.numeric, r.max_abs_error,
+                   r.pass ? "pass" : "FAIL");
       }
     }
   }
@@ -106,7 +112,8 @@ int run_gradcheck(const GradcheckCliOptions& o) {
     }
     const GradcheckResult r = gradcheck(c.fn, inputs);
     double ae = 0, re = 0;
-    for (const auto& in : r.inputs) ae = std::max(ae, in.max_abs_error), re = std::max(re, in.max_rel_error);
+    for (const auto& in : r.inputs)
+      ae = std::max(ae, in.max_abs_error), re = std::max(re, in.max_rel_error);
     rows.push_back({c.op, shapes, ae, re, r.pass});
   }
   if (rows.empty()) throw Error(fmt::format("gradcheck: no registered op is named '{}'", o.op));
@@ -115,14 +122,18 @@ int run_gradcheck(const GradcheckCliOptions& o) {
   if (o.json) {
     std::string s = "{\n  \"pass\": " + std::string(all ? "true" : "false") + ",\n  \"cases\": [";
     for (std::size_t i = 0; i < rows.size(); ++i)
-      s += fmt::format("{}\n    {{\"op\": {}, \"shapes\": {}, \"max_abs_error\": {}, \"max_rel_error\": {}, \"pass\": {}}}",
-                       i ? "," : "", json_str(rows[i].op), json_str(rows[i].shapes), json_num(rows[i].abs_err),
-                       json_num(rows[i].rel_err), rows[i].pass ? "true" : "false");
+      s += fmt::format(
+          "{}\n    {{\"op\": {}, \"shapes\": {}, \"max_abs_error\": {}, \"max_rel_error\": {}, "
+          "\"pass\": {}}}",
+          i ? "," : "", json_str(rows[i].op), json_str(rows[i].shapes), json_num(rows[i].abs_err),
+          json_num(rows[i].rel_err), rows[i].pass ? "true" : "false");
     fmt::print("{}\n  ]\n}}\n", s);
   } else {
-    fmt::print("{:<22} {:<22} {:>12} {:>12}  {}\n", "op", "shapes", "max abs err", "max rel err", "result");
+    fmt::print("{:<22} {:<22} {:>12} {:>12}  {}\n", "op", "shapes", "max abs err", "max rel err",
+               "result");
     for (const Row& r : rows)
-      fmt::print("{:<22} {:<22} {:>12.3e} {:>12.3e}  {}\n", r.op, r.shapes, r.abs_err, r.rel_err, r.pass ? "pass" : "FAIL");
+      fmt::print("{:<22} {:<22} {:>12.3e} {:>12.3e}  {}\n", r.op, r.shapes, r.abs_err, r.rel_err,
+                 r.pass ? "pass" : "FAIL");
     std::size_t failed = 0;
     for (const Row& r : rows) failed += !r.pass;
     fmt::print("\n{} passed, {} failed\n", rows.size() - failed, failed);
@@ -147,8 +158,8 @@ int run_example(const ExampleOptions& o) {
     }
     case 2: {  // a sigmoid neuron
       title = "example 2: f = sigmoid(w0 x0 + w1 x1 + w2)";
-      Scalar w0 = var(2).named("w0"), x0 = var(-1).named("x0"), w1 = var(-3).named("w1"), x1 = var(-2).named("x1"),
-             w2 = var(-3).named("w2");
+      Scalar w0 = var(2).named("w0"), x0 = var(-1).named("x0"), w1 = var(-3).named("w1"),
+             x1 = var(-2).named("x1"), w2 = var(-3).named("w2");
       Scalar p0 = w0 * x0;
       Scalar p1 = w1 * x1;
       Scalar s = p0 + p1;
@@ -189,8 +200,10 @@ int run_example(const ExampleOptions& o) {
       throw Error(fmt::format("example: there are worked examples 1 to 4, not {}", o.number));
   }
   const bool scalar = o.number <= 2;
-  if (scalar) sroot.backward();
-  else troot.backward();
+  if (scalar)
+    sroot.backward();
+  else
+    troot.backward();
   fmt::print("{}\n", title);
   if (o.trace || o.dot.empty()) fmt::print("\n{}", scalar ? trace(sroot) : trace(troot));
   bool ok = true;

@@ -1,9 +1,9 @@
 // The tapegrad command line.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
-#include "tapegrad/error.hpp"
 #include "inspect_cmds.hpp"
+#include "tapegrad/error.hpp"
 #include "train.hpp"
 
 int main(int argc, char** argv) {
@@ -12,32 +12,51 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   cli::TrainOptions t;
-  CLI::App* train = app.add_subcommand("train", "train an MLP and write metrics, plots and a checkpoint");
-  train->add_option("--data", t.data, "fashion-mnist | mnist:DIR | csv:PATH | xor | moons | spirals")
+  CLI::App* train =
+      app.add_subcommand("train", "train an MLP and write metrics, plots and a checkpoint");
+  train
+      ->add_option("--data", t.data, "fashion-mnist | mnist:DIR | csv:PATH | xor | moons | spirals")
       ->capture_default_str();
-  train->add_option("--csv-label", t.csv_label, "label column of a CSV: name or 0-based index")->capture_default_str();
-  train->add_option("--hidden", t.hidden, "hidden layer sizes, e.g. 256,128")->delimiter(',')->capture_default_str();
-  train->add_option("--activation", t.activation, "relu | leaky_relu | sigmoid | tanh | identity")->capture_default_str();
-  train->add_option("--loss", t.loss, "ce (softmax cross-entropy) | mse (half squared error of the softmax)")
+  train->add_option("--csv-label", t.csv_label, "label column of a CSV: name or 0-based index")
+      ->capture_default_str();
+  train->add_option("--hidden", t.hidden, "hidden layer sizes, e.g. 256,128")
+      ->delimiter(',')
+      ->capture_default_str();
+  train->add_option("--activation", t.activation, "relu | leaky_relu | sigmoid | tanh | identity")
+      ->capture_default_str();
+  train
+      ->add_option("--loss", t.loss,
+                   "ce (softmax cross-entropy) | mse (half squared error of the softmax)")
       ->capture_default_str();
   train->add_option("--optimizer", t.optimizer, "adam | sgd")->capture_default_str();
-  train->add_option("--lr", t.lr, "learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--lr", t.lr, "learning rate")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   train->add_option("--momentum", t.momentum, "SGD momentum")->capture_default_str();
   train->add_option("--weight-decay", t.weight_decay, "weight decay")->capture_default_str();
-  train->add_option("--schedule", t.schedule, "cosine | constant learning rate")->capture_default_str();
-  train->add_option("--batch-size", t.batch_size, "samples per step")->capture_default_str()->check(CLI::PositiveNumber);
-  train->add_option("--epochs", t.epochs, "passes over the training set")->capture_default_str()->check(CLI::PositiveNumber);
-  train->add_option("--seed", t.seed, "seed for initialisation and shuffling")->capture_default_str();
-  train->add_option("--threads", t.threads, "threads for matrix products (0: all cores)")->capture_default_str();
+  train->add_option("--schedule", t.schedule, "cosine | constant learning rate")
+      ->capture_default_str();
+  train->add_option("--batch-size", t.batch_size, "samples per step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  train->add_option("--epochs", t.epochs, "passes over the training set")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  train->add_option("--seed", t.seed, "seed for initialisation and shuffling")
+      ->capture_default_str();
+  train->add_option("--threads", t.threads, "threads for matrix products (0: all cores)")
+      ->capture_default_str();
   train->add_option("--out", t.out, "output folder")->capture_default_str();
-  train->add_option("--limit", t.limit, "use only the first N training samples")->capture_default_str();
+  train->add_option("--limit", t.limit, "use only the first N training samples")
+      ->capture_default_str();
   train->add_flag("--resume", t.resume, "continue from the output folder's checkpoint");
   train->add_flag("--quiet", t.quiet, "print only the summary");
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
   train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
 
   cli::GradOptions g;
-  CLI::App* grad = app.add_subcommand("grad", "evaluate an expression and every partial derivative");
+  CLI::App* grad =
+      app.add_subcommand("grad", "evaluate an expression and every partial derivative");
   grad->add_option("expression", g.expression, "e.g. '(x+y)*z'")->required();
   grad->add_option("--at", g.at, "variable values, e.g. x=-2,y=5,z=-4");
   grad->add_option("--dot", g.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
@@ -46,13 +65,15 @@ int main(int argc, char** argv) {
   grad->add_flag("--json", g.json, "print value, gradient (and check) as JSON");
 
   cli::GradcheckCliOptions gc;
-  CLI::App* gcheck = app.add_subcommand("gradcheck", "check every registered op against finite differences");
+  CLI::App* gcheck =
+      app.add_subcommand("gradcheck", "check every registered op against finite differences");
   gcheck->add_option("--op", gc.op, "check only this op");
   gcheck->add_option("--seed", gc.seed, "seed of the random inputs")->capture_default_str();
   gcheck->add_flag("--json", gc.json, "print the results as JSON");
 
   cli::ExampleOptions ex;
-  CLI::App* example = app.add_subcommand("example", "build a worked example of the reference notes (1-4)");
+  CLI::App* example =
+      app.add_subcommand("example", "build a worked example of the reference notes (1-4)");
   example->add_option("number", ex.number, "1, 2, 3 or 4")->required();
   example->add_option("--dot", ex.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
   example->add_flag("--trace", ex.trace, "print the sweeps as flat code");

@@ -42,15 +42,17 @@ Data load_data(const TrainOptions& o) {
     nz.apply(d.test);
   } else if (o.data == "xor" || o.data == "moons" || o.data == "spirals") {
     const auto make = [&](std::int64_t n, std::uint64_t seed) {
-      return o.data == "xor" ? nn::make_xor(n, seed) : o.data == "moons" ? nn::make_moons(n, seed)
-                                                                          : nn::make_spirals(n, 3, seed);
+      return o.data == "xor"     ? nn::make_xor(n, seed)
+             : o.data == "moons" ? nn::make_moons(n, seed)
+                                 : nn::make_spirals(n, 3, seed);
     };
     d.train = make(2000, o.seed);
     d.test = make(500, o.seed + 1);
   } else {
-    throw Error(fmt::format("unknown data set '{}': use fashion-mnist, mnist:DIR, csv:PATH, xor, moons "
-                            "or spirals",
-                            o.data));
+    throw Error(
+        fmt::format("unknown data set '{}': use fashion-mnist, mnist:DIR, csv:PATH, xor, moons "
+                    "or spirals",
+                    o.data));
   }
   if (o.limit > 0 && o.limit < d.train.n) {
     d.train.n = o.limit;
@@ -58,7 +60,8 @@ Data load_data(const TrainOptions& o) {
     d.train.y.resize(static_cast<std::size_t>(o.limit));
   }
   if (d.test.features != d.train.features)
-    throw Error(fmt::format("train and test sets differ in features ({} vs {})", d.train.features, d.test.features));
+    throw Error(fmt::format("train and test sets differ in features ({} vs {})", d.train.features,
+                            d.test.features));
   d.train.classes = d.test.classes = std::max(d.train.classes, d.test.classes);
   return d;
 }
@@ -70,7 +73,8 @@ Tensor batch_loss(const std::string& kind, const Tensor& logits, const std::vect
   if (kind == "ce") return nn::cross_entropy(logits, y);
   const std::int64_t n = logits.shape()[0], c = logits.shape()[1];
   onehot.assign(static_cast<std::size_t>(n * c), 0.0f);
-  for (std::int64_t r = 0; r < n; ++r) onehot[static_cast<std::size_t>(r * c + y[static_cast<std::size_t>(r)])] = 1;
+  for (std::int64_t r = 0; r < n; ++r)
+    onehot[static_cast<std::size_t>(r * c + y[static_cast<std::size_t>(r)])] = 1;
   Tensor target = external({n, c}, DType::f32, onehot.data(), nullptr);
   return nn::half_squared_error(softmax(logits), target) / static_cast<double>(n);
 }
@@ -96,7 +100,8 @@ Eval evaluate(nn::MLP& model, const nn::Dataset& d, const std::string& loss, Tap
     for (std::int64_t r = 0; r < rows; ++r) {
       std::int64_t best = 0;
       for (std::int64_t k = 1; k < c; ++k)
-        if (z[static_cast<std::size_t>(r * c + k)] > z[static_cast<std::size_t>(r * c + best)]) best = k;
+        if (z[static_cast<std::size_t>(r * c + k)] > z[static_cast<std::size_t>(r * c + best)])
+          best = k;
       correct += best == y[static_cast<std::size_t>(r)];
     }
   }
@@ -114,8 +119,10 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", c);
-    else o += c;
+    if (static_cast<unsigned char>(c) < 0x20)
+      o += fmt::format("\\u{:04x}", c);
+    else
+      o += c;
   }
   return o;
 }
@@ -141,8 +148,8 @@ struct Row {
 std::string metrics_csv(const std::vector<Row>& rows) {
   std::string s = "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_second,lr\n";
   for (const Row& r : rows)
-    s += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.3f},{:.1f},{:.6g}\n", r.epoch, r.train_loss, r.test_loss,
-                     r.test_accuracy, r.seconds, r.samples_per_second, r.lr);
+    s += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.3f},{:.1f},{:.6g}\n", r.epoch, r.train_loss,
+                     r.test_loss, r.test_accuracy, r.seconds, r.samples_per_second, r.lr);
   return s;
 }
 
@@ -153,8 +160,9 @@ std::vector<Row> read_metrics(const fs::path& p, std::int64_t upto) {
   std::getline(f, line);
   while (std::getline(f, line)) {
     Row r{};
-    if (std::sscanf(line.c_str(), "%ld,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.train_loss, &r.test_loss,
-                    &r.test_accuracy, &r.seconds, &r.samples_per_second, &r.lr) == 7 &&
+    if (std::sscanf(line.c_str(), "%ld,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.train_loss,
+                    &r.test_loss, &r.test_accuracy, &r.seconds, &r.samples_per_second,
+                    &r.lr) == 7 &&
         r.epoch <= upto)
       rows.push_back(r);
   }
@@ -181,13 +189,16 @@ void plot(const fs::path& out, bool quiet) {
       out.string());
   write_file(out / "curves.gp", script);
   const std::string cmd = fmt::format("gnuplot '{}' 2>&1", (out / "curves.gp").string());
-  if (std::system(cmd.c_str()) != 0 && !quiet) fmt::print(stderr, "warning: gnuplot failed; see curves.gp\n");
+  if (std::system(cmd.c_str()) != 0 && !quiet)
+    fmt::print(stderr, "warning: gnuplot failed; see curves.gp\n");
 }
 
 class Progress {
  public:
-  Progress(bool on, std::int64_t total) : on_(on && isatty(2)), total_(total), start_(Clock::now()) {}
-  void update(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t samples, double loss) {
+  Progress(bool on, std::int64_t total)
+      : on_(on && isatty(2)), total_(total), start_(Clock::now()) {}
+  void update(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t samples,
+              double loss) {
     if (!on_) return;
     const auto now = Clock::now();
     if (done < total_ && now - last_ < std::chrono::milliseconds(100)) return;
@@ -195,9 +206,11 @@ class Progress {
     const double secs = std::chrono::duration<double>(now - start_).count();
     const double frac = static_cast<double>(done) / static_cast<double>(total_);
     const int width = 28, filled = static_cast<int>(frac * width);
-    fmt::print(stderr, "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ", epoch, epochs,
-               std::string(static_cast<std::size_t>(filled), '='), std::string(static_cast<std::size_t>(width - filled), ' '),
-               100 * frac, static_cast<double>(samples) / std::max(secs, 1e-9), loss,
+    fmt::print(stderr,
+               "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ", epoch,
+               epochs, std::string(static_cast<std::size_t>(filled), '='),
+               std::string(static_cast<std::size_t>(width - filled), ' '), 100 * frac,
+               static_cast<double>(samples) / std::max(secs, 1e-9), loss,
                frac > 0 ? secs / frac - secs : 0.0);
   }
   void done() {
@@ -215,7 +228,8 @@ class Progress {
 int run_train(const TrainOptions& o) {
   set_num_threads(o.threads);
   if (o.epochs <= 0) throw Error(fmt::format("--epochs must be positive, got {}", o.epochs));
-  if (o.loss != "ce" && o.loss != "mse") throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
+  if (o.loss != "ce" && o.loss != "mse")
+    throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
   if (o.schedule != "cosine" && o.schedule != "constant")
     throw Error(fmt::format("unknown --schedule '{}': use cosine or constant", o.schedule));
   const fs::path out(o.out);
@@ -224,14 +238,18 @@ int run_train(const TrainOptions& o) {
   std::vector<std::int64_t> sizes{d.train.features};
   sizes.insert(sizes.end(), o.hidden.begin(), o.hidden.end());
   sizes.push_back(d.train.classes);
-  nn::MLP model(sizes, {.hidden = nn::parse_activation(o.activation), .output = nn::Activation::identity,
-                        .dtype = DType::f32, .seed = o.seed});
+  nn::MLP model(sizes, {.hidden = nn::parse_activation(o.activation),
+                        .output = nn::Activation::identity,
+                        .dtype = DType::f32,
+                        .seed = o.seed});
   std::unique_ptr<nn::Optimizer> opt;
   if (o.optimizer == "adam")
-    opt = std::make_unique<nn::Adam>(model.parameters(), nn::AdamOptions{.lr = o.lr, .weight_decay = o.weight_decay});
+    opt = std::make_unique<nn::Adam>(model.parameters(),
+                                     nn::AdamOptions{.lr = o.lr, .weight_decay = o.weight_decay});
   else if (o.optimizer == "sgd")
-    opt = std::make_unique<nn::SGD>(model.parameters(),
-                                    nn::SGDOptions{.lr = o.lr, .momentum = o.momentum, .weight_decay = o.weight_decay});
+    opt = std::make_unique<nn::SGD>(
+        model.parameters(),
+        nn::SGDOptions{.lr = o.lr, .momentum = o.momentum, .weight_decay = o.weight_decay});
   else
     throw Error(fmt::format("unknown --optimizer '{}': use adam or sgd", o.optimizer));
 
@@ -240,7 +258,8 @@ int run_train(const TrainOptions& o) {
   std::vector<Row> rows;
   if (o.resume) {
     if (!fs::exists(ckpt))
-      throw Error(fmt::format("--resume: {} does not exist; run without --resume first", ckpt.string()));
+      throw Error(
+          fmt::format("--resume: {} does not exist; run without --resume first", ckpt.string()));
     const auto meta = nn::load_checkpoint(ckpt.string(), model, opt.get());
     const std::int64_t done = meta.count("epoch") ? std::stoll(meta.at("epoch")) : 0;
     first_epoch = done + 1;
@@ -256,10 +275,12 @@ int run_train(const TrainOptions& o) {
   std::vector<float> xb, onehot;
   std::vector<std::int32_t> yb;
   if (!o.quiet)
-    fmt::print("tapegrad train: {} ({} train / {} test samples), MLP {}, {} + {}, lr {} ({}), batch {}, {} epochs, "
-               "{} threads, {} float32 matmul\n",
-               o.data, d.train.n, d.test.n, join(sizes), o.activation, o.optimizer, o.lr, o.schedule, o.batch_size,
-               o.epochs, num_threads(), float_gemm_backend());
+    fmt::print(
+        "tapegrad train: {} ({} train / {} test samples), MLP {}, {} + {}, lr {} ({}), batch {}, "
+        "{} epochs, "
+        "{} threads, {} float32 matmul\n",
+        o.data, d.train.n, d.test.n, join(sizes), o.activation, o.optimizer, o.lr, o.schedule,
+        o.batch_size, o.epochs, num_threads(), float_gemm_backend());
   double train_seconds = 0;
   for (const Row& r : rows) train_seconds += r.seconds;
   for (std::int64_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
@@ -270,7 +291,8 @@ int run_train(const TrainOptions& o) {
     std::int64_t seen = 0, step = 0;
     while (batches.next(xb, yb)) {
       const double s = static_cast<double>((epoch - 1) * steps_per_epoch + step);
-      opt->set_lr(o.schedule == "cosine" ? o.lr * 0.5 * (1 + std::cos(M_PI * s / total_steps)) : o.lr);
+      opt->set_lr(o.schedule == "cosine" ? o.lr * 0.5 * (1 + std::cos(M_PI * s / total_steps))
+                                         : o.lr);
       tape.clear();
       const auto rows_b = static_cast<std::int64_t>(yb.size());
       Tensor logits = model(external({rows_b, d.train.features}, DType::f32, xb.data(), nullptr));
@@ -280,8 +302,9 @@ int run_train(const TrainOptions& o) {
       opt->step();
       const double lv = loss.value(0);
       if (!std::isfinite(lv))
-        throw Error(fmt::format("training diverged: the loss is {} at epoch {}, step {}; lower --lr (now {})", lv,
-                                epoch, step, o.lr));
+        throw Error(fmt::format(
+            "training diverged: the loss is {} at epoch {}, step {}; lower --lr (now {})", lv,
+            epoch, step, o.lr));
       loss_sum += lv * static_cast<double>(rows_b);
       seen += rows_b;
       ++step;
@@ -294,10 +317,14 @@ int run_train(const TrainOptions& o) {
     rows.push_back({epoch, loss_sum / static_cast<double>(seen), ev.loss, ev.accuracy, secs,
                     static_cast<double>(seen) / secs, opt->lr()});
     if (!o.quiet)
-      fmt::print("epoch {:2}  train loss {:.4f}  test loss {:.4f}  test accuracy {:6.2f}%  {:.2f} s  {:.0f} samples/s\n",
-                 epoch, rows.back().train_loss, ev.loss, 100 * ev.accuracy, secs, rows.back().samples_per_second);
-    nn::save_checkpoint(ckpt.string(), model, opt.get(),
-                        {{"epoch", std::to_string(epoch)}, {"sizes", join(sizes)}, {"data", o.data}});
+      fmt::print(
+          "epoch {:2}  train loss {:.4f}  test loss {:.4f}  test accuracy {:6.2f}%  {:.2f} s  "
+          "{:.0f} samples/s\n",
+          epoch, rows.back().train_loss, ev.loss, 100 * ev.accuracy, secs,
+          rows.back().samples_per_second);
+    nn::save_checkpoint(
+        ckpt.string(), model, opt.get(),
+        {{"epoch", std::to_string(epoch)}, {"sizes", join(sizes)}, {"data", o.data}});
     write_file(out / "metrics.csv", metrics_csv(rows));
   }
   if (rows.empty()) throw Error("no epochs were run (the checkpoint is already past --epochs)");
@@ -306,16 +333,21 @@ int run_train(const TrainOptions& o) {
   for (const Row& r : rows) sps += r.samples_per_second;
   sps /= static_cast<double>(rows.size());
   const std::string json = fmt::format(
-      "{{\n  \"final_test_accuracy\": {:.6f},\n  \"final_test_loss\": {:.6f},\n  \"final_train_loss\": {:.6f},\n"
+      "{{\n  \"final_test_accuracy\": {:.6f},\n  \"final_test_loss\": {:.6f},\n  "
+      "\"final_train_loss\": {:.6f},\n"
       "  \"epochs\": {},\n  \"samples_per_second\": {:.1f},\n  \"seconds_per_epoch\": {:.4f},\n"
-      "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  \"options\": {{\n"
+      "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  "
+      "\"options\": {{\n"
       "    \"data\": \"{}\", \"layers\": [{}], \"activation\": \"{}\", \"loss\": \"{}\",\n"
-      "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, \"schedule\": \"{}\",\n"
-      "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"resumed\": {}\n  }}\n}}\n",
-      last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps, train_seconds / static_cast<double>(rows.size()),
-      train_seconds, model.parameter_count(), float_gemm_backend(), json_escape(o.data), join(sizes),
-      json_escape(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.batch_size,
-      o.epochs, o.seed, num_threads(), o.resume ? "true" : "false");
+      "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
+      "\"schedule\": \"{}\",\n"
+      "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"resumed\": {}\n  "
+      "}}\n}}\n",
+      last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
+      train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
+      float_gemm_backend(), json_escape(o.data), join(sizes), json_escape(o.activation), o.loss,
+      o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.batch_size, o.epochs, o.seed,
+      num_threads(), o.resume ? "true" : "false");
   write_file(out / "summary.json", json);
   const std::string summary = fmt::format(
       "tapegrad training summary\n"
@@ -325,10 +357,12 @@ int run_train(const TrainOptions& o) {
       "  test accuracy   {:.2f}%\n"
       "  test loss       {:.4f}\n"
       "  training time   {:.1f} s ({:.2f} s per epoch, {:.0f} samples/s, {} threads, {} matmul)\n"
-      "  outputs         {}/: metrics.csv summary.json curves.svg graph.svg checkpoint.tgc summary.txt\n",
-      o.data, d.train.n, d.test.n, join(sizes), model.parameter_count(), o.activation, o.optimizer, o.lr, o.schedule,
-      o.batch_size, last.epoch, o.seed, 100 * last.test_accuracy, last.test_loss, train_seconds,
-      train_seconds / static_cast<double>(rows.size()), sps, num_threads(), float_gemm_backend(), out.string());
+      "  outputs         {}/: metrics.csv summary.json curves.svg graph.svg checkpoint.tgc "
+      "summary.txt\n",
+      o.data, d.train.n, d.test.n, join(sizes), model.parameter_count(), o.activation, o.optimizer,
+      o.lr, o.schedule, o.batch_size, last.epoch, o.seed, 100 * last.test_accuracy, last.test_loss,
+      train_seconds, train_seconds / static_cast<double>(rows.size()), sps, num_threads(),
+      float_gemm_backend(), out.string());
   write_file(out / "summary.txt", summary);
   if (o.plot) plot(out, o.quiet);
   if (o.graph) {
@@ -336,13 +370,15 @@ int run_train(const TrainOptions& o) {
     nn::Batches b(d.test, 8, 0, false);
     b.next(xb, yb);
     tape.clear();
-    Tensor logits = model(external({static_cast<std::int64_t>(yb.size()), d.train.features}, DType::f32, xb.data(),
-                                   nullptr).named("batch"));
+    Tensor logits = model(external({static_cast<std::int64_t>(yb.size()), d.train.features},
+                                   DType::f32, xb.data(), nullptr)
+                              .named("batch"));
     Tensor loss = batch_loss(o.loss, logits, yb, onehot).named("loss");
     model.zero_grad();
     loss.backward();
     try {
-      write_graph(to_dot(loss, {.title = fmt::format("one training step of MLP {} (batch of {})", join(sizes), yb.size())}),
+      write_graph(to_dot(loss, {.title = fmt::format("one training step of MLP {} (batch of {})",
+                                                     join(sizes), yb.size())}),
                   (out / "graph.svg").string());
     } catch (const Error& e) {
       fmt::print(stderr, "warning: {}\n", e.what());

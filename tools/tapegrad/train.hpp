@@ -7,26 +7,27 @@
 namespace tapegrad::cli {
 
 struct TrainOptions {
-  std::string data = "fashion-mnist";  // fashion-mnist | mnist:DIR | csv:PATH | xor | moons | spirals
-  std::string csv_label = "label";      // label column of a CSV (name or 0-based index)
+  std::string data =
+      "fashion-mnist";              // fashion-mnist | mnist:DIR | csv:PATH | xor | moons | spirals
+  std::string csv_label = "label";  // label column of a CSV (name or 0-based index)
   std::vector<std::int64_t> hidden = {256, 128};
   std::string activation = "relu";
-  std::string loss = "ce";          // ce | mse
-  std::string optimizer = "adam";   // adam | sgd
+  std::string loss = "ce";         // ce | mse
+  std::string optimizer = "adam";  // adam | sgd
   double lr = 1e-3;
-  double momentum = 0.9;            // sgd only
+  double momentum = 0.9;  // sgd only
   double weight_decay = 0.0;
   std::string schedule = "cosine";  // cosine | constant
   std::int64_t batch_size = 64;
   std::int64_t epochs = 10;
   std::uint64_t seed = 1;
-  int threads = 0;                  // 0: all cores
+  int threads = 0;  // 0: all cores
   std::string out = "runs/fashion-mnist";
   bool resume = false;
   bool quiet = false;
   bool plot = true;
-  bool graph = true;                // graph.svg of one training step
-  std::int64_t limit = 0;           // use only the first N training samples (0: all)
+  bool graph = true;       // graph.svg of one training step
+  std::int64_t limit = 0;  // use only the first N training samples (0: all)
 };
 
 // Runs training and writes the outputs; returns the process exit code.

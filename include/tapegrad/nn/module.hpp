@@ -28,8 +28,14 @@ class Parameter {
   std::int64_t numel() const { return shape_.numel(); }
   std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
 
-  template <class T> std::span<T> value() { return {static_cast<T*>(check<T>(value_.data())), static_cast<std::size_t>(numel())}; }
-  template <class T> std::span<T> grad() { return {static_cast<T*>(check<T>(grad_.data())), static_cast<std::size_t>(numel())}; }
+  template <class T>
+  std::span<T> value() {
+    return {static_cast<T*>(check<T>(value_.data())), static_cast<std::size_t>(numel())};
+  }
+  template <class T>
+  std::span<T> grad() {
+    return {static_cast<T*>(check<T>(grad_.data())), static_cast<std::size_t>(numel())};
+  }
   void* raw_value() { return value_.data(); }
   void* raw_grad() { return grad_.data(); }
   // Values as float64 (for inspection and tests), and setting them from float64.
@@ -42,7 +48,8 @@ class Parameter {
   void zero_grad();
 
  private:
-  template <class T> void* check(void* p) const {
+  template <class T>
+  void* check(void* p) const {
     if (dtype_of<T>() != dtype_) throw_dtype();
     return p;
   }

@@ -1,0 +1,105 @@
+// Anomaly detection: the first NaN or infinity of a forward value or of a
+// gradient in the sweep, reported with the node, its op, shapes and scope.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "tapegrad/tape.hpp"
+
+namespace tapegrad {
+
+// ---- anomaly detection ----
+
+namespace {
+// Index of the first non-finite element, or -1; which kind in `what`.
+template <class T>
+std::int64_t first_bad(const T* p, std::int64_t n, const char** what) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) {
+      *what = std::isnan(p[i]) ? "NaN" : "infinity";
+      return i;
+    }
+  return -1;
+}
+std::int64_t first_bad(DType dt, const void* p, std::int64_t n, const char** what) {
+  if (!p) return -1;
+  return dt == DType::f32 ? first_bad(static_cast<const float*>(p), n, what)
+                          : first_bad(static_cast<const double*>(p), n, what);
+}
+}  // namespace
+
+void Tape::throw_anomaly(const std::string& what) const {
+  throw Error("anomaly: " + what + " (anomaly detection is on for this tape)");
+}
+
+void Tape::check_scalar_forward(std::uint32_t s) const {
+  const double v = scalar_value(s);
+  if (std::isfinite(v)) return;
+  const ScalarOp op = scalar_op(s);
+  std::string ins;
+  if (op != ScalarOp::leaf && op != ScalarOp::constant) {
+    ins = fmt::format(" from s{} = {}", scalar_input_a(s), scalar_value(scalar_input_a(s)));
+    const std::uint32_t b = scalar_edges(s).b;
+    if (b != 0) ins += fmt::format(" and s{} = {}", b, scalar_value(b));
+  }
+  throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}",
+                            std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v));
+}
+
+void Tape::check_tensor_forward(std::uint32_t t) const {
+  const TensorNode& n = tnodes_[t];
+  const char* what = nullptr;
+  const std::int64_t i = first_bad(n.dtype, n.value, n.value ? n.shape.numel() : 0, &what);
+  if (i < 0) return;
+  std::string ins;
+  for (int k = 0; k < n.n_in; ++k)
+    ins += fmt::format("{}t{} {}", k ? ", " : "", n.in[k], tnodes_[n.in[k]].shape.str());
+  throw_anomaly(fmt::format(
+      "{} in the forward sweep: element {} of tensor node t{} ({}, shape {}, {}{}{}){}", what, i, t,
+      n.op->name, n.shape.str(), dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
+      n.scope == kNone ? std::string()
+                       : fmt::format(", created in scope '{}'", scope_names_[n.scope])));
+}
+
+void Tape::check_tensor_backward(std::uint32_t t) {
+  const TensorNode& n = tnodes_[t];
+  for (int k = 0; k < n.n_in; ++k) {
+    const TensorNode& in = tnodes_[n.in[k]];
+    const char* what = nullptr;
+    const std::int64_t i = first_bad(in.dtype, in.grad, in.shape.numel(), &what);
+    if (i >= 0)
+      throw_anomaly(fmt::format(
+          "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
+          "element {} of the gradient of its input {}, t{} ({}, shape {})",
+          what, t, n.op->name, n.shape.str(),
+          n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
+          k, n.in[k], in.op->name, in.shape.str()));
+  }
+  if (n.scalar_in != kNone && !std::isfinite(adj_[n.scalar_in]))
+    throw_anomaly(fmt::format(
+        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
+        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in));
+}
+
+void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
+  const ScalarEdges* e = scalars_.edges();
+  double* g = adj_.data();
+  for (std::uint32_t i = hi; i-- > lo;) {
+    const double gi = g[i];
+    if (gi == 0.0) continue;
+    const ScalarEdges& n = e[i];
+    const std::uint32_t a = n.a_op & kIndexMask;
+    g[a] += n.da * gi;
+    g[n.b] += n.db * gi;
+    for (const auto& [in, local] : {std::pair{a, n.da}, std::pair{n.b, n.db}}) {
+      if (in == 0 || std::isfinite(g[in])) continue;
+      throw_anomaly(fmt::format(
+          "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
+          "node s{} (upstream gradient {}, local partial {})",
+          std::isnan(g[in]) ? "NaN" : "infinity", i, scalar_op_name(scalar_op(i)), scalar_value(i),
+          in, gi, local));
+    }
+  }
+}
+
+}  // namespace tapegrad

@@ -69,6 +69,10 @@ struct ScalarEdges {
 };
 static_assert(sizeof(ScalarEdges) == 24);
 
+// How many buffers have been allocated from the system by this thread (the
+// pool's misses): a training step in steady state should add none.
+std::uint64_t buffer_allocations();
+
 // A raw, 64-byte aligned, uninitialised byte buffer. Move-only.
 class Buffer {
  public:

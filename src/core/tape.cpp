@@ -31,8 +31,14 @@ const char* scalar_op_name(ScalarOp op) {
 
 // ---- Buffer ----
 
+namespace {
+thread_local std::uint64_t t_buffer_allocations = 0;
+}
+std::uint64_t buffer_allocations() { return t_buffer_allocations; }
+
 Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
   if (bytes == 0) return;
+  ++t_buffer_allocations;
   static const std::size_t ram = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) *
                                  static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
   if (bytes > ram)

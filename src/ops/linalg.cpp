@@ -280,11 +280,17 @@ void concat_backward(Tape& tape, std::uint32_t t) {
 
 Tensor concat(std::span<const Tensor> xs, int axis) {
   if (xs.empty()) throw Error("concat: no tensors given");
-  if (xs.size() > 3)
-    throw Error(
-        fmt::format("concat: {} tensors given; this version joins at most 3 per call "
-                    "(chain calls for more)",
-                    xs.size()));
+  if (xs.size() > 3) {
+    // A node has at most three inputs: join the first three, then fold the
+    // rest in two at a time; gradients flow back through the chain.
+    Tensor acc = concat(xs.subspan(0, 3), axis);
+    for (std::size_t k = 3; k < xs.size(); k += 2) {
+      const std::size_t take = std::min<std::size_t>(2, xs.size() - k);
+      const Tensor parts[3] = {acc, xs[k], take == 2 ? xs[k + 1] : Tensor()};
+      acc = concat(std::span<const Tensor>(parts, take + 1), axis);
+    }
+    return acc;
+  }
   Tape& tape = xs[0].checked("concat");
   const Shape& s0 = xs[0].shape();
   if (s0.rank() == 0) throw Error("concat: cannot concatenate rank-0 tensors");

@@ -1,0 +1,52 @@
+// A training step in steady state makes no heap allocation: tensor buffers
+// come back from the tape's pool and the node lists keep their capacity.
+#include <tapegrad/nn.hpp>
+
+#include <cstdlib>
+#include <new>
+
+#include "helpers.hpp"
+
+namespace {
+thread_local bool t_counting = false;
+thread_local std::uint64_t t_news = 0;
+}  // namespace
+
+// Counting replacements of the global allocation functions (this thread only,
+// and only while a test asks for it).
+void* operator new(std::size_t n) {
+  if (t_counting) ++t_news;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+TEST_CASE("a training step in steady state allocates nothing", "[alloc]") {
+  namespace nn = tapegrad::nn;
+  nn::MLP model({16, 32, 8, 4}, {.seed = 3});
+  nn::Adam adam(model.parameters(), {});
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  std::vector<float> x(32 * 16, 0.25f);
+  std::vector<std::int32_t> y(32, 2);
+  const auto step = [&] {
+    tape.clear();
+    tg::Tensor loss =
+        nn::cross_entropy(model(tg::external({32, 16}, tg::DType::f32, x.data(), nullptr)), y);
+    adam.zero_grad();
+    loss.backward();
+    adam.step();
+  };
+  for (int i = 0; i < 3; ++i) step();  // warm-up fills the pool
+  const std::uint64_t buffers = tg::buffer_allocations();
+  t_news = 0;
+  t_counting = true;
+  for (int i = 0; i < 5; ++i) step();
+  t_counting = false;
+  CHECK(t_news == 0);
+  CHECK(tg::buffer_allocations() == buffers);
+}

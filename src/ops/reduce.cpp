@@ -31,12 +31,16 @@ Split split(const Shape& s, int axis) {
 }
 
 // attrs: i0 = axis (or -1 for all elements), alpha = scale (1 for sum, 1/n for mean)
+Split sum_split(Tape& tape, std::uint32_t t) {
+  const TensorNode& node = tape.tnode(t);
+  const Shape& xs = tape.tnode(node.in[0]).shape;
+  return node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+}
+
 void sum_backward(Tape& tape, std::uint32_t t) {
   const TensorNode& node = tape.tnode(t);
   const std::uint32_t ix = node.in[0];
-  const Shape& xs = tape.tnode(ix).shape;
-  const Split sp =
-      node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const Split sp = sum_split(tape, t);
   const double scale = node.attrs.alpha;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
@@ -51,9 +55,7 @@ void sum_backward(Tape& tape, std::uint32_t t) {
 void sum_forward(Tape& tape, std::uint32_t t) {
   const TensorNode& node = tape.tnode(t);
   const std::uint32_t ix = node.in[0];
-  const Shape& xs = tape.tnode(ix).shape;
-  const Split sp =
-      node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const Split sp = sum_split(tape, t);
   const double scale = node.attrs.alpha;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);

@@ -212,12 +212,18 @@ class Tape {
   // gradient of the sweep is checked for NaN and infinity, and the first one
   // throws an error naming the node, its op, its shape and its scope.
   bool anomaly_enabled() const { return anomaly_; }
-  void set_anomaly_enabled(bool on) { anomaly_ = on; }
+  void set_anomaly_enabled(bool on) {
+    anomaly_ = on;
+    special_ = !grad_enabled_ || anomaly_;
+  }
   void check_scalar_forward(std::uint32_t s) const;
   void check_tensor_forward(std::uint32_t t) const;
 
   bool grad_enabled() const { return grad_enabled_; }
-  void set_grad_enabled(bool on) { grad_enabled_ = on; }
+  void set_grad_enabled(bool on) {
+    grad_enabled_ = on;
+    special_ = !grad_enabled_ || anomaly_;
+  }
   std::uint32_t generation() const { return gen_; }
   std::size_t scalar_count() const { return scalars_.size(); }
   std::size_t tensor_count() const { return tnodes_.size(); }
@@ -264,20 +270,15 @@ class Tape {
       throw_stale(index, gen, what);
   }
   // Room for one more scalar node: call before computing it.
-  void reserve_scalar() {
-    if (scalars_.size() >= kMaxScalarNodes) [[unlikely]]
-      throw_full();
-    scalars_.reserve_one();
-  }
+  // (The arrays never grow past kMaxScalarNodes: growing there throws.)
+  void reserve_scalar() { scalars_.reserve_one(); }
   // Appends a scalar node after reserve_scalar(); returns its index.
   std::uint32_t push_reserved(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                               double v) {
+    if (special_) [[unlikely]]  // NoGrad or anomaly detection: one branch for both
+      return push_special(op, a, b, da, db, v);
     const std::uint32_t i = scalars_.size();
-    if (!grad_enabled_) [[unlikely]]
-      op = ScalarOp::constant, a = b = 0, da = db = 0;
     scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
-    if (anomaly_) [[unlikely]]
-      check_scalar_forward(i);
     return i;
   }
   // Appends a scalar node; returns its index.
@@ -315,7 +316,8 @@ class Tape {
 
  private:
   [[noreturn]] void throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const;
-  [[noreturn]] void throw_full() const;
+  std::uint32_t push_special(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
+                             double v);
   [[noreturn]] void throw_foreign_thread(const char* what) const;
   void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
   void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
@@ -340,6 +342,7 @@ class Tape {
   std::uint32_t swept_s_ = 0, swept_t_ = 0;
   bool grad_enabled_ = true;
   bool anomaly_ = false;
+  bool special_ = false;  // !grad_enabled_ || anomaly_
   std::thread::id owner_;
 };
 

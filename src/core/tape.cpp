@@ -86,8 +86,12 @@ ScalarArrays::~ScalarArrays() {
 }
 
 void ScalarArrays::grow() {
+  if (cap_ >= Tape::kMaxScalarNodes)
+    throw Error(
+        fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape between steps",
+                    Tape::kMaxScalarNodes - 1));
   const std::size_t cap = std::min<std::size_t>(std::max<std::size_t>(1024, std::size_t{cap_} * 2),
-                                                std::size_t{Tape::kMaxScalarNodes} + 1);
+                                                std::size_t{Tape::kMaxScalarNodes});
   auto* e = static_cast<ScalarEdges*>(alloc_array(cap * sizeof(ScalarEdges)));
   double* v;
   try {
@@ -134,18 +138,21 @@ void Tape::throw_stale(std::uint32_t index, std::uint32_t gen, const char* what)
       "the current tape",
       what, index, gen, gen_));
 }
-void Tape::throw_full() const {
-  throw Error(
-      fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape "
-                  "between steps",
-                  kMaxScalarNodes));
-}
 
 void Tape::throw_foreign_thread(const char* what) const {
   throw Error(fmt::format(
       "{}: this tape belongs to another thread; tapes are not shared between threads (give "
       "each thread its own, or hand one over with tape.adopt())",
       what));
+}
+
+std::uint32_t Tape::push_special(ScalarOp op, std::uint32_t a, std::uint32_t b, double da,
+                                 double db, double v) {
+  if (!grad_enabled_) op = ScalarOp::constant, a = b = 0, da = db = 0;
+  const std::uint32_t i = scalars_.size();
+  scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
+  if (anomaly_) check_scalar_forward(i);
+  return i;
 }
 
 double* Tape::scalar_adjoints() {

@@ -130,11 +130,19 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path)
   if (dims[0] != ldims[0])
     throw Error(fmt::format("{} holds {} images but {} holds {} labels: the counts disagree",
                             images_path, dims[0], labels_path, ldims[0]));
-  const std::int64_t features = dims[1] * dims[2];
+  // Dimensions are 32-bit each: check the products before using them (a
+  // hostile header must not overflow, nor make us allocate).
+  std::int64_t features = 0, total = 0;
+  if (__builtin_mul_overflow(dims[1], dims[2], &features) ||
+      __builtin_mul_overflow(dims[0], features, &total) || total > (std::int64_t{1} << 40))
+    throw Error(fmt::format(
+        "{}: the header claims {} images of {}x{} pixels, more than this reader accepts "
+        "(2^40 bytes)",
+        images_path, dims[0], dims[1], dims[2]));
   if (features == 0 && dims[0] > 0)
     throw Error(
         fmt::format("{}: images of size {}x{} have no pixels", images_path, dims[1], dims[2]));
-  const auto pixels = read_payload(fi, dims[0] * features);
+  const auto pixels = read_payload(fi, total);
   const auto labels = read_payload(fl, ldims[0]);
   Dataset d;
   d.n = dims[0];

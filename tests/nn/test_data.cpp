@@ -93,6 +93,12 @@ TEST_CASE("bad IDX files give errors naming the file and the problem", "[data][i
     write(d.file("hugelab"), be32(0x801) + be32(2000000000u) + "abc");
     REQUIRE_THROWS_WITH(nn::read_idx(d.file("huge"), d.file("hugelab")), Contains("truncated"));
   }
+  SECTION("dimensions whose product overflows (found by fuzzing)") {
+    write(d.file("wide"), idx_images(3, 0xFFFFFFFFu, 0xFFFFFFFFu, 0));
+    write(d.file("lab3"), idx_labels(3));
+    REQUIRE_THROWS_WITH(nn::read_idx(d.file("wide"), d.file("lab3")),
+                        Contains("the header claims 3 images of 4294967295x4294967295 pixels"));
+  }
   SECTION("image and label counts disagree") {
     write(d.file("lab5"), idx_labels(5));
     REQUIRE_THROWS_WITH(

@@ -88,10 +88,14 @@ TEST_CASE("bad IDX files give errors naming the file and the problem", "[data][i
         nn::read_idx(d.file("short.gz"), d.file("lab")),
         Contains("short.gz: truncated: the header promises 24 data bytes, the file holds 20"));
   }
-  SECTION("a header claiming billions of images fails without allocating them") {
-    write(d.file("huge"), idx_images(2000000000u, 28, 28, 10));
-    write(d.file("hugelab"), be32(0x801) + be32(2000000000u) + "abc");
+  SECTION("a header claiming millions or billions of images fails without allocating them") {
+    write(d.file("huge"), idx_images(10000000u, 28, 28, 10));
+    write(d.file("hugelab"), be32(0x801) + be32(10000000u) + "abc");
     REQUIRE_THROWS_WITH(nn::read_idx(d.file("huge"), d.file("hugelab")), Contains("truncated"));
+    write(d.file("huger"), idx_images(2000000000u, 28, 28, 10));
+    write(d.file("hugerlab"), be32(0x801) + be32(2000000000u) + "abc");
+    REQUIRE_THROWS_WITH(nn::read_idx(d.file("huger"), d.file("hugerlab")),
+                        Contains("more than this reader accepts"));
   }
   SECTION("dimensions whose product overflows (found by fuzzing)") {
     write(d.file("wide"), idx_images(3, 0xFFFFFFFFu, 0xFFFFFFFFu, 0));

@@ -14,7 +14,7 @@ for kind in release sanitize; do
   cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
   cmake --build "$dir" -j "$jobs"
   echo "== $kind tests"
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
     ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
 # The threads tests under ThreadSanitizer (matrix kernels single-threaded in

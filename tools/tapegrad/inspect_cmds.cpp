@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "expr.hpp"
+#include "json.hpp"
 #include "tapegrad/inspect.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/registry.hpp"
@@ -12,18 +13,6 @@
 namespace tapegrad::cli {
 namespace {
 
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20)
-      o += fmt::format("\\u{:04x}", c);
-    else
-      o += c;
-  }
-  return o + "\"";
-}
-std::string json_num(double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : "null"; }
 std::string num(double v) { return fmt::format("{:.10g}", v); }
 
 }  // namespace

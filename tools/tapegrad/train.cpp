@@ -1,5 +1,7 @@
 #include "train.hpp"
 
+#include "json.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/stat.h>
@@ -113,18 +115,6 @@ Eval evaluate(nn::MLP& model, const nn::Dataset& d, const std::string& loss, Tap
 
 std::string join(const std::vector<std::int64_t>& v) {
   return fmt::format("{}", fmt::join(v, ","));
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20)
-      o += fmt::format("\\u{:04x}", c);
-    else
-      o += c;
-  }
-  return o;
 }
 
 // Writes a file atomically (temporary file + rename), so a reader never sees
@@ -338,14 +328,14 @@ int run_train(const TrainOptions& o) {
       "  \"epochs\": {},\n  \"samples_per_second\": {:.1f},\n  \"seconds_per_epoch\": {:.4f},\n"
       "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  "
       "\"options\": {{\n"
-      "    \"data\": \"{}\", \"layers\": [{}], \"activation\": \"{}\", \"loss\": \"{}\",\n"
+      "    \"data\": {}, \"layers\": [{}], \"activation\": {}, \"loss\": \"{}\",\n"
       "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
       "\"schedule\": \"{}\",\n"
       "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"resumed\": {}\n  "
       "}}\n}}\n",
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
-      float_gemm_backend(), json_escape(o.data), join(sizes), json_escape(o.activation), o.loss,
+      float_gemm_backend(), json_str(o.data), join(sizes), json_str(o.activation), o.loss,
       o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.batch_size, o.epochs, o.seed,
       num_threads(), o.resume ? "true" : "false");
   write_file(out / "summary.json", json);

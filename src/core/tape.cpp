@@ -202,6 +202,15 @@ void Tape::release(Buffer&& b) {
   b = Buffer();
 }
 
+namespace {
+// Zero-element tensors point here instead of at null, so no memcpy or memset
+// ever sees a null pointer (undefined even for zero bytes); never read.
+void* empty_storage() {
+  alignas(64) static std::byte storage[64];
+  return storage;
+}
+}  // namespace
+
 std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
                                 std::initializer_list<std::uint32_t> inputs,
                                 std::uint32_t scalar_in) {
@@ -223,7 +232,7 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
   n.requires_grad = rg && grad_enabled_ && op->backward != nullptr;
   n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
   n.value_buf = acquire(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
-  n.value = n.value_buf.data();
+  n.value = n.value_buf ? n.value_buf.data() : empty_storage();
   n.scope = scope_;
   tnodes_.push_back(std::move(n));
   return static_cast<std::uint32_t>(tnodes_.size() - 1);
@@ -240,7 +249,7 @@ std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, 
   n.dtype = dtype;
   n.requires_grad = grad != nullptr && grad_enabled_;
   n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
-  n.value = value;
+  n.value = value ? value : empty_storage();
   n.grad = n.requires_grad ? grad : nullptr;
   n.label = label;
   n.scope = scope_;
@@ -254,7 +263,7 @@ void* Tape::grad_buffer(std::uint32_t t) {
     const std::size_t bytes = static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype);
     n.grad_buf = acquire(bytes);
     if (bytes) std::memset(n.grad_buf.data(), 0, bytes);
-    n.grad = n.grad_buf.data();
+    n.grad = n.grad_buf ? n.grad_buf.data() : empty_storage();
   }
   return n.grad;
 }

@@ -209,3 +209,25 @@ TEST_CASE("float32 tensors compute the same gradients to float precision", "[ops
     }
   }
 }
+
+TEST_CASE("zero-size tensors flow through the ops and backward (found by fuzzing)",
+          "[ops][tensor]") {
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  tg::Tensor e = tg::zeros({0, 3}, {.requires_grad = true});
+  tg::Tensor w = tg::ones({2, 3}, {.requires_grad = true});
+  tg::Tensor a = tg::reshape(e, {3, 0});
+  tg::Tensor b = tg::concat({e, e}, 0);
+  tg::Tensor c = tg::slice_rows(w, 1, 1);
+  tg::Tensor d = tg::linear(e, w, tg::Tensor());
+  tg::Tensor f = tg::matmul(tg::transpose(w), tg::zeros({2, 0}));
+  CHECK(a.shape() == tg::Shape{3, 0});
+  CHECK(b.shape() == tg::Shape{0, 3});
+  CHECK(c.numel() == 0);
+  CHECK(d.shape() == tg::Shape{0, 2});
+  CHECK(f.shape() == tg::Shape{3, 0});
+  tg::Tensor total = tg::sum(a) + tg::sum(b) + tg::sum(c) + tg::sum(d) + tg::sum(f) + tg::sum(w);
+  total.backward();
+  CHECK(total.value(0) == 6);
+  require_close(w.grads(), {1, 1, 1, 1, 1, 1}, 0);
+}

@@ -24,7 +24,9 @@ void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   if (t_counting) ++t_news;
   return std::malloc(n ? n : 1);
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return ::operator new(n, t); }
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
+  return ::operator new(n, t);
+}
 void* operator new(std::size_t n, std::align_val_t a) {
   if (t_counting) ++t_news;
   const std::size_t al = static_cast<std::size_t>(a);

@@ -29,6 +29,8 @@ class Shape {
   // Resolves a possibly negative axis (-1 = last) and checks it; `op` names the
   // caller in the error.
   int axis(int a, const char* op) const;
+  // Same shape with axis `axis` (already resolved) of size `size`.
+  Shape with_dim(int axis, std::int64_t size) const;
   // Same shape with one axis removed (or set to 1 when keepdims).
   Shape reduced(int axis, bool keepdims) const;
 

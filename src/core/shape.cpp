@@ -43,6 +43,13 @@ int Shape::axis(int a, const char* op) const {
   return a < 0 ? a + r : a;
 }
 
+Shape Shape::with_dim(int axis, std::int64_t size) const {
+  std::array<std::int64_t, kMaxRank> d = dims_;
+  d[static_cast<std::size_t>(axis)] = size;
+  return Shape(
+      std::span<const std::int64_t>(d.data(), static_cast<std::size_t>(rank_)));  // validates
+}
+
 Shape Shape::reduced(int axis, bool keepdims) const {
   Shape s;
   for (int i = 0; i < rank_; ++i) {

@@ -191,11 +191,8 @@ Tensor transpose(const Tensor& x) {
   Tape& tape = x.checked("transpose");
   const Shape& s = x.shape();
   if (s.rank() < 2) throw Error(fmt::format("transpose: needs rank >= 2, got shape {}", s.str()));
-  std::array<std::int64_t, kMaxRank> dims{};
-  for (int i = 0; i < s.rank(); ++i) dims[static_cast<std::size_t>(i)] = s[i];
-  std::swap(dims[static_cast<std::size_t>(s.rank() - 1)],
-            dims[static_cast<std::size_t>(s.rank() - 2)]);
-  const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s.rank())));
+  const Shape out =
+      s.with_dim(s.rank() - 1, s[s.rank() - 2]).with_dim(s.rank() - 2, s[s.rank() - 1]);
   const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
   const std::int64_t count = r * c == 0 ? 0 : s.numel() / (r * c);
   const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {x.index()});
@@ -222,10 +219,7 @@ Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end) {
   if (begin < 0 || end < begin || end > s[0])
     throw Error(fmt::format("slice_rows: rows [{}, {}) are out of range for shape {}", begin, end,
                             s.str()));
-  std::array<std::int64_t, kMaxRank> dims{};
-  for (int i = 0; i < s.rank(); ++i) dims[static_cast<std::size_t>(i)] = s[i];
-  dims[0] = end - begin;
-  const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s.rank())));
+  const Shape out = s.with_dim(0, end - begin);
   const std::int64_t row = s[0] == 0 ? 0 : s.numel() / s[0];
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&kSlice, out, x.dtype(), {ix});
@@ -295,9 +289,7 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
   const Shape& s0 = xs[0].shape();
   if (s0.rank() == 0) throw Error("concat: cannot concatenate rank-0 tensors");
   const int ax = s0.axis(axis, "concat");
-  std::array<std::int64_t, kMaxRank> dims{};
-  for (int i = 0; i < s0.rank(); ++i) dims[static_cast<std::size_t>(i)] = s0[i];
-  dims[static_cast<std::size_t>(ax)] = 0;
+  std::int64_t joined = 0;  // size of the result along the axis
   std::uint32_t ids[3] = {kNone, kNone, kNone};
   for (std::size_t k = 0; k < xs.size(); ++k) {
     ids[k] = arg(tape, xs[k], "concat");
@@ -309,9 +301,9 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
           "concat: tensor {} has shape {} ({}), tensor 0 has {} ({}); all must "
           "agree except along axis {}",
           k, s.str(), dtype_name(xs[k].dtype()), s0.str(), dtype_name(xs[0].dtype()), ax));
-    dims[static_cast<std::size_t>(ax)] += s[ax];
+    joined += s[ax];
   }
-  const Shape out(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(s0.rank())));
+  const Shape out = s0.with_dim(ax, joined);
   std::int64_t outer = 1, inner = 1;
   for (int d = 0; d < ax; ++d) outer *= s0[d];
   for (int d = ax + 1; d < s0.rank(); ++d) inner *= s0[d];

@@ -58,6 +58,7 @@ struct NodeCheck {
   std::string status;  // "pass", "FAIL", "kink" (not differentiable here), "skipped (...)"
   double max_abs_error = 0, max_rel_error = 0;
   std::string detail;  // input and element of the worst error
+  std::string origin;  // "created at file:line (function)" when known (see Site)
 };
 struct NodeCheckResult {
   bool pass = true;

@@ -2,6 +2,11 @@
 // Differentiable tensor operations. Elementwise binary ops broadcast like
 // NumPy; their backward sums the gradient over broadcast axes (a copy gate is
 // an adder). Every shape error names the op and both shapes.
+//
+// Each op takes the caller's source location as a defaulted last parameter
+// (leave it out); the node keeps it for anomaly errors and node checks.
+// Library code that builds one op from others passes its own `where` on, so
+// every node of a composite op names the user's line.
 #include <cstdint>
 #include <span>
 
@@ -10,81 +15,90 @@
 namespace tapegrad {
 
 // ---- elementwise, broadcasting ----
-Tensor add(const Tensor& a, const Tensor& b);
-Tensor sub(const Tensor& a, const Tensor& b);
-Tensor mul(const Tensor& a, const Tensor& b);
-Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, const Tensor& b, Site where = Site::current());
+Tensor sub(const Tensor& a, const Tensor& b, Site where = Site::current());
+Tensor mul(const Tensor& a, const Tensor& b, Site where = Site::current());
+Tensor div(const Tensor& a, const Tensor& b, Site where = Site::current());
 // Router gates: the gradient goes to the larger (smaller) input; on a tie, to a.
-Tensor maximum(const Tensor& a, const Tensor& b);
-Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b, Site where = Site::current());
+Tensor minimum(const Tensor& a, const Tensor& b, Site where = Site::current());
 
-inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
-inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
-inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
-inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+// Operators take one operand as detail::At<Tensor> (T below) to learn the
+// caller's line; they behave exactly like the named functions.
+namespace detail {
+using T = At<Tensor>;
+}
+inline Tensor operator+(detail::T a, const Tensor& b) { return add(a.v, b, a.where); }
+inline Tensor operator-(detail::T a, const Tensor& b) { return sub(a.v, b, a.where); }
+inline Tensor operator*(detail::T a, const Tensor& b) { return mul(a.v, b, a.where); }
+inline Tensor operator/(detail::T a, const Tensor& b) { return div(a.v, b, a.where); }
 // With plain numbers (a rank-0 constant of the tensor's dtype is broadcast).
-Tensor operator+(const Tensor& a, double c);
-Tensor operator+(double c, const Tensor& a);
-Tensor operator-(const Tensor& a, double c);
-Tensor operator-(double c, const Tensor& a);
-Tensor operator*(const Tensor& a, double c);
-Tensor operator*(double c, const Tensor& a);
-Tensor operator/(const Tensor& a, double c);
-Tensor operator/(double c, const Tensor& a);
+Tensor operator+(detail::T a, double c);
+Tensor operator+(double c, detail::T a);
+Tensor operator-(detail::T a, double c);
+Tensor operator-(double c, detail::T a);
+Tensor operator*(detail::T a, double c);
+Tensor operator*(double c, detail::T a);
+Tensor operator/(detail::T a, double c);
+Tensor operator/(double c, detail::T a);
 
 // A Scalar scales a tensor; the gradient flows back to both.
-Tensor operator*(const Scalar& s, const Tensor& x);
-Tensor operator*(const Tensor& x, const Scalar& s);
+Tensor scale(const Scalar& s, const Tensor& x, Site where = Site::current());
+inline Tensor operator*(const Scalar& s, detail::T x) { return scale(s, x.v, x.where); }
+inline Tensor operator*(detail::T x, const Scalar& s) { return scale(s, x.v, x.where); }
 
 // ---- elementwise, unary ----
-Tensor operator-(const Tensor& x);
-Tensor neg(const Tensor& x);
-Tensor exp(const Tensor& x);
-Tensor log(const Tensor& x);
-Tensor sqrt(const Tensor& x);
-Tensor abs(const Tensor& x);  // gradient 0 at 0
-Tensor pow(const Tensor& x, double p);
-Tensor sigmoid(const Tensor& x);
-Tensor tanh(const Tensor& x);
-Tensor relu(const Tensor& x);  // gradient 1 at exactly 0, as in the notes
-Tensor leaky_relu(const Tensor& x, double slope = 0.01);
+Tensor neg(const Tensor& x, Site where = Site::current());
+inline Tensor operator-(detail::T x) { return neg(x.v, x.where); }
+Tensor exp(const Tensor& x, Site where = Site::current());
+Tensor log(const Tensor& x, Site where = Site::current());
+Tensor sqrt(const Tensor& x, Site where = Site::current());
+Tensor abs(const Tensor& x, Site where = Site::current());  // gradient 0 at 0
+Tensor pow(const Tensor& x, double p, Site where = Site::current());
+Tensor sigmoid(const Tensor& x, Site where = Site::current());
+Tensor tanh(const Tensor& x, Site where = Site::current());
+// Gradient 1 at exactly 0, as in the notes.
+Tensor relu(const Tensor& x, Site where = Site::current());
+Tensor leaky_relu(const Tensor& x, double slope = 0.01, Site where = Site::current());
 
 // ---- reductions ----
-Tensor sum(const Tensor& x);  // all elements, rank 0
-Tensor sum(const Tensor& x, int axis, bool keepdims = false);
-Tensor mean(const Tensor& x);
-Tensor mean(const Tensor& x, int axis, bool keepdims = false);
+Tensor sum(const Tensor& x, Site where = Site::current());  // all elements, rank 0
+Tensor sum(const Tensor& x, int axis, bool keepdims = false, Site where = Site::current());
+Tensor mean(const Tensor& x, Site where = Site::current());
+Tensor mean(const Tensor& x, int axis, bool keepdims = false, Site where = Site::current());
 // Maximum along an axis: routes the gradient to the arg-max (first on ties).
-Tensor max(const Tensor& x, int axis, bool keepdims = false);
+Tensor max(const Tensor& x, int axis, bool keepdims = false, Site where = Site::current());
 
 // ---- linear algebra and shape ----
 // (M,K)@(K,N); (B,M,K)@(B,K,N); (B,M,K)@(K,N); (M,K)@(B,K,N). Through BLAS,
 // with transpose flags in backward instead of copies.
-Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor matmul(const Tensor& a, const Tensor& b, Site where = Site::current());
 // Swaps the last two axes (rank >= 2).
-Tensor transpose(const Tensor& x);
-Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor transpose(const Tensor& x, Site where = Site::current());
+Tensor reshape(const Tensor& x, const Shape& shape, Site where = Site::current());
 // Rows [begin, end) along axis 0.
-Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end);
-Tensor concat(std::span<const Tensor> xs, int axis = 0);
-Tensor concat(std::initializer_list<Tensor> xs, int axis = 0);
+Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end,
+                  Site where = Site::current());
+Tensor concat(std::span<const Tensor> xs, int axis = 0, Site where = Site::current());
+Tensor concat(std::initializer_list<Tensor> xs, int axis = 0, Site where = Site::current());
 
 // ---- fused layers and losses (engine ops with their own backward) ----
 // x (N,In), w (Out,In), b (Out) or empty: x w^T + b, shape (N,Out).
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Site where = Site::current());
 // Mean over rows of -log softmax(logits)[label]; stable for extreme logits.
-Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels);
+Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels,
+                             Site where = Site::current());
 // Mean of -(y log s(z) + (1-y) log(1-s(z))) with s the sigmoid, computed from
 // the logits z without overflow.
-Tensor bce_with_logits(const Tensor& logits, const Tensor& targets);
+Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Site where = Site::current());
 // Row-wise softmax (last axis), for predictions.
-Tensor softmax(const Tensor& x);
+Tensor softmax(const Tensor& x, Site where = Site::current());
 
 // ---- user-defined ops ----
 // Records a node of an op defined outside the library: def.forward computes
 // the value from the inputs (and attrs), def.backward adds each input's
 // gradient; gradcheck and check_nodes verify one against the other.
 Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, const Shape& out,
-                 TensorAttrs attrs = {});
+                 TensorAttrs attrs = {}, Site where = Site::current());
 
 }  // namespace tapegrad

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,26 @@ class Tensor;
 class Tape;
 
 inline constexpr std::uint32_t kNone = 0xffffffffu;
+
+// Where a node was created: every op takes the caller's source location (a
+// defaulted last parameter; operators get it through detail::At), and the
+// node keeps it for anomaly errors and node checks.
+using Site = std::source_location;
+// "file:line (function)", or "" for an unknown site.
+std::string site_str(const Site& s);
+
+namespace detail {
+// An operand that brings the caller's source location into an operator,
+// which cannot have a defaulted parameter of its own: the implicit
+// conversion to At<T> happens at the call site, so Site::current() in the
+// constructor's default argument names the line of the expression.
+template <class T>
+struct At {
+  At(const T& value, Site where = Site::current()) : v(value), where(where) {}
+  const T& v;
+  Site where;
+};
+}  // namespace detail
 
 // Op codes of scalar nodes. At most 32 (5 bits in the packed index).
 enum class ScalarOp : std::uint8_t {
@@ -55,7 +76,7 @@ enum class ScalarOp : std::uint8_t {
   max,
   min,
   from_tensor,  // a one-element tensor read as a Scalar
-  custom,       // recorded through Tape::record_scalar by user code
+  custom,       // reserved for scalar ops defined outside the library
   count_
 };
 const char* scalar_op_name(ScalarOp op);
@@ -171,6 +192,8 @@ struct TensorNode {
   TensorAttrs attrs;
   const char* label = nullptr;  // user label (parameter name), for inspection
   std::uint32_t scope = kNone;  // index into Tape::scope_names(), for DOT clusters
+  Site site;    // the call that created the node
+  Site caller;  // the outermost CallSite active then (e.g. model(x)), or unknown
 };
 
 // A position on the tape, for rewinding to it (see Tape::rewind).
@@ -186,8 +209,8 @@ class Tape {
   Tape& operator=(const Tape&) = delete;
 
   // Leaves. A variable takes gradients; a constant does not.
-  Scalar variable(double v);
-  Scalar constant(double v);
+  Scalar variable(double v, Site where = Site::current());
+  Scalar constant(double v, Site where = Site::current());
 
   // Reverse sweep from a root. Gradients accumulate into every node reached,
   // and across calls until zero_grad(), as in PyTorch. Calling backward again
@@ -210,7 +233,9 @@ class Tape {
 
   // Anomaly detection (off by default): every forward value and every
   // gradient of the sweep is checked for NaN and infinity, and the first one
-  // throws an error naming the node, its op, its shape and its scope.
+  // throws an error naming the node, its op, its shape, its scope and the
+  // source line that created it (scalar nodes keep their line only while
+  // detection is on; tensor nodes always do).
   bool anomaly_enabled() const { return anomaly_; }
   void set_anomaly_enabled(bool on) {
     anomaly_ = on;
@@ -241,6 +266,16 @@ class Tape {
   double scalar_value(std::uint32_t i) const { return scalars_.values()[i]; }
   double scalar_grad(std::uint32_t i) const { return i < adj_.size() ? adj_[i] : 0.0; }
   const TensorNode& tensor_node(std::uint32_t t) const { return tnodes_[t]; }
+  // Where a scalar node was created and the CallSite around it; unknown
+  // (line 0) for nodes recorded while anomaly detection was off.
+  Site scalar_site(std::uint32_t i) const {
+    return i < scalar_sites_.size() ? scalar_sites_[i].first : Site{};
+  }
+  Site scalar_caller(std::uint32_t i) const {
+    return i < scalar_sites_.size() ? scalar_sites_[i].second : Site{};
+  }
+  // "created at file:line (function)[, called from ...]" for a node, or "".
+  std::string origin(bool tensor, std::uint32_t index) const;
 
   // Display names of nodes (variables of an expression, ...), for inspection;
   // dropped with their nodes by clear() and rewind().
@@ -252,6 +287,10 @@ class Tape {
   std::uint32_t current_scope() const { return scope_; }
   void set_current_scope(std::uint32_t s) { scope_ = s; }
   std::uint32_t intern_scope(const std::string& name);
+
+  // The call site nodes are attributed to as well as their own (see CallSite).
+  Site call_site() const { return call_site_; }
+  void set_call_site(Site s) { call_site_ = s; }
 
   // ---- for op implementations ----
   static constexpr unsigned kIndexBits = 27;
@@ -274,29 +313,29 @@ class Tape {
   void reserve_scalar() { scalars_.reserve_one(); }
   // Appends a scalar node after reserve_scalar(); returns its index.
   std::uint32_t push_reserved(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                              double v) {
+                              double v, Site where) {
     if (special_) [[unlikely]]  // NoGrad or anomaly detection: one branch for both
-      return push_special(op, a, b, da, db, v);
+      return push_special(op, a, b, da, db, v, where);
     const std::uint32_t i = scalars_.size();
     scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
     return i;
   }
   // Appends a scalar node; returns its index.
   std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                            double v) {
+                            double v, Site where) {
     reserve_scalar();
-    return push_reserved(op, a, b, da, db, v);
+    return push_reserved(op, a, b, da, db, v, where);
   }
   void set_scalar_value(std::uint32_t i, double v) { scalars_.values()[i] = v; }
   double* scalar_adjoints();  // sized to scalar_count()
 
   // Appends a tensor node with an uninitialised value buffer; returns its index.
   std::uint32_t push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
-                            std::initializer_list<std::uint32_t> inputs,
+                            std::initializer_list<std::uint32_t> inputs, Site where,
                             std::uint32_t scalar_in = kNone);
   // A leaf whose value and gradient live in caller-owned memory.
   std::uint32_t push_external(const Shape& shape, DType dtype, void* value, void* grad,
-                              const char* label);
+                              const char* label, Site where);
   TensorNode& tnode(std::uint32_t t) { return tnodes_[t]; }
   // The node's gradient buffer, allocated and zeroed on first use.
   void* grad_buffer(std::uint32_t t);
@@ -317,7 +356,7 @@ class Tape {
  private:
   [[noreturn]] void throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const;
   std::uint32_t push_special(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                             double v);
+                             double v, Site where);
   [[noreturn]] void throw_foreign_thread(const char* what) const;
   void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
   void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
@@ -334,6 +373,10 @@ class Tape {
   std::vector<Buffer> pool_;
   std::vector<std::string> scope_names_;
   std::vector<std::pair<std::uint64_t, std::string>> labels_;  // key: tensor bit << 32 | index
+  // {site, caller} of scalar nodes recorded under anomaly detection; shorter
+  // than the tape when the rest were recorded without it.
+  std::vector<std::pair<Site, Site>> scalar_sites_;
+  Site call_site_;
   std::uint32_t scope_ = kNone;
   std::uint32_t gen_ = 1, clear_gen_ = 1;
   // Nodes below these counts survived every rewind since the last clear().
@@ -391,6 +434,29 @@ class DetectAnomaly {
  private:
   Tape& tape_;
   bool prev_;
+};
+
+// Attributes the nodes created in its lifetime to the caller's line as well as
+// to their own: Module::operator() uses it, so a NaN inside a layer names both
+// the op inside the library and the user's `model(x)`. The outermost one wins
+// (nested CallSites leave it alone), so wrap helper functions freely:
+//
+//   Tensor block(const Tensor& x, Site where = Site::current()) {
+//     CallSite here(x.tape(), where);
+//     return relu(matmul(x, w) + b);
+//   }
+class CallSite {
+ public:
+  CallSite(Tape& tape, Site where) : tape_(tape), prev_(tape.call_site()) {
+    if (prev_.line() == 0) tape.set_call_site(where);
+  }
+  ~CallSite() { tape_.set_call_site(prev_); }
+  CallSite(const CallSite&) = delete;
+  CallSite& operator=(const CallSite&) = delete;
+
+ private:
+  Tape& tape_;
+  Site prev_;
 };
 
 // Tags the tensor nodes created in its lifetime with a name (a layer's), so

@@ -47,7 +47,7 @@ class Tensor {
   std::span<T> mutable_data();  // leaves only: for loading data and updates
 
   // The one element of a one-element tensor as a differentiable Scalar.
-  Scalar item() const;
+  Scalar item(Site where = Site::current()) const;
   // Names the node for DOT graphs and traces; returns *this.
   Tensor& named(std::string name);
   void backward() const;
@@ -74,25 +74,30 @@ class Tensor {
 };
 
 // ---- creation (on the current tape) ----
-Tensor tensor(std::span<const double> values, const Shape& shape, TensorOptions opt = {});
-Tensor tensor(std::initializer_list<double> values, const Shape& shape, TensorOptions opt = {});
+Tensor tensor(std::span<const double> values, const Shape& shape, TensorOptions opt = {},
+              Site where = Site::current());
+Tensor tensor(std::initializer_list<double> values, const Shape& shape, TensorOptions opt = {},
+              Site where = Site::current());
 // A 1-D tensor from a list, and a 2-D one from nested lists (rows).
-Tensor tensor(std::initializer_list<double> values, TensorOptions opt = {});
-Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorOptions opt = {});
-Tensor zeros(const Shape& shape, TensorOptions opt = {});
-Tensor ones(const Shape& shape, TensorOptions opt = {});
-Tensor full(const Shape& shape, double value, TensorOptions opt = {});
+Tensor tensor(std::initializer_list<double> values, TensorOptions opt = {},
+              Site where = Site::current());
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorOptions opt = {},
+              Site where = Site::current());
+Tensor zeros(const Shape& shape, TensorOptions opt = {}, Site where = Site::current());
+Tensor ones(const Shape& shape, TensorOptions opt = {}, Site where = Site::current());
+Tensor full(const Shape& shape, double value, TensorOptions opt = {}, Site where = Site::current());
 // Normal(0, stddev) or uniform [lo, hi) from a seeded generator: the same seed
 // gives the same tensor on every machine.
-Tensor randn(const Shape& shape, std::uint64_t seed, double stddev = 1.0, TensorOptions opt = {});
-Tensor uniform(const Shape& shape, double lo, double hi, std::uint64_t seed,
-               TensorOptions opt = {});
+Tensor randn(const Shape& shape, std::uint64_t seed, double stddev = 1.0, TensorOptions opt = {},
+             Site where = Site::current());
+Tensor uniform(const Shape& shape, double lo, double hi, std::uint64_t seed, TensorOptions opt = {},
+               Site where = Site::current());
 // A leaf whose value and gradient live in caller-owned memory (e.g. a model
 // parameter): backward accumulates into `grad` directly. Both must hold
 // shape.numel() elements of `dtype`; grad may be null for a constant.
 Tensor external(const Shape& shape, DType dtype, void* value, void* grad,
-                const char* label = nullptr);
+                const char* label = nullptr, Site where = Site::current());
 // A constant with x's values: gradients stop here.
-Tensor detach(const Tensor& x);
+Tensor detach(const Tensor& x, Site where = Site::current());
 
 }  // namespace tapegrad

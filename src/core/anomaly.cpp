@@ -1,5 +1,6 @@
 // Anomaly detection: the first NaN or infinity of a forward value or of a
-// gradient in the sweep, reported with the node, its op, shapes and scope.
+// gradient in the sweep, reported with the node, its op, shapes, scope and
+// the source line that created it.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -7,6 +8,29 @@
 #include "tapegrad/tape.hpp"
 
 namespace tapegrad {
+
+// ---- where nodes come from ----
+
+std::string site_str(const Site& s) {
+  if (s.line() == 0) return {};
+  return fmt::format("{}:{} ({})", s.file_name(), s.line(), s.function_name());
+}
+
+std::string Tape::origin(bool tensor, std::uint32_t index) const {
+  const Site site = tensor ? tnodes_[index].site : scalar_site(index);
+  const Site caller = tensor ? tnodes_[index].caller : scalar_caller(index);
+  std::string out;
+  if (site.line() != 0) out = "created at " + site_str(site);
+  if (caller.line() != 0)
+    out +=
+        fmt::format("{} called from {}", out.empty() ? "created in a call" : ",", site_str(caller));
+  return out;
+}
+
+namespace {
+// "; created at ..." to end a message, or nothing when the site is unknown.
+std::string tail(const std::string& origin) { return origin.empty() ? origin : "; " + origin; }
+}  // namespace
 
 // ---- anomaly detection ----
 
@@ -42,8 +66,9 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
     const std::uint32_t b = scalar_edges(s).b;
     if (b != 0) ins += fmt::format(" and s{} = {}", b, scalar_value(b));
   }
-  throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}",
-                            std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v));
+  throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}{}",
+                            std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v,
+                            tail(origin(false, s))));
 }
 
 void Tape::check_tensor_forward(std::uint32_t t) const {
@@ -55,10 +80,11 @@ void Tape::check_tensor_forward(std::uint32_t t) const {
   for (int k = 0; k < n.n_in; ++k)
     ins += fmt::format("{}t{} {}", k ? ", " : "", n.in[k], tnodes_[n.in[k]].shape.str());
   throw_anomaly(fmt::format(
-      "{} in the forward sweep: element {} of tensor node t{} ({}, shape {}, {}{}{}){}", what, i, t,
-      n.op->name, n.shape.str(), dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
-      n.scope == kNone ? std::string()
-                       : fmt::format(", created in scope '{}'", scope_names_[n.scope])));
+      "{} in the forward sweep: element {} of tensor node t{}{} ({}, shape {}, {}{}{}){}{}", what,
+      i, t, n.label ? fmt::format(" '{}'", n.label) : std::string(), n.op->name, n.shape.str(),
+      dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
+      n.scope == kNone ? std::string() : fmt::format(", in scope '{}'", scope_names_[n.scope]),
+      tail(origin(true, t))));
 }
 
 void Tape::check_tensor_backward(std::uint32_t t) {
@@ -70,15 +96,16 @@ void Tape::check_tensor_backward(std::uint32_t t) {
     if (i >= 0)
       throw_anomaly(fmt::format(
           "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
-          "element {} of the gradient of its input {}, t{} ({}, shape {})",
+          "element {} of the gradient of its input {}, t{} ({}, shape {}){}",
           what, t, n.op->name, n.shape.str(),
           n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
-          k, n.in[k], in.op->name, in.shape.str()));
+          k, n.in[k], in.op->name, in.shape.str(), tail(origin(true, t))));
   }
   if (n.scalar_in != kNone && !std::isfinite(adj_[n.scalar_in]))
     throw_anomaly(fmt::format(
-        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
-        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in));
+        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}{}",
+        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in,
+        tail(origin(true, t))));
 }
 
 void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
@@ -95,9 +122,9 @@ void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
       if (in == 0 || std::isfinite(g[in])) continue;
       throw_anomaly(fmt::format(
           "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
-          "node s{} (upstream gradient {}, local partial {})",
+          "node s{} (upstream gradient {}, local partial {}){}",
           std::isnan(g[in]) ? "NaN" : "infinity", i, scalar_op_name(scalar_op(i)), scalar_value(i),
-          in, gi, local));
+          in, gi, local, tail(origin(false, i))));
     }
   }
 }

@@ -118,13 +118,13 @@ Tape::Tape() : owner_(std::this_thread::get_id()) {
 }
 Tape::~Tape() = default;
 
-Scalar Tape::variable(double v) {
+Scalar Tape::variable(double v, Site where) {
   check_owner("variable");
-  return {*this, push_scalar(ScalarOp::leaf, 0, 0, 0, 0, v)};
+  return {*this, push_scalar(ScalarOp::leaf, 0, 0, 0, 0, v, where)};
 }
-Scalar Tape::constant(double v) {
+Scalar Tape::constant(double v, Site where) {
   check_owner("constant");
-  return {*this, push_scalar(ScalarOp::constant, 0, 0, 0, 0, v)};
+  return {*this, push_scalar(ScalarOp::constant, 0, 0, 0, 0, v, where)};
 }
 
 std::size_t Tape::scalar_bytes() const {
@@ -147,11 +147,15 @@ void Tape::throw_foreign_thread(const char* what) const {
 }
 
 std::uint32_t Tape::push_special(ScalarOp op, std::uint32_t a, std::uint32_t b, double da,
-                                 double db, double v) {
+                                 double db, double v, Site where) {
   if (!grad_enabled_) op = ScalarOp::constant, a = b = 0, da = db = 0;
   const std::uint32_t i = scalars_.size();
   scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
-  if (anomaly_) check_scalar_forward(i);
+  if (anomaly_) {
+    if (scalar_sites_.size() < i) scalar_sites_.resize(i);
+    scalar_sites_.emplace_back(where, call_site_);
+    check_scalar_forward(i);
+  }
   return i;
 }
 
@@ -212,7 +216,7 @@ void* empty_storage() {
 }  // namespace
 
 std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
-                                std::initializer_list<std::uint32_t> inputs,
+                                std::initializer_list<std::uint32_t> inputs, Site where,
                                 std::uint32_t scalar_in) {
   check_owner(op->name);
   TensorNode n;
@@ -234,12 +238,14 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
   n.value_buf = acquire(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
   n.value = n.value_buf ? n.value_buf.data() : empty_storage();
   n.scope = scope_;
+  n.site = where;
+  n.caller = call_site_;
   tnodes_.push_back(std::move(n));
   return static_cast<std::uint32_t>(tnodes_.size() - 1);
 }
 
 std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
-                                  const char* label) {
+                                  const char* label, Site where) {
   check_owner("external");
   static const TensorOpDef kParam{"parameter", nullptr, nullptr};
   static const TensorOpDef kInput{"input", nullptr, nullptr};
@@ -253,6 +259,8 @@ std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, 
   n.grad = n.requires_grad ? grad : nullptr;
   n.label = label;
   n.scope = scope_;
+  n.site = where;
+  n.caller = call_site_;
   tnodes_.push_back(std::move(n));
   return static_cast<std::uint32_t>(tnodes_.size() - 1);
 }
@@ -291,6 +299,7 @@ void Tape::clear() {
   drop_tensors_from(0);
   scalars_.truncate(1);
   labels_.clear();
+  scalar_sites_.clear();
   adj_.clear();
   ++gen_;
   clear_gen_ = gen_;
@@ -323,6 +332,7 @@ void Tape::rewind(const Mark& m) {
     return tensor ? index >= m.tensors : index >= m.scalars;
   });
   if (adj_.size() > m.scalars) adj_.resize(m.scalars);
+  if (scalar_sites_.size() > m.scalars) scalar_sites_.resize(m.scalars);
   ++gen_;
   stable_s_ = std::min(stable_s_, m.scalars);
   stable_t_ = std::min(stable_t_, m.tensors);

@@ -13,17 +13,17 @@ namespace {
 const TensorOpDef kLeaf{"leaf", nullptr, nullptr};
 const TensorOpDef kConstant{"constant", nullptr, nullptr};
 
-std::uint32_t make_leaf(Tape& tape, const Shape& shape, const TensorOptions& opt) {
+std::uint32_t make_leaf(Tape& tape, const Shape& shape, const TensorOptions& opt, Site where) {
   const std::uint32_t t =
-      tape.push_tensor(opt.requires_grad ? &kLeaf : &kConstant, shape, opt.dtype, {});
+      tape.push_tensor(opt.requires_grad ? &kLeaf : &kConstant, shape, opt.dtype, {}, where);
   tape.tnode(t).requires_grad = opt.requires_grad && tape.grad_enabled();
   return t;
 }
 
 template <class Gen>
-Tensor fill_with(const Shape& shape, const TensorOptions& opt, Gen&& gen) {
+Tensor fill_with(const Shape& shape, const TensorOptions& opt, Site where, Gen&& gen) {
   Tape& tape = current_tape();
-  const std::uint32_t t = make_leaf(tape, shape, opt);
+  const std::uint32_t t = make_leaf(tape, shape, opt, where);
   const std::int64_t n = shape.numel();
   dispatch_dtype(opt.dtype, [&](auto z) {
     using T = decltype(z);
@@ -130,17 +130,17 @@ static void item_backward(Tape& tape, std::uint32_t t) {
 }
 static const TensorOpDef kItem{"item", &item_backward, "copies"};
 
-Scalar Tensor::item() const {
+Scalar Tensor::item(Site where) const {
   Tape& tape = checked("item");
   if (numel() != 1)
     throw Error(fmt::format("item: the tensor has shape {} ({} elements); item() needs exactly one",
                             shape().str(), numel()));
   const double v = value(0);
-  const std::uint32_t t = tape.push_tensor(&kItem, Shape{}, dtype(), {index_});
+  const std::uint32_t t = tape.push_tensor(&kItem, Shape{}, dtype(), {index_}, where);
   TensorNode& n = tape.tnode(t);
   n.scalar_out = static_cast<std::uint32_t>(tape.scalar_count());
   const ScalarOp op = n.requires_grad ? ScalarOp::from_tensor : ScalarOp::constant;
-  return {tape, tape.push_scalar(op, 0, 0, 0.0, 0.0, v)};
+  return {tape, tape.push_scalar(op, 0, 0, 0.0, 0.0, v, where)};
 }
 
 void Tensor::backward() const { checked("backward").backward(*this); }
@@ -148,19 +148,22 @@ void Tensor::backward(const Tensor& seed) const { checked("backward").backward(*
 
 // ---- creation ----
 
-Tensor tensor(std::span<const double> values, const Shape& shape, TensorOptions opt) {
+Tensor tensor(std::span<const double> values, const Shape& shape, TensorOptions opt, Site where) {
   if (static_cast<std::int64_t>(values.size()) != shape.numel())
     throw Error(fmt::format("tensor: {} values given for shape {} ({} elements)", values.size(),
                             shape.str(), shape.numel()));
-  return fill_with(shape, opt, [&](std::int64_t i) { return values[static_cast<std::size_t>(i)]; });
+  return fill_with(shape, opt, where,
+                   [&](std::int64_t i) { return values[static_cast<std::size_t>(i)]; });
 }
-Tensor tensor(std::initializer_list<double> values, const Shape& shape, TensorOptions opt) {
-  return tensor(std::span<const double>(values.begin(), values.size()), shape, opt);
+Tensor tensor(std::initializer_list<double> values, const Shape& shape, TensorOptions opt,
+              Site where) {
+  return tensor(std::span<const double>(values.begin(), values.size()), shape, opt, where);
 }
-Tensor tensor(std::initializer_list<double> values, TensorOptions opt) {
-  return tensor(values, Shape{static_cast<std::int64_t>(values.size())}, opt);
+Tensor tensor(std::initializer_list<double> values, TensorOptions opt, Site where) {
+  return tensor(values, Shape{static_cast<std::int64_t>(values.size())}, opt, where);
 }
-Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorOptions opt) {
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorOptions opt,
+              Site where) {
   const std::size_t cols = rows.size() ? rows.begin()->size() : 0;
   std::vector<double> flat;
   std::size_t r = 0;
@@ -170,36 +173,43 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, TensorO
     flat.insert(flat.end(), row.begin(), row.end());
     ++r;
   }
-  return tensor(
-      flat, Shape{static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(cols)}, opt);
+  return tensor(flat,
+                Shape{static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(cols)}, opt,
+                where);
 }
-Tensor zeros(const Shape& shape, TensorOptions opt) { return full(shape, 0.0, opt); }
-Tensor ones(const Shape& shape, TensorOptions opt) { return full(shape, 1.0, opt); }
-Tensor full(const Shape& shape, double value, TensorOptions opt) {
-  return fill_with(shape, opt, [&](std::int64_t) { return value; });
+Tensor zeros(const Shape& shape, TensorOptions opt, Site where) {
+  return full(shape, 0.0, opt, where);
 }
-Tensor randn(const Shape& shape, std::uint64_t seed, double stddev, TensorOptions opt) {
+Tensor ones(const Shape& shape, TensorOptions opt, Site where) {
+  return full(shape, 1.0, opt, where);
+}
+Tensor full(const Shape& shape, double value, TensorOptions opt, Site where) {
+  return fill_with(shape, opt, where, [&](std::int64_t) { return value; });
+}
+Tensor randn(const Shape& shape, std::uint64_t seed, double stddev, TensorOptions opt, Site where) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> dist(0.0, stddev);
-  return fill_with(shape, opt, [&](std::int64_t) { return dist(rng); });
+  return fill_with(shape, opt, where, [&](std::int64_t) { return dist(rng); });
 }
-Tensor uniform(const Shape& shape, double lo, double hi, std::uint64_t seed, TensorOptions opt) {
+Tensor uniform(const Shape& shape, double lo, double hi, std::uint64_t seed, TensorOptions opt,
+               Site where) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> dist(lo, hi);
-  return fill_with(shape, opt, [&](std::int64_t) { return dist(rng); });
+  return fill_with(shape, opt, where, [&](std::int64_t) { return dist(rng); });
 }
 
-Tensor external(const Shape& shape, DType dtype, void* value, void* grad, const char* label) {
+Tensor external(const Shape& shape, DType dtype, void* value, void* grad, const char* label,
+                Site where) {
   if (!value && shape.numel() > 0)
     throw Error(fmt::format("external: null value pointer for shape {}", shape.str()));
   Tape& tape = current_tape();
-  return {tape, tape.push_external(shape, dtype, value, grad, label)};
+  return {tape, tape.push_external(shape, dtype, value, grad, label, where)};
 }
 
-Tensor detach(const Tensor& x) {
+Tensor detach(const Tensor& x, Site where) {
   Tape& tape = x.checked("detach");
   const TensorNode& n = tape.tnode(x.index());
-  const std::uint32_t t = tape.push_tensor(&kConstant, n.shape, n.dtype, {});
+  const std::uint32_t t = tape.push_tensor(&kConstant, n.shape, n.dtype, {}, where);
   const TensorNode& src = tape.tnode(x.index());  // push may have moved nodes
   std::memcpy(tape.tnode(t).value, src.value,
               static_cast<std::size_t>(src.shape.numel()) * dtype_size(src.dtype));
@@ -239,9 +249,11 @@ Tensor& Tensor::named(std::string name) {
   checked("Tensor::named").set_label(true, index_, std::move(name));
   return *this;
 }
-Scalar var(double v) { return current_tape().variable(v); }
-Scalar constant(double v) { return current_tape().constant(v); }
-Scalar detach(const Scalar& x) { return x.checked("detach").constant(x.value()); }
+Scalar var(double v, Site where) { return current_tape().variable(v, where); }
+Scalar constant(double v, Site where) { return current_tape().constant(v, where); }
+Scalar detach(const Scalar& x, Site where) {
+  return x.checked("detach").constant(x.value(), where);
+}
 
 namespace detail {
 void throw_mixed_tapes(const char* op) {

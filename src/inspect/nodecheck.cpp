@@ -77,7 +77,8 @@ struct Tally {
 };
 
 NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions& o) {
-  NodeCheck c{{false, s}, scalar_op_name(tape.scalar_op(s)), "", "pass", 0, 0, ""};
+  NodeCheck c{{false, s},           scalar_op_name(tape.scalar_op(s)), "", "pass", 0, 0, "",
+              tape.origin(false, s)};
   const ScalarOp op = tape.scalar_op(s);
   const auto ins = detail::inputs_of(tape, {false, s});
   if (op == ScalarOp::custom || op == ScalarOp::from_tensor) {
@@ -104,9 +105,14 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
 
 NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) {
   TensorNode& n = tape.tnode(ti);
-  NodeCheck c{{true, ti}, n.op->name, n.scope == kNone ? "" : tape.scope_names()[n.scope],
-              "pass",     0,          0,
-              ""};
+  NodeCheck c{{true, ti},
+              n.op->name,
+              n.scope == kNone ? "" : tape.scope_names()[n.scope],
+              "pass",
+              0,
+              0,
+              "",
+              tape.origin(true, ti)};
   if (!n.op->forward || !n.op->backward) {
     c.status = "skipped (no forward rule)";
     return c;
@@ -228,8 +234,9 @@ std::string NodeCheckResult::str() const {
     s += "\n";
   }
   if (const NodeCheck* f = first_failure())
-    s += fmt::format("first failing node: {} ({}{}{})\n", f->id.str(), f->op,
-                     f->scope.empty() ? "" : ", in ", f->scope);
+    s += fmt::format("first failing node: {} ({}{}{}){}{}\n", f->id.str(), f->op,
+                     f->scope.empty() ? "" : ", in ", f->scope, f->origin.empty() ? "" : ", ",
+                     f->origin);
   return s;
 }
 

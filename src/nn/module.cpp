@@ -50,9 +50,9 @@ void Parameter::set_values(std::span<const double> v) {
     for (std::size_t i = 0; i < v.size(); ++i) p[i] = static_cast<decltype(z)>(v[i]);
   });
 }
-Tensor Parameter::var(Tape& tape) {
+Tensor Parameter::var(Tape& tape, Site where) {
   TapeScope scope(tape);
-  return external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str());
+  return external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(), where);
 }
 void Parameter::zero_grad() {
   if (bytes()) std::memset(grad_.data(), 0, bytes());

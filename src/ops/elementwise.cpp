@@ -158,14 +158,14 @@ void binary_forward(Tape& tape, std::uint32_t t) {
 }
 
 template <class Rule>
-Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y) {
+Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y, Site where) {
   Tape& tape = x.checked(def.name);
   const std::uint32_t ia = arg(tape, x, def.name), ib = arg(tape, y, def.name);
   if (x.dtype() != y.dtype())
     throw Error(fmt::format("{}: dtypes differ ({} and {}); convert one operand first", def.name,
                             dtype_name(x.dtype()), dtype_name(y.dtype())));
   const Shape out = broadcast_shapes(x.shape(), y.shape(), def.name);
-  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ia, ib});
+  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ia, ib}, where);
   def.forward(tape, t);
   return {tape, t};
 }
@@ -182,9 +182,9 @@ const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes",
 const TensorOpDef kConst{"constant", nullptr, nullptr};
 
 // A rank-0 constant of x's dtype on x's tape.
-Tensor constant_like(const Tensor& x, double c) {
+Tensor constant_like(const Tensor& x, double c, Site where) {
   Tape& tape = x.checked("constant");
-  const std::uint32_t t = tape.push_tensor(&kConst, Shape{}, x.dtype(), {});
+  const std::uint32_t t = tape.push_tensor(&kConst, Shape{}, x.dtype(), {}, where);
   dispatch_dtype(x.dtype(),
                  [&](auto z) { values_of<decltype(z)>(tape, t)[0] = static_cast<decltype(z)>(c); });
   return {tape, t};
@@ -341,10 +341,10 @@ const TensorOpDef& unary_def() {
 }
 
 template <class Rule>
-Tensor unary(const Tensor& x, double alpha = 0.0) {
+Tensor unary(const Tensor& x, Site where, double alpha = 0.0) {
   const TensorOpDef& def = unary_def<Rule>();
   Tape& tape = x.checked(Rule::name);
-  const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {x.index()});
+  const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {x.index()}, where);
   tape.tnode(t).attrs.alpha = alpha;
   def.forward(tape, t);
   return {tape, t};
@@ -388,7 +388,7 @@ const TensorOpDef kScale{"scale", &scale_backward, "switches", &scale_forward};
 }  // namespace
 
 Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, const Shape& out,
-                 TensorAttrs attrs) {
+                 TensorAttrs attrs, Site where) {
   if (inputs.size() == 0 || inputs.size() > 3)
     throw Error(fmt::format("{}: a recorded op takes 1 to 3 tensor inputs, got {}", def.name,
                             inputs.size()));
@@ -402,51 +402,81 @@ Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, c
       throw Error(fmt::format("{}: inputs must share one dtype", def.name));
   }
   const DType dt = inputs.begin()->dtype();
-  const std::uint32_t t = k == 1   ? tape.push_tensor(&def, out, dt, {ids[0]})
-                          : k == 2 ? tape.push_tensor(&def, out, dt, {ids[0], ids[1]})
-                                   : tape.push_tensor(&def, out, dt, {ids[0], ids[1], ids[2]});
+  const std::uint32_t t = k == 1 ? tape.push_tensor(&def, out, dt, {ids[0]}, where)
+                          : k == 2
+                              ? tape.push_tensor(&def, out, dt, {ids[0], ids[1]}, where)
+                              : tape.push_tensor(&def, out, dt, {ids[0], ids[1], ids[2]}, where);
   tape.tnode(t).attrs = attrs;
   def.forward(tape, t);
   return {tape, t};
 }
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary<AddRule>(kAdd, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary<SubRule>(kSub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary<MulRule>(kMul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary<DivRule>(kDiv, a, b); }
-Tensor maximum(const Tensor& a, const Tensor& b) { return binary<MaxRule>(kMaximum, a, b); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return binary<MinRule>(kMinimum, a, b); }
+Tensor add(const Tensor& a, const Tensor& b, Site where) {
+  return binary<AddRule>(kAdd, a, b, where);
+}
+Tensor sub(const Tensor& a, const Tensor& b, Site where) {
+  return binary<SubRule>(kSub, a, b, where);
+}
+Tensor mul(const Tensor& a, const Tensor& b, Site where) {
+  return binary<MulRule>(kMul, a, b, where);
+}
+Tensor div(const Tensor& a, const Tensor& b, Site where) {
+  return binary<DivRule>(kDiv, a, b, where);
+}
+Tensor maximum(const Tensor& a, const Tensor& b, Site where) {
+  return binary<MaxRule>(kMaximum, a, b, where);
+}
+Tensor minimum(const Tensor& a, const Tensor& b, Site where) {
+  return binary<MinRule>(kMinimum, a, b, where);
+}
 
-Tensor operator+(const Tensor& a, double c) { return add(a, constant_like(a, c)); }
-Tensor operator+(double c, const Tensor& a) { return add(constant_like(a, c), a); }
-Tensor operator-(const Tensor& a, double c) { return sub(a, constant_like(a, c)); }
-Tensor operator-(double c, const Tensor& a) { return sub(constant_like(a, c), a); }
-Tensor operator*(const Tensor& a, double c) { return mul(a, constant_like(a, c)); }
-Tensor operator*(double c, const Tensor& a) { return mul(constant_like(a, c), a); }
-Tensor operator/(const Tensor& a, double c) { return div(a, constant_like(a, c)); }
-Tensor operator/(double c, const Tensor& a) { return div(constant_like(a, c), a); }
+Tensor operator+(detail::T a, double c) {
+  return add(a.v, constant_like(a.v, c, a.where), a.where);
+}
+Tensor operator+(double c, detail::T a) {
+  return add(constant_like(a.v, c, a.where), a.v, a.where);
+}
+Tensor operator-(detail::T a, double c) {
+  return sub(a.v, constant_like(a.v, c, a.where), a.where);
+}
+Tensor operator-(double c, detail::T a) {
+  return sub(constant_like(a.v, c, a.where), a.v, a.where);
+}
+Tensor operator*(detail::T a, double c) {
+  return mul(a.v, constant_like(a.v, c, a.where), a.where);
+}
+Tensor operator*(double c, detail::T a) {
+  return mul(constant_like(a.v, c, a.where), a.v, a.where);
+}
+Tensor operator/(detail::T a, double c) {
+  return div(a.v, constant_like(a.v, c, a.where), a.where);
+}
+Tensor operator/(double c, detail::T a) {
+  return div(constant_like(a.v, c, a.where), a.v, a.where);
+}
 
-Tensor operator*(const Scalar& s, const Tensor& x) {
+Tensor scale(const Scalar& s, const Tensor& x, Site where) {
   Tape& tape = x.checked("scale");
   if (&s.checked("scale") != &tape)
     throw Error("scale: the Scalar and the Tensor live on different tapes");
-  const std::uint32_t t = tape.push_tensor(&kScale, x.shape(), x.dtype(), {x.index()}, s.index());
+  const std::uint32_t t =
+      tape.push_tensor(&kScale, x.shape(), x.dtype(), {x.index()}, where, s.index());
   scale_forward(tape, t);
   return {tape, t};
 }
-Tensor operator*(const Tensor& x, const Scalar& s) { return s * x; }
 
-Tensor operator-(const Tensor& x) { return unary<NegRule>(x); }
-Tensor neg(const Tensor& x) { return unary<NegRule>(x); }
-Tensor exp(const Tensor& x) { return unary<ExpRule>(x); }
-Tensor log(const Tensor& x) { return unary<LogRule>(x); }
-Tensor sqrt(const Tensor& x) { return unary<SqrtRule>(x); }
-Tensor abs(const Tensor& x) { return unary<AbsRule>(x); }
-Tensor pow(const Tensor& x, double p) { return unary<PowRule>(x, p); }
-Tensor sigmoid(const Tensor& x) { return unary<SigmoidRule>(x); }
-Tensor tanh(const Tensor& x) { return unary<TanhRule>(x); }
-Tensor relu(const Tensor& x) { return unary<ReluRule>(x); }
-Tensor leaky_relu(const Tensor& x, double slope) { return unary<LeakyReluRule>(x, slope); }
+Tensor neg(const Tensor& x, Site where) { return unary<NegRule>(x, where); }
+Tensor exp(const Tensor& x, Site where) { return unary<ExpRule>(x, where); }
+Tensor log(const Tensor& x, Site where) { return unary<LogRule>(x, where); }
+Tensor sqrt(const Tensor& x, Site where) { return unary<SqrtRule>(x, where); }
+Tensor abs(const Tensor& x, Site where) { return unary<AbsRule>(x, where); }
+Tensor pow(const Tensor& x, double p, Site where) { return unary<PowRule>(x, where, p); }
+Tensor sigmoid(const Tensor& x, Site where) { return unary<SigmoidRule>(x, where); }
+Tensor tanh(const Tensor& x, Site where) { return unary<TanhRule>(x, where); }
+Tensor relu(const Tensor& x, Site where) { return unary<ReluRule>(x, where); }
+Tensor leaky_relu(const Tensor& x, double slope, Site where) {
+  return unary<LeakyReluRule>(x, where, slope);
+}
 
 }  // namespace tapegrad
 
@@ -457,8 +487,8 @@ namespace tapegrad {
 namespace {
 using In = std::span<const Tensor>;
 std::vector<OpCheckCase> binary_cases(const std::string& op,
-                                      Tensor (*f)(const Tensor&, const Tensor&), double lo,
-                                      double hi) {
+                                      std::function<Tensor(const Tensor&, const Tensor&)> f,
+                                      double lo, double hi) {
   std::vector<OpCheckCase> v;
   for (const auto& [a, b] : std::vector<std::pair<Shape, Shape>>{
            {{3}, {3}}, {{2, 3}, {3}}, {{2, 3}, {2, 1}}, {{2, 1, 4}, {3, 1}}, {{}, {2, 2}}})
@@ -475,8 +505,14 @@ std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor
 const OpCheckRegistrar kElementwiseChecks = [] {
   std::vector<OpCheckCase> all;
   for (auto&& v :
-       {binary_cases("add", &add, -2, 2), binary_cases("sub", &sub, -2, 2),
-        binary_cases("mul", &mul, -2, 2), binary_cases("div", &div, 0.5, 2),
+       {binary_cases(
+            "add", [](const Tensor&a, const Tensor&b) { return add(a, b); }, -2, 2),
+        binary_cases(
+            "sub", [](const Tensor&a, const Tensor&b) { return sub(a, b); }, -2, 2),
+        binary_cases(
+            "mul", [](const Tensor&a, const Tensor&b) { return mul(a, b); }, -2, 2),
+        binary_cases(
+            "div", [](const Tensor&a, const Tensor&b) { return div(a, b); }, 0.5, 2),
         // a shifted second input keeps ties (kinks of the router) away
         binary_cases(
             "maximum", [](const Tensor&a, const Tensor&b) { return maximum(a, b + 0.0137); }, -2,

@@ -174,7 +174,7 @@ const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient 
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a, const Tensor& b, Site where) {
   Tape& tape = a.checked("matmul");
   const std::uint32_t ia = arg(tape, a, "matmul"), ib = arg(tape, b, "matmul");
   if (a.dtype() != b.dtype())
@@ -182,12 +182,12 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                             dtype_name(b.dtype())));
   const MatmulDims d = matmul_dims(a.shape(), b.shape());
   const Shape out = (d.a_batched || d.b_batched) ? Shape{d.batch, d.m, d.n} : Shape{d.m, d.n};
-  const std::uint32_t t = tape.push_tensor(&kMatmul, out, a.dtype(), {ia, ib});
+  const std::uint32_t t = tape.push_tensor(&kMatmul, out, a.dtype(), {ia, ib}, where);
   matmul_forward(tape, t);
   return {tape, t};
 }
 
-Tensor transpose(const Tensor& x) {
+Tensor transpose(const Tensor& x, Site where) {
   Tape& tape = x.checked("transpose");
   const Shape& s = x.shape();
   if (s.rank() < 2) throw Error(fmt::format("transpose: needs rank >= 2, got shape {}", s.str()));
@@ -195,24 +195,24 @@ Tensor transpose(const Tensor& x) {
       s.with_dim(s.rank() - 1, s[s.rank() - 2]).with_dim(s.rank() - 2, s[s.rank() - 1]);
   const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
   const std::int64_t count = r * c == 0 ? 0 : s.numel() / (r * c);
-  const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {x.index()});
+  const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {x.index()}, where);
   tape.tnode(t).attrs = {0, r, c, count, false};
   transpose_forward(tape, t);
   return {tape, t};
 }
 
-Tensor reshape(const Tensor& x, const Shape& shape) {
+Tensor reshape(const Tensor& x, const Shape& shape, Site where) {
   Tape& tape = x.checked("reshape");
   if (shape.numel() != x.numel())
     throw Error(fmt::format("reshape: cannot reshape {} ({} elements) to {} ({} elements)",
                             x.shape().str(), x.numel(), shape.str(), shape.numel()));
   const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&kReshape, shape, x.dtype(), {ix});
+  const std::uint32_t t = tape.push_tensor(&kReshape, shape, x.dtype(), {ix}, where);
   copy_forward(tape, t);
   return {tape, t};
 }
 
-Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end) {
+Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end, Site where) {
   Tape& tape = x.checked("slice_rows");
   const Shape& s = x.shape();
   if (s.rank() < 1) throw Error("slice_rows: cannot slice a rank-0 tensor");
@@ -222,7 +222,7 @@ Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end) {
   const Shape out = s.with_dim(0, end - begin);
   const std::int64_t row = s[0] == 0 ? 0 : s.numel() / s[0];
   const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&kSlice, out, x.dtype(), {ix});
+  const std::uint32_t t = tape.push_tensor(&kSlice, out, x.dtype(), {ix}, where);
   tape.tnode(t).attrs.i0 = begin * row;
   copy_forward(tape, t);
   return {tape, t};
@@ -272,7 +272,7 @@ void concat_backward(Tape& tape, std::uint32_t t) {
 }
 }  // namespace
 
-Tensor concat(std::span<const Tensor> xs, int axis) {
+Tensor concat(std::span<const Tensor> xs, int axis, Site where) {
   if (xs.empty()) throw Error("concat: no tensors given");
   if (xs.size() > 3) {
     // A node has at most three inputs: join the first three, then fold the
@@ -308,9 +308,10 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
   for (int d = 0; d < ax; ++d) outer *= s0[d];
   for (int d = ax + 1; d < s0.rank(); ++d) inner *= s0[d];
   const std::uint32_t t =
-      xs.size() == 1   ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0]})
-      : xs.size() == 2 ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1]})
-                       : tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1], ids[2]});
+      xs.size() == 1 ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0]}, where)
+      : xs.size() == 2
+          ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1]}, where)
+          : tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1], ids[2]}, where);
   TensorNode& node = tape.tnode(t);
   node.attrs.i0 = outer;
   node.attrs.i1 = inner;
@@ -320,8 +321,8 @@ Tensor concat(std::span<const Tensor> xs, int axis) {
   concat_forward(tape, t);
   return {tape, t};
 }
-Tensor concat(std::initializer_list<Tensor> xs, int axis) {
-  return concat(std::span<const Tensor>(xs.begin(), xs.size()), axis);
+Tensor concat(std::initializer_list<Tensor> xs, int axis, Site where) {
+  return concat(std::span<const Tensor>(xs.begin(), xs.size()), axis, where);
 }
 
 }  // namespace tapegrad

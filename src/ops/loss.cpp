@@ -191,7 +191,7 @@ void softmax_forward(Tape& tape, std::uint32_t t) {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Site where) {
   Tape& tape = x.checked("linear");
   const std::uint32_t ix = arg(tape, x, "linear"), iw = arg(tape, w, "linear");
   const std::uint32_t ib = b.defined() ? arg(tape, b, "linear") : kNone;
@@ -207,13 +207,15 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != w.dtype()))
     throw Error("linear: input, weight and bias must share one dtype");
   const Shape out{xs[0], ws[0]};
-  const std::uint32_t t = ib == kNone ? tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw})
-                                      : tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw, ib});
+  const std::uint32_t t = ib == kNone
+                              ? tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw}, where)
+                              : tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw, ib}, where);
   linear_forward(tape, t);
   return {tape, t};
 }
 
-Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels) {
+Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels,
+                             Site where) {
   Tape& tape = logits.checked("softmax_cross_entropy");
   const Shape s = logits.shape();
   if (s.rank() != 2 || s[1] == 0)
@@ -228,7 +230,8 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
       throw Error(fmt::format("softmax_cross_entropy: label {} of row {} is outside [0, {})",
                               labels[r], r, c));
   if (n == 0) throw Error("softmax_cross_entropy: no rows (empty batch)");
-  const std::uint32_t t = tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {logits.index()});
+  const std::uint32_t t =
+      tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {logits.index()}, where);
   TensorNode& node = tape.tnode(t);
   const std::size_t es = dtype_size(node.dtype);
   node.saved = tape.acquire(static_cast<std::size_t>(n * c) * es +
@@ -239,7 +242,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   return {tape, t};
 }
 
-Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
+Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Site where) {
   Tape& tape = logits.checked("bce_with_logits");
   const std::uint32_t iz = arg(tape, logits, "bce_with_logits"),
                       iy = arg(tape, targets, "bce_with_logits");
@@ -249,15 +252,15 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& targets) {
                     "and dtype",
                     logits.shape().str(), targets.shape().str()));
   if (logits.numel() == 0) throw Error("bce_with_logits: empty input");
-  const std::uint32_t t = tape.push_tensor(&kBce, Shape{}, logits.dtype(), {iz, iy});
+  const std::uint32_t t = tape.push_tensor(&kBce, Shape{}, logits.dtype(), {iz, iy}, where);
   bce_forward(tape, t);
   return {tape, t};
 }
 
-Tensor softmax(const Tensor& x) {
+Tensor softmax(const Tensor& x, Site where) {
   Tape& tape = x.checked("softmax");
   if (x.rank() < 1) throw Error("softmax: needs rank >= 1");
-  const std::uint32_t t = tape.push_tensor(&kSoftmax, x.shape(), x.dtype(), {x.index()});
+  const std::uint32_t t = tape.push_tensor(&kSoftmax, x.shape(), x.dtype(), {x.index()}, where);
   softmax_forward(tape, t);
   return {tape, t};
 }

@@ -74,7 +74,8 @@ const TensorOpDef kSum{"sum", &sum_backward, "copies the gradient to every eleme
 const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element",
                         &sum_forward};
 
-Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean) {
+Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean,
+                  Site where) {
   Tape& tape = x.checked(def.name);
   const Shape& xs = x.shape();
   int ax = -1;
@@ -91,7 +92,7 @@ Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdi
     throw Error(fmt::format("{}: mean over an empty axis of shape {}", def.name, xs.str()));
   const double scale = mean ? 1.0 / static_cast<double>(sp.n) : 1.0;
   const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ix});
+  const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ix}, where);
   tape.tnode(t).attrs.i0 = ax;
   tape.tnode(t).attrs.alpha = scale;
   tape.tnode(t).attrs.flag = keepdims;
@@ -142,16 +143,20 @@ const TensorOpDef kMax{"max", &max_backward, "routes", &max_forward};
 
 }  // namespace
 
-Tensor sum(const Tensor& x) { return reduce_sum(kSum, x, kMaxRank, false, false); }
-Tensor sum(const Tensor& x, int axis, bool keepdims) {
-  return reduce_sum(kSum, x, axis, keepdims, false);
+Tensor sum(const Tensor& x, Site where) {
+  return reduce_sum(kSum, x, kMaxRank, false, false, where);
 }
-Tensor mean(const Tensor& x) { return reduce_sum(kMean, x, kMaxRank, false, true); }
-Tensor mean(const Tensor& x, int axis, bool keepdims) {
-  return reduce_sum(kMean, x, axis, keepdims, true);
+Tensor sum(const Tensor& x, int axis, bool keepdims, Site where) {
+  return reduce_sum(kSum, x, axis, keepdims, false, where);
+}
+Tensor mean(const Tensor& x, Site where) {
+  return reduce_sum(kMean, x, kMaxRank, false, true, where);
+}
+Tensor mean(const Tensor& x, int axis, bool keepdims, Site where) {
+  return reduce_sum(kMean, x, axis, keepdims, true, where);
 }
 
-Tensor max(const Tensor& x, int axis, bool keepdims) {
+Tensor max(const Tensor& x, int axis, bool keepdims, Site where) {
   Tape& tape = x.checked("max");
   const Shape& xs = x.shape();
   if (xs.rank() == 0) throw Error("max: cannot reduce along an axis of a rank-0 tensor");
@@ -159,7 +164,7 @@ Tensor max(const Tensor& x, int axis, bool keepdims) {
   const Split sp = split(xs, ax);
   if (sp.n == 0) throw Error(fmt::format("max: empty axis {} of shape {}", ax, xs.str()));
   const std::uint32_t ix = x.index();
-  const std::uint32_t t = tape.push_tensor(&kMax, xs.reduced(ax, keepdims), x.dtype(), {ix});
+  const std::uint32_t t = tape.push_tensor(&kMax, xs.reduced(ax, keepdims), x.dtype(), {ix}, where);
   TensorNode& node = tape.tnode(t);
   node.attrs.i0 = ax;
   node.attrs.flag = keepdims;

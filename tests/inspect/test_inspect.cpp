@@ -66,7 +66,10 @@ void bad_square_backward(tg::Tape& tape, std::uint32_t t) {
 }
 const tg::TensorOpDef kBadSquare{"test_wrong_square", &bad_square_backward, nullptr,
                                  &bad_square_forward};
-tg::Tensor bad_square(const tg::Tensor& x) { return tg::record_op(kBadSquare, {x}, x.shape()); }
+// Passes the caller's line on, as a library op does.
+tg::Tensor bad_square(const tg::Tensor& x, tg::Site where = tg::Site::current()) {
+  return tg::record_op(kBadSquare, {x}, x.shape(), {}, where);
+}
 }  // namespace
 
 TEST_CASE("DOT of worked example 1 matches the golden file byte for byte", "[inspect][dot]") {
@@ -136,6 +139,7 @@ TEST_CASE("a deliberately wrong op is caught and named by both checks", "[inspec
     tg::ScopeName layer(tape, "suspect");
     y = bad_square(h);
   }
+  const int line = __LINE__ - 2;
   tg::Tensor loss = tg::sum(tg::exp(y));
   loss.backward();
   const tg::NodeCheckResult nc = tg::check_nodes(loss);
@@ -143,8 +147,9 @@ TEST_CASE("a deliberately wrong op is caught and named by both checks", "[inspec
   REQUIRE(nc.first_failure() != nullptr);
   CHECK(nc.first_failure()->op == "test_wrong_square");
   CHECK(nc.first_failure()->id == tg::NodeId{true, y.index()});
-  CHECK_THAT(nc.str(),
-             Contains("first failing node: t") && Contains("test_wrong_square, in suspect"));
+  CHECK_THAT(nc.str(), Contains("first failing node: t") &&
+                           Contains("(test_wrong_square, in suspect), created at ") &&
+                           Contains(fmt::format("test_inspect.cpp:{} ", line)));
   const std::string dot = tg::to_dot(loss, {.highlight = {nc.first_failure()->id}});
   CHECK_THAT(dot, Contains("FAILED node check"));
   // 3. registered like any op, the registry check fails on it by name.

@@ -44,7 +44,7 @@ class Parameter {
   void set_values(std::span<const double> v);
 
   // A leaf on `tape` aliasing this parameter's memory.
-  Tensor var(Tape& tape = current_tape());
+  Tensor var(Tape& tape = current_tape(), Site where = Site::current());
   void zero_grad();
 
  private:
@@ -68,7 +68,12 @@ class Module {
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // forward(x), with every node it records also attributed to the caller's
+  // line (see CallSite), so an anomaly inside a layer names `model(x)`.
+  Tensor operator()(const Tensor& x, Site where = Site::current()) {
+    CallSite here(x.tape(), where);
+    return forward(x);
+  }
 
   // Every parameter of this module and its children, in registration order,
   // with dotted names ("layer0.weight").

@@ -216,12 +216,19 @@ struct TensorNode {
   std::uint32_t scalar_mark = 0;                // scalar nodes that existed at creation
   void* value = nullptr;  // owned by value_buf or by the caller (external leaf)
   void* grad = nullptr;   // owned by grad_buf or by the caller; null = all zero
+  // A parameter's caller-owned gradient that is zeroed lazily: while
+  // *zero_pending is 1 the memory holds no gradient yet (it reads as zero),
+  // and the first rule to write it overwrites instead of adding (see
+  // Tape::grad_for_write). Null for every other node.
+  std::uint8_t* zero_pending = nullptr;
   Buffer value_buf, grad_buf, saved;
   TensorAttrs attrs;
   const char* label = nullptr;  // user label (parameter name), for inspection
   std::uint32_t scope = kNone;  // index into Tape::scope_names(), for DOT clusters
-  Site site;    // the call that created the node
-  Site caller;  // the outermost CallSite active then (e.g. model(x)), or unknown
+  // The gradient for reading, or null when none has reached the node.
+  const void* grad_or_null() const { return zero_pending && *zero_pending ? nullptr : grad; }
+  Site site;                    // the call that created the node
+  Site caller;                  // the outermost CallSite active then (e.g. model(x)), or unknown
 };
 
 // A position on the tape, for rewinding to it (see Tape::rewind).
@@ -361,12 +368,20 @@ class Tape {
   std::uint32_t push_tensor(const TensorOpDef* op, const Shape& shape, DType dtype,
                             std::initializer_list<std::uint32_t> inputs, Site where,
                             std::uint32_t scalar_in = kNone);
-  // A leaf whose value and gradient live in caller-owned memory.
+  // A leaf whose value and gradient live in caller-owned memory; with
+  // zero_pending, a lazily zeroed gradient (see TensorNode::zero_pending).
   std::uint32_t push_external(const Shape& shape, DType dtype, void* value, void* grad,
-                              const char* label, Site where);
+                              const char* label, Site where, std::uint8_t* zero_pending = nullptr);
   TensorNode& tnode(std::uint32_t t) { return tnodes_[t]; }
-  // The node's gradient buffer, allocated and zeroed on first use.
+  // The node's gradient buffer, allocated and zeroed on first use: rules add
+  // into it.
   void* grad_buffer(std::uint32_t t);
+  // The same for a rule about to write every element: *fresh is true when the
+  // buffer holds no gradient yet (new, or a lazily zeroed parameter), and the
+  // rule must then overwrite it (beta = 0 in a GEMM) rather than add; that
+  // saves zeroing it and reading it back. Ask for each input's buffer just
+  // before writing it: an op may take one node twice.
+  void* grad_for_write(std::uint32_t t, bool* fresh);
   // Pooled scratch memory, returned to the pool at clear/rewind with the node.
   Buffer acquire(std::size_t bytes);
   void release(Buffer&& b);

@@ -92,7 +92,7 @@ void Tape::check_tensor_backward(std::uint32_t t) {
   for (int k = 0; k < n.n_in; ++k) {
     const TensorNode& in = tnodes_[n.in[k]];
     const char* what = nullptr;
-    const std::int64_t i = first_bad(in.dtype, in.grad, in.shape.numel(), &what);
+    const std::int64_t i = first_bad(in.dtype, in.grad_or_null(), in.shape.numel(), &what);
     if (i >= 0)
       throw_anomaly(fmt::format(
           "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "

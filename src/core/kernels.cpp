@@ -34,10 +34,42 @@ void broadcast_strides(const Shape& in, const Shape& out, std::int64_t* strides)
   }
 }
 
+namespace {
+// k = 1: C = alpha a b^T + beta C, an outer product (the weight gradient of a
+// batch of one). One pass over C that BLAS libraries do not special-case;
+// with beta = 0, C is not read.
+template <class T>
+void outer(bool ta, bool tb, std::int64_t m, std::int64_t n, T alpha, const T* a, std::int64_t lda,
+           const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  const std::int64_t sa = ta ? 1 : lda, sb = tb ? ldb : 1;
+#pragma omp parallel for schedule(static) if (m * n >= 65536)
+  for (std::int64_t r = 0; r < m; ++r) {
+    const T ar = alpha * a[r * sa];
+    T* cr = c + r * ldc;
+    if (beta == T(0)) {
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) cr[j] = ar * b[j * sb];
+    } else {
+#pragma omp simd
+      for (std::int64_t j = 0; j < n; ++j) cr[j] = beta * cr[j] + ar * b[j * sb];
+    }
+  }
+}
+// k = 0: C = beta C (and all zeros for beta = 0, whatever C held).
+template <class T>
+void scale_only(std::int64_t m, std::int64_t n, T beta, T* c, std::int64_t ldc) {
+  for (std::int64_t r = 0; r < m; ++r)
+    for (std::int64_t j = 0; j < n; ++j)
+      c[r * ldc + j] = beta == T(0) ? T(0) : beta * c[r * ldc + j];
+}
+}  // namespace
+
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
           std::int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (k == 0) return scale_only(m, n, beta, c, ldc);
+  if (k == 1) return outer(ta, tb, m, n, alpha, a, lda, b, ldb, beta, c, ldc);
 #ifdef TAPEGRAD_HAVE_DNNL
   if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) ==
       dnnl_success)
@@ -61,6 +93,8 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
           const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
           double* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (k == 0) return scale_only(m, n, beta, c, ldc);
+  if (k == 1) return outer(ta, tb, m, n, alpha, a, lda, b, ldb, beta, c, ldc);
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));

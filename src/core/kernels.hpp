@@ -17,6 +17,16 @@ template <class T>
 T* grads_of(Tape& tape, std::uint32_t t) {
   return static_cast<T*>(tape.grad_buffer(t));
 }
+// Gradient buffer of node t for a rule that writes every element: `beta` is
+// set to 0 when the buffer holds no gradient yet (overwrite it), else to 1
+// (add to it). See Tape::grad_for_write.
+template <class T>
+T* grads_for_write(Tape& tape, std::uint32_t t, T* beta) {
+  bool fresh = false;
+  T* g = static_cast<T*>(tape.grad_for_write(t, &fresh));
+  *beta = fresh ? T(0) : T(1);
+  return g;
+}
 // Whether input k of node t takes a gradient.
 inline bool wants_grad(Tape& tape, std::uint32_t t, int k) {
   return tape.tnode(tape.tnode(t).in[k]).requires_grad;
@@ -55,6 +65,7 @@ void for_each_broadcast(const Shape& out, const std::int64_t* sa, const std::int
 }
 
 // C = alpha * op(A) op(B) + beta * C, row-major. op(X) = X^T when tX.
+// With beta = 0, C is only written (it may hold garbage, even NaN).
 // float goes to oneDNN when built with it (CPU-dispatched kernels), else to
 // CBLAS; double always to CBLAS.
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,

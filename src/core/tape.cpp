@@ -245,7 +245,7 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
 }
 
 std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
-                                  const char* label, Site where) {
+                                  const char* label, Site where, std::uint8_t* zero_pending) {
   check_owner("external");
   static const TensorOpDef kParam{"parameter", nullptr, nullptr};
   static const TensorOpDef kInput{"input", nullptr, nullptr};
@@ -257,6 +257,7 @@ std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, 
   n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
   n.value = value ? value : empty_storage();
   n.grad = n.requires_grad ? grad : nullptr;
+  if (n.grad) n.zero_pending = zero_pending;
   n.label = label;
   n.scope = scope_;
   n.site = where;
@@ -266,22 +267,39 @@ std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, 
 }
 
 void* Tape::grad_buffer(std::uint32_t t) {
+  bool fresh = false;
+  void* g = grad_for_write(t, &fresh);
+  const std::size_t bytes =
+      static_cast<std::size_t>(tnodes_[t].shape.numel()) * dtype_size(tnodes_[t].dtype);
+  if (fresh && bytes) std::memset(g, 0, bytes);
+  return g;
+}
+
+void* Tape::grad_for_write(std::uint32_t t, bool* fresh) {
   TensorNode& n = tnodes_[t];
-  if (!n.grad) {
-    const std::size_t bytes = static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype);
-    n.grad_buf = acquire(bytes);
-    if (bytes) std::memset(n.grad_buf.data(), 0, bytes);
+  if (!n.grad) {  // first gradient of a tape-owned node: a new, unzeroed buffer
+    n.grad_buf = acquire(static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
     n.grad = n.grad_buf ? n.grad_buf.data() : empty_storage();
+    *fresh = true;
+    return n.grad;
   }
+  // A parameter's memory is fresh if nothing wrote it since it was zeroed
+  // (by any of the nodes that alias it: they share the flag).
+  *fresh = n.zero_pending && *n.zero_pending;
+  if (*fresh) *n.zero_pending = 0;
   return n.grad;
 }
 
 void Tape::zero_grad() {
   check_owner("zero_grad");
   std::fill(adj_.begin(), adj_.end(), 0.0);
-  for (TensorNode& n : tnodes_)
-    if (n.grad)
+  for (TensorNode& n : tnodes_) {
+    if (n.zero_pending) {  // zeroed lazily, like Parameter::zero_grad
+      *n.zero_pending = 1;
+    } else if (n.grad) {
       std::memset(n.grad, 0, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+    }
+  }
   swept_s_ = swept_t_ = 0;
 }
 

@@ -55,7 +55,7 @@ std::vector<double> Tensor::values() const {
 std::vector<double> Tensor::grads() const {
   const TensorNode& n = node();
   std::vector<double> out(static_cast<std::size_t>(n.shape.numel()), 0.0);
-  if (n.scalar_out != kNone || !n.grad) return out;
+  if (n.scalar_out != kNone || !n.grad_or_null()) return out;
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T* p = static_cast<const T*>(n.grad);
@@ -83,7 +83,7 @@ double Tensor::value(std::int64_t i) const {
 double Tensor::grad(std::int64_t i) const {
   const TensorNode& n = node();
   check_flat(n, i, "Tensor::grad");
-  if (!n.grad) return 0.0;
+  if (!n.grad_or_null()) return 0.0;
   return dispatch_dtype(n.dtype, [&](auto z) -> double {
     return static_cast<double>(static_cast<const decltype(z)*>(n.grad)[i]);
   });

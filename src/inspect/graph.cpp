@@ -104,10 +104,11 @@ std::vector<double> node_grads(const Tape& tape, NodeId n) {
   const TensorNode& t = tape.tensor_node(n.index);
   if (t.scalar_out != kNone) return {tape.scalar_grad(t.scalar_out)};
   std::vector<double> v(static_cast<std::size_t>(t.shape.numel()), 0.0);
-  if (!t.grad) return v;
+  const void* g = t.grad_or_null();
+  if (!g) return v;
   dispatch_dtype(t.dtype, [&](auto z) {
     for (std::size_t i = 0; i < v.size(); ++i)
-      v[i] = static_cast<double>(static_cast<const decltype(z)*>(t.grad)[i]);
+      v[i] = static_cast<double>(static_cast<const decltype(z)*>(g)[i]);
   });
   return v;
 }

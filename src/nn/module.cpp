@@ -34,7 +34,8 @@ std::vector<double> Parameter::values() const {
   return out;
 }
 std::vector<double> Parameter::grads() const {
-  std::vector<double> out(static_cast<std::size_t>(numel()));
+  std::vector<double> out(static_cast<std::size_t>(numel()), 0.0);
+  if (zero_pending_) return out;
   dispatch_dtype(dtype_, [&](auto z) {
     const auto* p = static_cast<const decltype(z)*>(grad_.data());
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
@@ -51,11 +52,12 @@ void Parameter::set_values(std::span<const double> v) {
   });
 }
 Tensor Parameter::var(Tape& tape, Site where) {
-  TapeScope scope(tape);
-  return external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(), where);
+  return {tape, tape.push_external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(),
+                                   where, &zero_pending_)};
 }
-void Parameter::zero_grad() {
-  if (bytes()) std::memset(grad_.data(), 0, bytes());
+void Parameter::settle_grad() {
+  if (zero_pending_ && bytes()) std::memset(grad_.data(), 0, bytes());
+  zero_pending_ = 0;
 }
 
 // ---- Module ----

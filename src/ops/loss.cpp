@@ -14,6 +14,7 @@ namespace tapegrad {
 namespace {
 
 using detail::arg;
+using detail::grads_for_write;
 using detail::grads_of;
 using detail::values_of;
 using detail::wants_grad;
@@ -28,14 +29,18 @@ void linear_backward(Tape& tape, std::uint32_t t) {
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     const T* g = static_cast<const T*>(tape.tnode(t).grad);
-    if (need_x)
-      detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, T(1),
-                   grads_of<T>(tape, ix), i);
-    if (need_w)
-      detail::gemm(true, false, o, i, n, T(1), g, o, values_of<T>(tape, ix), i, T(1),
-                   grads_of<T>(tape, iw), i);
+    T beta;  // 0 when the gradient buffer is fresh: overwrite, no zeroing
+    if (need_x) {
+      T* gx = grads_for_write<T>(tape, ix, &beta);
+      detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, beta, gx, i);
+    }
+    if (need_w) {
+      T* gw = grads_for_write<T>(tape, iw, &beta);
+      detail::gemm(true, false, o, i, n, T(1), g, o, values_of<T>(tape, ix), i, beta, gw, i);
+    }
     if (need_b) {
-      T* gb = grads_of<T>(tape, ib);
+      T* gb = grads_for_write<T>(tape, ib, &beta);
+      if (beta == T(0)) std::fill(gb, gb + o, T(0));
       for (std::int64_t r = 0; r < n; ++r)
         for (std::int64_t c = 0; c < o; ++c) gb[c] += g[r * o + c];
     }

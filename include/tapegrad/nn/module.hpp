@@ -34,10 +34,13 @@ class Parameter {
   }
   template <class T>
   std::span<T> grad() {
-    return {static_cast<T*>(check<T>(grad_.data())), static_cast<std::size_t>(numel())};
+    return {static_cast<T*>(check<T>(raw_grad())), static_cast<std::size_t>(numel())};
   }
   void* raw_value() { return value_.data(); }
-  void* raw_grad() { return grad_.data(); }
+  void* raw_grad() {
+    settle_grad();
+    return grad_.data();
+  }
   // Values as float64 (for inspection and tests), and setting them from float64.
   std::vector<double> values() const;
   std::vector<double> grads() const;
@@ -45,7 +48,10 @@ class Parameter {
 
   // A leaf on `tape` aliasing this parameter's memory.
   Tensor var(Tape& tape = current_tape(), Site where = Site::current());
-  void zero_grad();
+  // Zeroes the gradient lazily: the next backward overwrites it instead of
+  // adding to it (no memset, no read), and the accessors above see zeros
+  // until then.
+  void zero_grad() { zero_pending_ = 1; }
 
  private:
   template <class T>
@@ -54,10 +60,12 @@ class Parameter {
     return p;
   }
   [[noreturn]] void throw_dtype() const;
+  void settle_grad();  // makes a pending zero real
   std::string name_;
   Shape shape_;
   DType dtype_;
   Buffer value_, grad_;
+  std::uint8_t zero_pending_ = 0;  // shared with this parameter's tape nodes
 };
 
 // Modules hold their parameters and refer to their children by address, so

@@ -72,9 +72,8 @@ inline Tape& operand(ScalarOp op, const Scalar& x) {
 template <class F>
 inline Scalar unary(ScalarOp op, const Scalar& x, Site where, F&& f) {
   Tape& t = operand(op, x);
-  t.reserve_scalar();
   const Partials p = f(t.scalar_value(x.index()));
-  return {t, t.push_reserved(op, x.index(), 0, p.da, 0.0, p.v, where)};
+  return {t, t.push_scalar(op, x.index(), 0, p.da, 0.0, p.v, where)};
 }
 // f(a, b) -> {value, d/da, d/db}
 template <class F>
@@ -82,9 +81,8 @@ inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, Site where, 
   Tape& t = operand(op, x);
   if (&t != &operand(op, y)) [[unlikely]]
     throw_mixed_tapes(scalar_op_name(op));
-  t.reserve_scalar();
   const Partials p = f(t.scalar_value(x.index()), t.scalar_value(y.index()));
-  return {t, t.push_reserved(op, x.index(), y.index(), p.da, p.db, p.v, where)};
+  return {t, t.push_scalar(op, x.index(), y.index(), p.da, p.db, p.v, where)};
 }
 // A plain double used beside a Scalar becomes a constant on the Scalar's tape,
 // so the graph shows it.

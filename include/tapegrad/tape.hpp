@@ -153,16 +153,16 @@ class ScalarArrays {
   std::uint32_t size() const { return n_; }
   ScalarEdges* edges() const { return e_; }
   double* values() const { return v_; }
-  // Makes room for one more node. Callers do this before computing the
-  // node's value and partials, so no value is live across the (cold) call to
-  // grow(): otherwise the compiler spills them to the stack and reloads two
-  // 8-byte stores as one 16-byte load, a store-forwarding stall that doubled
-  // the cost of recording.
+  // Makes room for one more node (cold: called when has_room() is false).
   void reserve_one() {
-    if (n_ == cap_) [[unlikely]]
-      grow();
+    if (n_ == cap_) grow();
   }
-  // Requires reserve_one() first.
+  // The one check of the recording fast path: false when the arrays are full
+  // or the tape is in a special mode (NoGrad, anomaly detection), which sets
+  // the limit to 0 so that both cases take the same cold branch.
+  bool has_room() const { return n_ < limit_; }
+  void set_special(bool on) { special_ = on, limit_ = on ? 0 : cap_; }
+  // Requires room (has_room() or reserve_one()).
   void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
     ScalarEdges* e = e_ + n_;
     e->a_op = a_op;
@@ -178,7 +178,8 @@ class ScalarArrays {
   void grow();
   ScalarEdges* e_ = nullptr;
   double* v_ = nullptr;
-  std::uint32_t n_ = 0, cap_ = 0;
+  std::uint32_t n_ = 0, cap_ = 0, limit_ = 0;
+  bool special_ = false;
 };
 }  // namespace detail
 
@@ -227,8 +228,8 @@ struct TensorNode {
   std::uint32_t scope = kNone;  // index into Tape::scope_names(), for DOT clusters
   // The gradient for reading, or null when none has reached the node.
   const void* grad_or_null() const { return zero_pending && *zero_pending ? nullptr : grad; }
-  Site site;                    // the call that created the node
-  Site caller;                  // the outermost CallSite active then (e.g. model(x)), or unknown
+  Site site;    // the call that created the node
+  Site caller;  // the outermost CallSite active then (e.g. model(x)), or unknown
 };
 
 // A position on the tape, for rewinding to it (see Tape::rewind).
@@ -274,7 +275,7 @@ class Tape {
   bool anomaly_enabled() const { return anomaly_; }
   void set_anomaly_enabled(bool on) {
     anomaly_ = on;
-    special_ = !grad_enabled_ || anomaly_;
+    scalars_.set_special(!grad_enabled_ || anomaly_);
   }
   void check_scalar_forward(std::uint32_t s) const;
   void check_tensor_forward(std::uint32_t t) const;
@@ -282,7 +283,7 @@ class Tape {
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool on) {
     grad_enabled_ = on;
-    special_ = !grad_enabled_ || anomaly_;
+    scalars_.set_special(!grad_enabled_ || anomaly_);
   }
   std::uint32_t generation() const { return gen_; }
   std::size_t scalar_count() const { return scalars_.size(); }
@@ -343,23 +344,20 @@ class Tape {
     if (gen != gen_ && (gen < clear_gen_ || index >= stable_t_)) [[unlikely]]
       throw_stale(index, gen, what);
   }
-  // Room for one more scalar node: call before computing it.
+  // Appends a scalar node; returns its index. The fast path is one
+  // comparison and the stores. Growing the arrays, NoGrad and anomaly
+  // detection all go to the cold push_slow, which gets every value as an
+  // argument: nothing computed stays live across a call on the fast path
+  // (when it did, GCC spilled the partials and reloaded two 8-byte stores as
+  // one 16-byte load, a store-forwarding stall that doubled the cost).
   // (The arrays never grow past kMaxScalarNodes: growing there throws.)
-  void reserve_scalar() { scalars_.reserve_one(); }
-  // Appends a scalar node after reserve_scalar(); returns its index.
-  std::uint32_t push_reserved(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                              double v, Site where) {
-    if (special_) [[unlikely]]  // NoGrad or anomaly detection: one branch for both
-      return push_special(op, a, b, da, db, v, where);
+  std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
+                            double v, Site where) {
+    if (!scalars_.has_room()) [[unlikely]]
+      return push_slow(op, a, b, da, db, v, where);
     const std::uint32_t i = scalars_.size();
     scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
     return i;
-  }
-  // Appends a scalar node; returns its index.
-  std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                            double v, Site where) {
-    reserve_scalar();
-    return push_reserved(op, a, b, da, db, v, where);
   }
   void set_scalar_value(std::uint32_t i, double v) { scalars_.values()[i] = v; }
   double* scalar_adjoints();  // sized to scalar_count()
@@ -398,8 +396,8 @@ class Tape {
 
  private:
   [[noreturn]] void throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const;
-  std::uint32_t push_special(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                             double v, Site where);
+  std::uint32_t push_slow(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
+                          double v, Site where);
   [[noreturn]] void throw_foreign_thread(const char* what) const;
   void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
   void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
@@ -428,7 +426,6 @@ class Tape {
   std::uint32_t swept_s_ = 0, swept_t_ = 0;
   bool grad_enabled_ = true;
   bool anomaly_ = false;
-  bool special_ = false;  // !grad_enabled_ || anomaly_
   std::thread::id owner_;
 };
 

@@ -107,6 +107,7 @@ void ScalarArrays::grow() {
   std::free(e_);
   std::free(v_);
   e_ = e, v_ = v, cap_ = static_cast<std::uint32_t>(cap);
+  limit_ = special_ ? 0 : cap_;
 }
 }  // namespace detail
 
@@ -146,8 +147,11 @@ void Tape::throw_foreign_thread(const char* what) const {
       what));
 }
 
-std::uint32_t Tape::push_special(ScalarOp op, std::uint32_t a, std::uint32_t b, double da,
-                                 double db, double v, Site where) {
+// The cold half of push_scalar: grows the arrays, and handles NoGrad (a
+// constant) and anomaly detection (keeps the site, checks the value).
+std::uint32_t Tape::push_slow(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
+                              double v, Site where) {
+  scalars_.reserve_one();
   if (!grad_enabled_) op = ScalarOp::constant, a = b = 0, da = db = 0;
   const std::uint32_t i = scalars_.size();
   scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);

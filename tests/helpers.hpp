@@ -2,6 +2,7 @@
 // Shared test helpers: gradient checks with the project's tolerance, and
 // comparisons of vectors.
 #include <catch2/catch.hpp>
+#include <tapegrad/nn.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 #include <vector>
@@ -38,4 +39,29 @@ inline void require_close(const std::vector<double>& got, const std::vector<doub
     INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
     REQUIRE(got[i] == Approx(want[i]).margin(tol).epsilon(0));
   }
+}
+
+// Trains `model` on `data` (features as float32) for `epochs` epochs of
+// shuffled batches on the current tape, one optimiser step per batch.
+inline void train_epochs(tapegrad::nn::Module& model, tapegrad::nn::Optimizer& opt,
+                         const tapegrad::nn::Dataset& data, std::int64_t batch, std::uint64_t seed,
+                         int epochs) {
+  namespace nn = tapegrad::nn;
+  nn::Batches batches(data, batch, seed);
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+  tg::Tape& tape = tg::current_tape();
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    batches.start_epoch(epoch);
+    while (batches.next(x, y)) {
+      tape.clear();
+      const tg::Shape shape{static_cast<std::int64_t>(y.size()), data.features};
+      tg::Tensor loss =
+          nn::cross_entropy(model(tg::external(shape, tg::DType::f32, x.data(), nullptr)), y);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+  }
+  tape.clear();
 }

@@ -17,23 +17,7 @@ std::vector<double> train(std::uint64_t seed) {
   auto data = nn::make_spirals(300, 3, seed);
   nn::MLP m({2, 32, 32, 3}, {.seed = seed});
   nn::Adam adam(m.parameters(), {.lr = 0.01});
-  nn::Batches batches(data, 32, seed);
-  std::vector<float> x;
-  std::vector<std::int32_t> y;
-  tg::Tape& tape = tg::current_tape();  // this thread's own tape
-  for (int epoch = 0; epoch < 5; ++epoch) {
-    batches.start_epoch(epoch);
-    while (batches.next(x, y)) {
-      tape.clear();
-      tg::Tensor loss = nn::cross_entropy(m(tg::external({static_cast<std::int64_t>(y.size()), 2},
-                                                         tg::DType::f32, x.data(), nullptr)),
-                                          y);
-      adam.zero_grad();
-      loss.backward();
-      adam.step();
-    }
-  }
-  tape.clear();
+  train_epochs(m, adam, data, 32, seed, 5);  // on this thread's own tape
   std::vector<double> out;
   for (auto* p : m.parameters())
     for (double v : p->values()) out.push_back(v);

@@ -177,24 +177,9 @@ TEST_CASE("an MLP learns two moons with Adam", "[nn][train]") {
   auto data = nn::make_moons(400, 3);
   nn::MLP m({2, 16, 16, 2}, {.seed = 2});
   nn::Adam adam(m.parameters(), {.lr = 0.02});
-  nn::Batches batches(data, 32, 4);
   tg::Tape tape;
   tg::TapeScope scope(tape);
-  std::vector<float> x;
-  std::vector<std::int32_t> y;
-  for (int epoch = 0; epoch < 60; ++epoch) {
-    batches.start_epoch(epoch);
-    while (batches.next(x, y)) {
-      tape.clear();
-      tg::Tensor loss = nn::cross_entropy(m(tg::external({static_cast<std::int64_t>(y.size()), 2},
-                                                         tg::DType::f32, x.data(), nullptr)),
-                                          y);
-      adam.zero_grad();
-      loss.backward();
-      adam.step();
-    }
-  }
-  tape.clear();
+  train_epochs(m, adam, data, 32, 4, 60);
   tg::Tensor logits = m(tg::external({data.n, 2}, tg::DType::f32, data.x.data(), nullptr));
   const auto z = logits.values();
   int correct = 0;

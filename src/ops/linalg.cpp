@@ -4,6 +4,7 @@
 // Dimension letters: B batch, M rows of A, K inner, N columns of B.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/kernels.hpp"
@@ -13,6 +14,7 @@ namespace tapegrad {
 namespace {
 
 using detail::arg;
+using detail::grads_for_write;
 using detail::grads_of;
 using detail::values_of;
 using detail::wants_grad;
@@ -58,24 +60,32 @@ void matmul_backward(Tape& tape, std::uint32_t t) {
     const T* a = values_of<T>(tape, ia);
     const T* b = values_of<T>(tape, ib);
     const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
+    // beta is 0 for a fresh gradient buffer (overwrite). A slice written by
+    // several batch products (an unbatched operand) takes beta only in the
+    // first and adds in the rest.
+    T beta;
     if (need_a) {
-      T* ga = grads_of<T>(tape, ia);
+      T* ga = grads_for_write<T>(tape, ia, &beta);
       if (d.a_batched && !d.b_batched) {  // (B*M,N)(N,K) in one product
-        detail::gemm(false, true, d.batch * d.m, d.k, d.n, T(1), g, d.n, b, d.n, T(1), ga, d.k);
+        detail::gemm(false, true, d.batch * d.m, d.k, d.n, T(1), g, d.n, b, d.n, beta, ga, d.k);
       } else {
+        if (d.batch == 0 && !d.a_batched && beta == T(0))  // no product writes A's gradient
+          std::fill(ga, ga + d.m * d.k, T(0));
         for (std::int64_t i = 0; i < d.batch; ++i)  // dA_i += dC_i B_i^T
           detail::gemm(false, true, d.m, d.k, d.n, T(1), g + i * d.m * d.n, d.n, b + i * sb, d.n,
-                       T(1), ga + i * sa, d.k);
+                       i == 0 || d.a_batched ? beta : T(1), ga + i * sa, d.k);
       }
     }
     if (need_b) {
-      T* gb = grads_of<T>(tape, ib);
+      T* gb = grads_for_write<T>(tape, ib, &beta);
       if (d.a_batched && !d.b_batched) {  // (K,B*M)(B*M,N) in one product
-        detail::gemm(true, false, d.k, d.n, d.batch * d.m, T(1), a, d.k, g, d.n, T(1), gb, d.n);
+        detail::gemm(true, false, d.k, d.n, d.batch * d.m, T(1), a, d.k, g, d.n, beta, gb, d.n);
       } else {
+        if (d.batch == 0 && !d.b_batched && beta == T(0))  // no product writes B's gradient
+          std::fill(gb, gb + d.k * d.n, T(0));
         for (std::int64_t i = 0; i < d.batch; ++i)  // dB_i += A_i^T dC_i
           detail::gemm(true, false, d.k, d.n, d.m, T(1), a + i * sa, d.k, g + i * d.m * d.n, d.n,
-                       T(1), gb + i * sb, d.n);
+                       i == 0 || d.b_batched ? beta : T(1), gb + i * sb, d.n);
       }
     }
   });

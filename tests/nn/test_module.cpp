@@ -276,3 +276,48 @@ TEST_CASE("a lazily zeroed parameter reads as zero until a gradient reaches it",
   y.backward();
   CHECK(p.grads() == std::vector<double>{3, 4, 5});
 }
+
+TEST_CASE("matmul overwrites a lazily zeroed gradient once and adds over batches", "[nn][optim]") {
+  // {A shape, B shape, whether the parameter is A}: 2-D, batched A with a
+  // shared B (one product), a shared A over batched B (one product per batch,
+  // adding into A's gradient), both batched, and empty batches.
+  struct Case {
+    tg::Shape a, b;
+    bool param_is_a;
+  };
+  const std::vector<Case> cases{{{3, 4}, {4, 2}, false},    {{2, 3, 4}, {4, 2}, false},
+                                {{3, 4}, {2, 4, 2}, true},  {{2, 3, 4}, {2, 4, 2}, true},
+                                {{0, 3, 4}, {4, 2}, false}, {{3, 4}, {0, 4, 2}, true}};
+  for (const Case& c : cases) {
+    INFO("A " << c.a.str() << ", B " << c.b.str() << (c.param_is_a ? ", A" : ", B")
+              << " is the parameter");
+    const tg::Shape ps = c.param_is_a ? c.a : c.b, os = c.param_is_a ? c.b : c.a;
+    nn::Parameter p("p", ps, tg::DType::f64);
+    p.set_values(sample(ps.numel(), 5));
+    const std::vector<double> other = sample(os.numel(), 6);
+    tg::Tape tape;
+    tg::TapeScope scope(tape);
+    const auto loss = [&] {
+      tape.clear();
+      tg::Tensor w = p.var(tape), x = tg::tensor(other, os);
+      return tg::sum(tg::tanh(c.param_is_a ? tg::matmul(w, x) : tg::matmul(x, w)));
+    };
+    for (double& g : p.grad<double>()) g = std::numeric_limits<double>::quiet_NaN();
+    p.zero_grad();
+    loss().backward();
+    const std::vector<double> analytic = p.grads();
+    auto v = p.values();
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      const double keep = v[k], eps = 1e-6;
+      v[k] = keep + eps, p.set_values(v);
+      const double fp = loss().value(0);
+      v[k] = keep - eps, p.set_values(v);
+      const double fm = loss().value(0);
+      v[k] = keep, p.set_values(v);
+      const double numeric = (fp - fm) / (2 * eps);
+      INFO("element " << k << ": analytic " << analytic[k] << ", numeric " << numeric);
+      REQUIRE(std::abs(analytic[k] - numeric) <= 1e-5 + 1e-3 * std::abs(numeric));
+    }
+    if (ps.numel() > 0 && os.numel() == 0) CHECK(analytic == std::vector<double>(v.size(), 0.0));
+  }
+}

@@ -50,7 +50,8 @@ class Parameter {
   Tensor var(Tape& tape = current_tape(), Site where = Site::current());
   // Zeroes the gradient lazily: the next backward overwrites it instead of
   // adding to it (no memset, no read), and the accessors above see zeros
-  // until then.
+  // until then. (A pointer taken from grad() earlier still sees the old
+  // values until an accessor or a backward writes the memory.)
   void zero_grad() { zero_pending_ = 1; }
 
  private:

@@ -3,7 +3,7 @@
 #   tools/deps.sh build   compiler, CMake and the libraries
 #   tools/deps.sh test    build + Catch2 and Google Benchmark
 #   tools/deps.sh train   build + the Fashion-MNIST data set and gnuplot
-#   tools/deps.sh torch   Debian's python3-torch, for the comparison scripts
+#   tools/deps.sh torch   Debian's python3-torch (and tcmalloc, one of its fast set-ups), for the comparison scripts
 set -euo pipefail
 build=(g++ cmake ninja-build pkg-config libfmt-dev libopenblas-dev libdnnl-dev zlib1g-dev
        libcli11-dev libgraphviz-dev graphviz)
@@ -13,7 +13,7 @@ for task in "$@"; do
     build) ;;
     test) want+=(catch2 libbenchmark-dev) ;;
     train) want+=(dataset-fashion-mnist gnuplot-nox) ;;
-    torch) want+=(python3-torch python3-numpy) ;;
+    torch) want+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;
     *) echo "deps.sh: unknown task '$task' (build, test, train, torch)" >&2; exit 2 ;;
   esac
 done

@@ -64,6 +64,19 @@ void scale_only(std::int64_t m, std::int64_t n, T beta, T* c, std::int64_t ldc) 
 }
 }  // namespace
 
+std::uint32_t arg(Tape& tape, const Tensor& x, const char* op) {
+  if (&x.checked(op) != &tape)
+    throw Error(
+        fmt::format("{}: the operands live on different tapes; build a graph on one tape", op));
+  return x.index();
+}
+
+}  // namespace tapegrad::detail
+
+namespace tapegrad {
+using detail::outer;
+using detail::scale_only;
+
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
           std::int64_t ldc) {
@@ -100,14 +113,7 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-std::uint32_t arg(Tape& tape, const Tensor& x, const char* op) {
-  if (&x.checked(op) != &tape)
-    throw Error(
-        fmt::format("{}: the operands live on different tapes; build a graph on one tape", op));
-  return x.index();
-}
-
-}  // namespace tapegrad::detail
+}  // namespace tapegrad
 
 // ---- threads ----
 #include <omp.h>

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "tapegrad/tape.hpp"
+#include "tapegrad/threads.hpp"
 
 namespace tapegrad::detail {
 
@@ -64,16 +65,8 @@ void for_each_broadcast(const Shape& out, const std::int64_t* sa, const std::int
   }
 }
 
-// C = alpha * op(A) op(B) + beta * C, row-major. op(X) = X^T when tX.
-// With beta = 0, C is only written (it may hold garbage, even NaN).
-// float goes to oneDNN when built with it (CPU-dispatched kernels), else to
-// CBLAS; double always to CBLAS.
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
-          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-          std::int64_t ldc);
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
-          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
-          double* c, std::int64_t ldc);
+// The matrix product (declared in tapegrad/threads.hpp).
+using tapegrad::gemm;
 
 // Checks a tensor argument and that it lives on `tape`; returns its index.
 std::uint32_t arg(Tape& tape, const class tapegrad::Tensor& x, const char* op);

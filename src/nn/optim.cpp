@@ -2,10 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
 #include <xmmintrin.h>
+
+#include "tapegrad/threads.hpp"
 
 namespace tapegrad::nn {
 
@@ -22,6 +26,38 @@ class DenormalsAreZero {
  private:
   unsigned saved_;
 };
+
+// Below this many elements in all, an update runs on the calling thread:
+// waking the other threads costs more than it saves.
+constexpr std::int64_t kParallelElements = 32768;
+
+// Runs f(i, begin, end) over the element ranges of every parameter, with the
+// parameters laid end to end and that one range cut evenly over the threads,
+// so small and large parameters share the work alike (one parallel region
+// per step, not one per parameter). Denormals are flushed to zero inside:
+// the moments of parameters whose gradient stays 0 decay into denormal
+// numbers, which cost ~100 cycles an operation.
+template <class F>
+void for_each_slice(const std::vector<Parameter*>& params, F&& f) {
+  std::int64_t total = 0;
+  for (Parameter* p : params) total += p->numel();
+  const int threads = total >= kParallelElements ? num_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const DenormalsAreZero ftz;
+    const std::int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    // Cuts fall on 16-element boundaries (whole cache lines of floats).
+    const std::int64_t lo = total * t / n / 16 * 16;
+    const std::int64_t hi = t + 1 == n ? total : total * (t + 1) / n / 16 * 16;
+    std::int64_t off = 0;
+    for (std::size_t i = 0; i < params.size() && off < hi; ++i) {
+      const std::int64_t size = params[i]->numel();
+      const std::int64_t b = std::max<std::int64_t>(lo - off, 0), e = std::min(hi - off, size);
+      if (b < e) f(i, b, e);
+      off += size;
+    }
+  }
+}
 }  // namespace
 
 Optimizer::Optimizer(std::vector<Parameter*> params, double lr)
@@ -64,25 +100,37 @@ SGD::SGD(std::vector<Parameter*> params, SGDOptions opt)
 // v = mu v + (g + wd w); w -= lr (nesterov ? g + mu v : v)
 void SGD::step() {
   ++steps_;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
+  for (Parameter* p : params_) p->raw_grad();  // settles lazily zeroed gradients
+  for_each_slice(params_, [&](std::size_t i, std::int64_t b, std::int64_t e) {
     Parameter* p = params_[i];
     dispatch_dtype(p->dtype(), [&](auto z) {
       using T = decltype(z);
-      auto w = p->value<T>();
-      auto g = p->grad<T>();
+      T* w = static_cast<T*>(p->raw_value());
+      const T* g = static_cast<const T*>(p->raw_grad());
       const T lr = static_cast<T>(lr_), wd = static_cast<T>(opt_.weight_decay),
               mu = static_cast<T>(opt_.momentum);
-      T* v = opt_.momentum > 0 ? static_cast<T*>(bufs_[i][0].data()) : nullptr;
-      for (std::size_t k = 0; k < w.size(); ++k) {
-        T d = g[k] + wd * w[k];
-        if (v) {
+      if (opt_.momentum == 0) {
+#pragma omp simd
+        for (std::int64_t k = b; k < e; ++k) w[k] -= lr * (g[k] + wd * w[k]);
+        return;
+      }
+      T* v = static_cast<T*>(bufs_[i][0].data());
+      if (opt_.nesterov) {
+#pragma omp simd
+        for (std::int64_t k = b; k < e; ++k) {
+          const T d = g[k] + wd * w[k];
           v[k] = mu * v[k] + d;
-          d = opt_.nesterov ? d + mu * v[k] : v[k];
+          w[k] -= lr * (d + mu * v[k]);
         }
-        w[k] -= lr * d;
+      } else {
+#pragma omp simd
+        for (std::int64_t k = b; k < e; ++k) {
+          v[k] = mu * v[k] + (g[k] + wd * w[k]);
+          w[k] -= lr * v[k];
+        }
       }
     });
-  }
+  });
 }
 
 Adam::Adam(std::vector<Parameter*> params, AdamOptions opt)
@@ -97,35 +145,27 @@ void Adam::step() {
   ++steps_;
   const double c1 = 1 - std::pow(opt_.beta1, static_cast<double>(steps_));
   const double c2 = 1 - std::pow(opt_.beta2, static_cast<double>(steps_));
-  for (std::size_t i = 0; i < params_.size(); ++i) {
+  for (Parameter* p : params_) p->raw_grad();  // settles lazily zeroed gradients
+  // Memory-bound: 7 values move per element.
+  for_each_slice(params_, [&](std::size_t i, std::int64_t b, std::int64_t e) {
     Parameter* p = params_[i];
     dispatch_dtype(p->dtype(), [&](auto z) {
       using T = decltype(z);
-      auto w = p->value<T>();
-      auto g = p->grad<T>();
+      T* w = static_cast<T*>(p->raw_value());
+      const T* g = static_cast<const T*>(p->raw_grad());
       T* m = static_cast<T*>(bufs_[i][0].data());
       T* v = static_cast<T*>(bufs_[i][1].data());
       const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
       const T step = static_cast<T>(lr_ / c1), rc2 = static_cast<T>(1 / std::sqrt(c2));
       const T eps = static_cast<T>(opt_.eps), decay = static_cast<T>(1 - lr_ * opt_.weight_decay);
-      T* wp = w.data();
-      const T* gp = g.data();
-      const auto n = static_cast<std::int64_t>(w.size());
-      // Memory-bound (7 values per element): split over the threads when
-      // large. Moments of parameters whose gradient stays 0 decay into
-      // denormal numbers, which cost ~100 cycles each: flush them to zero.
-#pragma omp parallel if (n >= 65536)
-      {
-        const DenormalsAreZero ftz;
-#pragma omp for simd schedule(static)
-        for (std::int64_t k = 0; k < n; ++k) {
-          m[k] = b1 * m[k] + (1 - b1) * gp[k];
-          v[k] = b2 * v[k] + (1 - b2) * gp[k] * gp[k];
-          wp[k] = wp[k] * decay - step * m[k] / (std::sqrt(v[k]) * rc2 + eps);
-        }
+#pragma omp simd
+      for (std::int64_t k = b; k < e; ++k) {
+        m[k] = b1 * m[k] + (1 - b1) * g[k];
+        v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k];
+        w[k] = w[k] * decay - step * m[k] / (std::sqrt(v[k]) * rc2 + eps);
       }
     });
-  }
+  });
 }
 
 }  // namespace tapegrad::nn

@@ -53,6 +53,26 @@ BENCHMARK(BM_MLPStep)
     ->ArgNames({"batch", "threads"})
     ->Unit(benchmark::kMicrosecond);
 
+// The same step with SGD and momentum 0.9 (it must not be slower than Adam,
+// which moves more memory per parameter).
+void BM_MLPStepSGDMomentum(benchmark::State& state) {
+  tg::set_num_threads(static_cast<int>(state.range(1)));
+  Fixture f(state.range(0));
+  tg::nn::SGD sgd(f.model.parameters(), {.lr = 0.01, .momentum = 0.9});
+  tg::Tape tape;
+  for (auto _ : state) {
+    tg::Tensor loss = f.forward(tape);
+    sgd.zero_grad();
+    loss.backward();
+    sgd.step();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_MLPStepSGDMomentum)
+    ->ArgsProduct({{1, 64, 256}, {1, 2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMicrosecond);
+
 void BM_MLPForward(benchmark::State& state) {
   tg::set_num_threads(static_cast<int>(state.range(1)));
   Fixture f(state.range(0));
@@ -85,5 +105,57 @@ void BM_AdamStep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * f.model.parameter_count());
 }
 BENCHMARK(BM_AdamStep)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+namespace {
+
+// The matrix-product floor of one training step: exactly the products that
+// BM_MLPStep does (3 forward, 3 weight gradients, 2 input gradients; the
+// input batch takes none), with the same backend, thread count and
+// write-first beta = 0, and nothing else. A training step's time divided by
+// this is "x of the product floor".
+void BM_MLPProductFloor(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  tg::set_num_threads(static_cast<int>(state.range(1)));
+  const std::int64_t sizes[] = {784, 256, 128, 10};
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+  const auto filled = [&](std::int64_t n) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (float& x : v) x = u(rng);
+    return v;
+  };
+  // act[l]: layer l's input (batch x sizes[l]); w[l]: sizes[l+1] x sizes[l].
+  std::vector<std::vector<float>> act, w, gw, gact;
+  for (int l = 0; l < 4; ++l) {
+    act.push_back(filled(batch * sizes[l]));
+    gact.push_back(filled(batch * sizes[l]));
+  }
+  for (int l = 0; l < 3; ++l) {
+    w.push_back(filled(sizes[l + 1] * sizes[l]));
+    gw.push_back(filled(sizes[l + 1] * sizes[l]));
+  }
+  for (auto _ : state) {
+    for (int l = 0; l < 3; ++l)  // y = x w^T
+      tg::gemm(false, true, batch, sizes[l + 1], sizes[l], 1.0f, act[l].data(), sizes[l],
+               w[l].data(), sizes[l], 0.0f, act[l + 1].data(), sizes[l + 1]);
+    for (int l = 2; l >= 0; --l) {
+      const float* g = gact[l + 1].data();  // dw = g^T x, dx = g w (not for the input)
+      tg::gemm(true, false, sizes[l + 1], sizes[l], batch, 1.0f, g, sizes[l + 1], act[l].data(),
+               sizes[l], 0.0f, gw[l].data(), sizes[l]);
+      if (l > 0)
+        tg::gemm(false, false, batch, sizes[l], sizes[l + 1], 1.0f, g, sizes[l + 1], w[l].data(),
+                 sizes[l], 0.0f, gact[l].data(), sizes[l]);
+    }
+    benchmark::DoNotOptimize(gw[0].data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_MLPProductFloor)
+    ->ArgsProduct({{1, 64, 256}, {1, 2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

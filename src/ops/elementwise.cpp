@@ -1,6 +1,7 @@
-// Elementwise operations. Each op is one rule struct: f (the forward) and its
-// local partials side by side. Binary ops broadcast; their backward walks the
-// same index pattern and so sums the gradient over broadcast axes.
+// Binary elementwise operations. Each op is one rule struct: f (the forward)
+// and its local partials side by side. They broadcast; their backward walks
+// the same index pattern and so sums the gradient over broadcast axes.
+// (Unary ops live in unary.cpp.)
 #include <fmt/format.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@ namespace tapegrad {
 namespace {
 
 using detail::arg;
+using detail::grads_for_write;
 using detail::grads_of;
 using detail::values_of;
 using detail::wants_grad;
@@ -190,201 +192,6 @@ Tensor constant_like(const Tensor& x, double c, Site where) {
   return {tape, t};
 }
 
-// ---- unary rules: f(x), and df/dx given x and y = f(x) ----
-
-struct NegRule {
-  static constexpr const char* name = "neg";
-  template <class T>
-  static T f(T x, double) {
-    return -x;
-  }
-  template <class T>
-  static T df(T, T, double) {
-    return -1;
-  }
-};
-struct ExpRule {  // d e^x = e^x
-  static constexpr const char* name = "exp";
-  template <class T>
-  static T f(T x, double) {
-    return std::exp(x);
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return y;
-  }
-};
-struct LogRule {  // d ln x = 1/x
-  static constexpr const char* name = "log";
-  template <class T>
-  static T f(T x, double) {
-    return std::log(x);
-  }
-  template <class T>
-  static T df(T x, T, double) {
-    return T(1) / x;
-  }
-};
-struct SqrtRule {  // d sqrt x = 1/(2 sqrt x)
-  static constexpr const char* name = "sqrt";
-  template <class T>
-  static T f(T x, double) {
-    return std::sqrt(x);
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return T(0.5) / y;
-  }
-};
-struct AbsRule {  // d|x| = sign x, 0 at 0
-  static constexpr const char* name = "abs";
-  template <class T>
-  static T f(T x, double) {
-    return std::fabs(x);
-  }
-  template <class T>
-  static T df(T x, T, double) {
-    return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
-  }
-};
-struct PowRule {  // d x^p = p x^(p-1)
-  static constexpr const char* name = "pow";
-  template <class T>
-  static T f(T x, double p) {
-    return static_cast<T>(std::pow(x, static_cast<T>(p)));
-  }
-  template <class T>
-  static T df(T x, T, double p) {
-    return p == 0 ? T(0) : static_cast<T>(p * std::pow(x, static_cast<T>(p - 1)));
-  }
-};
-struct SigmoidRule {  // d s(x) = s(x) (1 - s(x))
-  static constexpr const char* name = "sigmoid";
-  template <class T>
-  static T f(T x, double) {
-    return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return y * (T(1) - y);
-  }
-};
-struct TanhRule {  // d tanh x = 1 - tanh^2 x
-  static constexpr const char* name = "tanh";
-  template <class T>
-  static T f(T x, double) {
-    return std::tanh(x);
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return T(1) - y * y;
-  }
-};
-struct ReluRule {  // routes: 1 for x >= 0 (the notes' convention at 0), else 0
-  static constexpr const char* name = "relu";
-  template <class T>
-  static T f(T x, double) {
-    return x >= 0 ? x : T(0);
-  }
-  template <class T>
-  static T df(T x, T, double) {
-    return x >= 0 ? T(1) : T(0);
-  }
-};
-struct LeakyReluRule {  // 1 for x >= 0, slope below
-  static constexpr const char* name = "leaky_relu";
-  template <class T>
-  static T f(T x, double s) {
-    return x >= 0 ? x : static_cast<T>(s) * x;
-  }
-  template <class T>
-  static T df(T x, T, double s) {
-    return x >= 0 ? T(1) : static_cast<T>(s);
-  }
-};
-
-template <class Rule>
-void unary_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const std::uint32_t ix = n.in[0];
-  const double alpha = n.attrs.alpha;
-  dispatch_dtype(n.dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
-    const T* x = values_of<T>(tape, ix);
-    const T* y = values_of<T>(tape, t);
-    T* gx = grads_of<T>(tape, ix);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
-      gx[i] += g[i] * Rule::df(x[i], y[i], alpha);
-  });
-}
-
-template <class Rule>
-void unary_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const double alpha = n.attrs.alpha;
-  dispatch_dtype(n.dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
-    T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
-      out[i] = Rule::f(in[i], alpha);
-  });
-}
-
-template <class Rule>
-const TensorOpDef& unary_def() {
-  static const TensorOpDef def{Rule::name, &unary_backward<Rule>,
-                               std::string_view(Rule::name) == "relu" ? "routes" : nullptr,
-                               &unary_forward<Rule>};
-  return def;
-}
-
-template <class Rule>
-Tensor unary(const Tensor& x, Site where, double alpha = 0.0) {
-  const TensorOpDef& def = unary_def<Rule>();
-  Tape& tape = x.checked(Rule::name);
-  const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {x.index()}, where);
-  tape.tnode(t).attrs.alpha = alpha;
-  def.forward(tape, t);
-  return {tape, t};
-}
-
-// ---- a Scalar scales a tensor: d(s x)/dx = s, d(s x)/ds = sum(g x) ----
-
-void scale_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const std::uint32_t ix = n.in[0], s = n.scalar_in;
-  double* adj = tape.scalar_adjoints();
-  const double sv = tape.scalar_value(s);
-  const bool need_x = wants_grad(tape, t, 0);
-  dispatch_dtype(n.dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
-    const T* x = values_of<T>(tape, ix);
-    const std::int64_t count = tape.tnode(t).shape.numel();
-    double acc = 0;
-    for (std::int64_t i = 0; i < count; ++i) acc += static_cast<double>(g[i]) * x[i];
-    adj[s] += acc;
-    if (need_x) {
-      T* gx = grads_of<T>(tape, ix);
-      for (std::int64_t i = 0; i < count; ++i) gx[i] += g[i] * static_cast<T>(sv);
-    }
-  });
-}
-void scale_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const double sv = tape.scalar_value(n.scalar_in);
-  dispatch_dtype(n.dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
-    T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
-      out[i] = static_cast<T>(sv) * in[i];
-  });
-}
-const TensorOpDef kScale{"scale", &scale_backward, "switches", &scale_forward};
-
 }  // namespace
 
 Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, const Shape& out,
@@ -455,29 +262,6 @@ Tensor operator/(double c, detail::T a) {
   return div(constant_like(a.v, c, a.where), a.v, a.where);
 }
 
-Tensor scale(const Scalar& s, const Tensor& x, Site where) {
-  Tape& tape = x.checked("scale");
-  if (&s.checked("scale") != &tape)
-    throw Error("scale: the Scalar and the Tensor live on different tapes");
-  const std::uint32_t t =
-      tape.push_tensor(&kScale, x.shape(), x.dtype(), {x.index()}, where, s.index());
-  scale_forward(tape, t);
-  return {tape, t};
-}
-
-Tensor neg(const Tensor& x, Site where) { return unary<NegRule>(x, where); }
-Tensor exp(const Tensor& x, Site where) { return unary<ExpRule>(x, where); }
-Tensor log(const Tensor& x, Site where) { return unary<LogRule>(x, where); }
-Tensor sqrt(const Tensor& x, Site where) { return unary<SqrtRule>(x, where); }
-Tensor abs(const Tensor& x, Site where) { return unary<AbsRule>(x, where); }
-Tensor pow(const Tensor& x, double p, Site where) { return unary<PowRule>(x, where, p); }
-Tensor sigmoid(const Tensor& x, Site where) { return unary<SigmoidRule>(x, where); }
-Tensor tanh(const Tensor& x, Site where) { return unary<TanhRule>(x, where); }
-Tensor relu(const Tensor& x, Site where) { return unary<ReluRule>(x, where); }
-Tensor leaky_relu(const Tensor& x, double slope, Site where) {
-  return unary<LeakyReluRule>(x, where, slope);
-}
-
 }  // namespace tapegrad
 
 // ---- registered checks (tapegrad gradcheck) ----
@@ -493,13 +277,6 @@ std::vector<OpCheckCase> binary_cases(const std::string& op,
   for (const auto& [a, b] : std::vector<std::pair<Shape, Shape>>{
            {{3}, {3}}, {{2, 3}, {3}}, {{2, 3}, {2, 1}}, {{2, 1, 4}, {3, 1}}, {{}, {2, 2}}})
     v.push_back({op, {a, b}, [f](In x) { return f(x[0], x[1]); }, lo, hi, 0});
-  return v;
-}
-std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor(const Tensor&)> f,
-                                     double lo, double hi, double gap = 0) {
-  std::vector<OpCheckCase> v;
-  for (const Shape& s : {Shape{5}, Shape{2, 3}, Shape{2, 1, 3}})
-    v.push_back({op, {s}, [f](In x) { return f(x[0]); }, lo, hi, gap});
   return v;
 }
 const OpCheckRegistrar kElementwiseChecks = [] {
@@ -519,29 +296,7 @@ const OpCheckRegistrar kElementwiseChecks = [] {
             2),
         binary_cases(
             "minimum", [](const Tensor&a, const Tensor&b) { return minimum(a, b - 0.0137); }, -2,
-            2),
-        unary_cases(
-            "neg", [](const Tensor&x) { return -x; }, -2, 2),
-        unary_cases(
-            "exp", [](const Tensor&x) { return exp(x); }, -2, 2),
-        unary_cases(
-            "log", [](const Tensor&x) { return log(x); }, 0.2, 3),
-        unary_cases(
-            "sqrt", [](const Tensor&x) { return sqrt(x); }, 0.2, 3),
-        unary_cases(
-            "abs", [](const Tensor&x) { return abs(x); }, -2, 2, 0.05),
-        unary_cases(
-            "pow", [](const Tensor&x) { return pow(x, 3); }, -2, 2),
-        unary_cases(
-            "sigmoid", [](const Tensor&x) { return sigmoid(x); }, -4, 4),
-        unary_cases(
-            "tanh", [](const Tensor&x) { return tanh(x); }, -3, 3),
-        unary_cases(
-            "relu", [](const Tensor&x) { return relu(x); }, -2, 2, 0.05),
-        unary_cases(
-            "leaky_relu", [](const Tensor&x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
-        unary_cases(
-            "scale", [](const Tensor&x) { return sum(x).item() * x; }, -1, 1)})
+            2)})
     all.insert(all.end(), v.begin(), v.end());
   for (const OpCheckCase& c : all) register_op_check(c);
   return OpCheckRegistrar{};

@@ -70,7 +70,7 @@ Data load_data(const TrainOptions& o) {
 
 // The loss of a batch: softmax cross-entropy on the logits, or half squared
 // error between the softmax and the one-hot labels (averaged over rows).
-Tensor batch_loss(const std::string& kind, const Tensor& logits, const std::vector<std::int32_t>& y,
+Tensor batch_loss(const std::string& kind, const Tensor& logits, std::span<const std::int32_t> y,
                   std::vector<float>& onehot) {
   if (kind == "ce") return nn::cross_entropy(logits, y);
   const std::int64_t n = logits.shape()[0], c = logits.shape()[1];
@@ -79,38 +79,6 @@ Tensor batch_loss(const std::string& kind, const Tensor& logits, const std::vect
     onehot[static_cast<std::size_t>(r * c + y[static_cast<std::size_t>(r)])] = 1;
   Tensor target = external({n, c}, DType::f32, onehot.data(), nullptr);
   return nn::half_squared_error(softmax(logits), target) / static_cast<double>(n);
-}
-
-struct Eval {
-  double loss = 0, accuracy = 0;
-};
-
-Eval evaluate(nn::MLP& model, const nn::Dataset& d, const std::string& loss, Tape& tape) {
-  NoGrad off(tape);
-  Eval e;
-  nn::Batches b(d, 1000, 0, false);
-  std::vector<float> x, onehot;
-  std::vector<std::int32_t> y;
-  std::int64_t correct = 0;
-  while (b.next(x, y)) {
-    tape.clear();
-    const auto rows = static_cast<std::int64_t>(y.size());
-    Tensor logits = model(external({rows, d.features}, DType::f32, x.data(), nullptr));
-    e.loss += batch_loss(loss, logits, y, onehot).value(0) * static_cast<double>(rows);
-    const auto z = logits.data<float>();
-    const std::int64_t c = logits.shape()[1];
-    for (std::int64_t r = 0; r < rows; ++r) {
-      std::int64_t best = 0;
-      for (std::int64_t k = 1; k < c; ++k)
-        if (z[static_cast<std::size_t>(r * c + k)] > z[static_cast<std::size_t>(r * c + best)])
-          best = k;
-      correct += best == y[static_cast<std::size_t>(r)];
-    }
-  }
-  tape.clear();
-  e.loss /= static_cast<double>(d.n);
-  e.accuracy = static_cast<double>(correct) / static_cast<double>(d.n);
-  return e;
 }
 
 std::string join(const std::vector<std::int64_t>& v) {
@@ -130,26 +98,23 @@ void write_file(const fs::path& p, const std::string& text) {
   fs::rename(tmp, p);
 }
 
-struct Row {
-  std::int64_t epoch;
-  double train_loss, test_loss, test_accuracy, seconds, samples_per_second, lr;
-};
-
-std::string metrics_csv(const std::vector<Row>& rows) {
+std::string metrics_csv(const std::vector<nn::EpochMetrics>& rows) {
   std::string s = "epoch,train_loss,test_loss,test_accuracy,seconds,samples_per_second,lr\n";
-  for (const Row& r : rows)
+  for (const nn::EpochMetrics& r : rows)
     s += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.3f},{:.1f},{:.6g}\n", r.epoch, r.train_loss,
                      r.test_loss, r.test_accuracy, r.seconds, r.samples_per_second, r.lr);
   return s;
 }
 
-std::vector<Row> read_metrics(const fs::path& p, std::int64_t upto) {
-  std::vector<Row> rows;
+// The rows of an earlier run's metrics.csv up to epoch `upto` (a resumed run
+// keeps them).
+std::vector<nn::EpochMetrics> read_metrics(const fs::path& p, std::int64_t upto) {
+  std::vector<nn::EpochMetrics> rows;
   std::ifstream f(p);
   std::string line;
   std::getline(f, line);
   while (std::getline(f, line)) {
-    Row r{};
+    nn::EpochMetrics r{};
     if (std::sscanf(line.c_str(), "%ld,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.train_loss,
                     &r.test_loss, &r.test_accuracy, &r.seconds, &r.samples_per_second,
                     &r.lr) == 7 &&
@@ -183,34 +148,53 @@ void plot(const fs::path& out, bool quiet) {
     fmt::print(stderr, "warning: gnuplot failed; see curves.gp\n");
 }
 
-class Progress {
+// A progress bar on the terminal (stderr), redrawn at most ten times a second.
+class ProgressBar : public nn::Callback {
  public:
-  Progress(bool on, std::int64_t total)
-      : on_(on && isatty(2)), total_(total), start_(Clock::now()) {}
-  void update(std::int64_t epoch, std::int64_t epochs, std::int64_t done, std::int64_t samples,
-              double loss) {
+  explicit ProgressBar(bool on) : on_(on && isatty(2)) {}
+  void on_epoch_begin(nn::Trainer&, std::int64_t) override { start_ = Clock::now(); }
+  void on_step_end(nn::Trainer& t, const nn::StepInfo& s) override {
     if (!on_) return;
     const auto now = Clock::now();
-    if (done < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+    const std::int64_t done = s.step + 1;
+    if (done < s.steps_in_epoch && now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
     const double secs = std::chrono::duration<double>(now - start_).count();
-    const double frac = static_cast<double>(done) / static_cast<double>(total_);
+    const double frac = static_cast<double>(done) / static_cast<double>(s.steps_in_epoch);
     const int width = 28, filled = static_cast<int>(frac * width);
     fmt::print(stderr,
-               "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ", epoch,
-               epochs, std::string(static_cast<std::size_t>(filled), '='),
+               "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ", s.epoch,
+               t.options().epochs, std::string(static_cast<std::size_t>(filled), '='),
                std::string(static_cast<std::size_t>(width - filled), ' '), 100 * frac,
-               static_cast<double>(samples) / std::max(secs, 1e-9), loss,
+               static_cast<double>(s.samples_seen) / std::max(secs, 1e-9), s.epoch_loss,
                frac > 0 ? secs / frac - secs : 0.0);
   }
-  void done() {
+  void on_epoch_end(nn::Trainer&, const nn::EpochMetrics&) override {
     if (on_) fmt::print(stderr, "\r{:100}\r", "");
   }
 
  private:
   bool on_;
-  std::int64_t total_;
   Clock::time_point start_, last_{};
+};
+
+// After every epoch: a line on stdout and metrics.csv rewritten (atomically).
+class EpochReport : public nn::Callback {
+ public:
+  EpochReport(fs::path metrics, bool quiet) : metrics_(std::move(metrics)), quiet_(quiet) {}
+  void on_epoch_end(nn::Trainer& t, const nn::EpochMetrics& m) override {
+    if (!quiet_)
+      fmt::print(
+          "epoch {:2}  train loss {:.4f}  test loss {:.4f}  test accuracy {:6.2f}%  {:.2f} s  "
+          "{:.0f} samples/s\n",
+          m.epoch, m.train_loss, m.test_loss, 100 * m.test_accuracy, m.seconds,
+          m.samples_per_second);
+    write_file(metrics_, metrics_csv(t.history()));
+  }
+
+ private:
+  fs::path metrics_;
+  bool quiet_;
 };
 
 }  // namespace
@@ -220,8 +204,7 @@ int run_train(const TrainOptions& o) {
   if (o.epochs <= 0) throw Error(fmt::format("--epochs must be positive, got {}", o.epochs));
   if (o.loss != "ce" && o.loss != "mse")
     throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
-  if (o.schedule != "cosine" && o.schedule != "constant")
-    throw Error(fmt::format("unknown --schedule '{}': use cosine or constant", o.schedule));
+  const nn::Schedule schedule = nn::parse_schedule(o.schedule);
   const fs::path out(o.out);
   fs::create_directories(out);
   const Data d = load_data(o);
@@ -244,26 +227,25 @@ int run_train(const TrainOptions& o) {
     throw Error(fmt::format("unknown --optimizer '{}': use adam or sgd", o.optimizer));
 
   const fs::path ckpt = out / "checkpoint.tgc";
-  std::int64_t first_epoch = 1;
-  std::vector<Row> rows;
+  nn::Trainer trainer(model, *opt,
+                      {.epochs = o.epochs,
+                       .batch_size = o.batch_size,
+                       .seed = o.seed,
+                       .schedule = schedule,
+                       .checkpoint = ckpt.string(),
+                       .checkpoint_meta = {{"sizes", join(sizes)}, {"data", o.data}}});
+  std::vector<float> onehot;  // the targets of the mse loss: outlive each step's tape
+  trainer.set_loss([&](const Tensor& logits, std::span<const std::int32_t> y) {
+    return batch_loss(o.loss, logits, y, onehot);
+  });
   if (o.resume) {
     if (!fs::exists(ckpt))
       throw Error(
           fmt::format("--resume: {} does not exist; run without --resume first", ckpt.string()));
-    const auto meta = nn::load_checkpoint(ckpt.string(), model, opt.get());
-    const std::int64_t done = meta.count("epoch") ? std::stoll(meta.at("epoch")) : 0;
-    first_epoch = done + 1;
-    rows = read_metrics(out / "metrics.csv", done);
+    const std::int64_t done = trainer.resume();
+    trainer.set_history(read_metrics(out / "metrics.csv", done));
     if (!o.quiet) fmt::print("resuming after epoch {} from {}\n", done, ckpt.string());
   }
-
-  Tape tape;
-  TapeScope scope(tape);
-  nn::Batches batches(d.train, o.batch_size, o.seed);
-  const std::int64_t steps_per_epoch = batches.batches_per_epoch();
-  const double total_steps = static_cast<double>(steps_per_epoch * o.epochs);
-  std::vector<float> xb, onehot;
-  std::vector<std::int32_t> yb;
   if (!o.quiet)
     fmt::print(
         "tapegrad train: {} ({} train / {} test samples), MLP {}, {} + {}, lr {} ({}), batch {}, "
@@ -271,56 +253,15 @@ int run_train(const TrainOptions& o) {
         "{} threads, {} float32 matmul\n",
         o.data, d.train.n, d.test.n, join(sizes), o.activation, o.optimizer, o.lr, o.schedule,
         o.batch_size, o.epochs, num_threads(), float_gemm_backend());
-  double train_seconds = 0;
-  for (const Row& r : rows) train_seconds += r.seconds;
-  for (std::int64_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
-    batches.start_epoch(epoch);
-    Progress bar(!o.quiet, steps_per_epoch);
-    const auto t0 = Clock::now();
-    double loss_sum = 0;
-    std::int64_t seen = 0, step = 0;
-    while (batches.next(xb, yb)) {
-      const double s = static_cast<double>((epoch - 1) * steps_per_epoch + step);
-      opt->set_lr(o.schedule == "cosine" ? o.lr * 0.5 * (1 + std::cos(M_PI * s / total_steps))
-                                         : o.lr);
-      tape.clear();
-      const auto rows_b = static_cast<std::int64_t>(yb.size());
-      Tensor logits = model(external({rows_b, d.train.features}, DType::f32, xb.data(), nullptr));
-      Tensor loss = batch_loss(o.loss, logits, yb, onehot);
-      opt->zero_grad();
-      loss.backward();
-      opt->step();
-      const double lv = loss.value(0);
-      if (!std::isfinite(lv))
-        throw Error(fmt::format(
-            "training diverged: the loss is {} at epoch {}, step {}; lower --lr (now {})", lv,
-            epoch, step, o.lr));
-      loss_sum += lv * static_cast<double>(rows_b);
-      seen += rows_b;
-      ++step;
-      bar.update(epoch, o.epochs, step, seen, loss_sum / static_cast<double>(seen));
-    }
-    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    bar.done();
-    train_seconds += secs;
-    const Eval ev = evaluate(model, d.test, o.loss, tape);
-    rows.push_back({epoch, loss_sum / static_cast<double>(seen), ev.loss, ev.accuracy, secs,
-                    static_cast<double>(seen) / secs, opt->lr()});
-    if (!o.quiet)
-      fmt::print(
-          "epoch {:2}  train loss {:.4f}  test loss {:.4f}  test accuracy {:6.2f}%  {:.2f} s  "
-          "{:.0f} samples/s\n",
-          epoch, rows.back().train_loss, ev.loss, 100 * ev.accuracy, secs,
-          rows.back().samples_per_second);
-    nn::save_checkpoint(
-        ckpt.string(), model, opt.get(),
-        {{"epoch", std::to_string(epoch)}, {"sizes", join(sizes)}, {"data", o.data}});
-    write_file(out / "metrics.csv", metrics_csv(rows));
-  }
+  ProgressBar bar(!o.quiet);
+  EpochReport report(out / "metrics.csv", o.quiet);
+  trainer.add_callback(bar);
+  trainer.add_callback(report);
+  const std::vector<nn::EpochMetrics>& rows = trainer.fit(d.train, &d.test);
   if (rows.empty()) throw Error("no epochs were run (the checkpoint is already past --epochs)");
-  const Row& last = rows.back();
-  double sps = 0;
-  for (const Row& r : rows) sps += r.samples_per_second;
+  const nn::EpochMetrics& last = rows.back();
+  double sps = 0, train_seconds = 0;
+  for (const nn::EpochMetrics& r : rows) sps += r.samples_per_second, train_seconds += r.seconds;
   sps /= static_cast<double>(rows.size());
   const std::string json = fmt::format(
       "{{\n  \"final_test_accuracy\": {:.6f},\n  \"final_test_loss\": {:.6f},\n  "
@@ -357,7 +298,11 @@ int run_train(const TrainOptions& o) {
   if (o.plot) plot(out, o.quiet);
   if (o.graph) {
     // The graph of one training step (a batch of 8), clustered by layer.
+    Tape& tape = trainer.tape();
+    TapeScope scope(tape);
     nn::Batches b(d.test, 8, 0, false);
+    std::vector<float> xb;
+    std::vector<std::int32_t> yb;
     b.next(xb, yb);
     tape.clear();
     Tensor logits = model(external({static_cast<std::int64_t>(yb.size()), d.train.features},

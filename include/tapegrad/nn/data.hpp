@@ -12,12 +12,12 @@ namespace tapegrad::nn {
 // n samples of `features` float32 values each (row-major), with an integer
 // class label per sample.
 struct Dataset {
-  std::vector<float> x;
-  std::vector<std::int32_t> y;
+  std::vector<float> x{};
+  std::vector<std::int32_t> y{};
   std::int64_t n = 0;
   std::int64_t features = 0;
   std::int32_t classes = 0;  // 1 + the largest label
-  std::string name;
+  std::string name{};
   std::span<const float> row(std::int64_t i) const {
     return {x.data() + i * features, static_cast<std::size_t>(features)};
   }

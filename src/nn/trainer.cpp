@@ -1,0 +1,184 @@
+#include "tapegrad/nn/trainer.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "tapegrad/nn/loss.hpp"
+
+namespace tapegrad::nn {
+
+Schedule parse_schedule(const std::string& name) {
+  if (name == "constant") return Schedule::constant;
+  if (name == "cosine") return Schedule::cosine;
+  throw Error(fmt::format("unknown schedule '{}': use cosine or constant", name));
+}
+const char* schedule_name(Schedule s) { return s == Schedule::cosine ? "cosine" : "constant"; }
+
+Trainer::Trainer(Module& model, Optimizer& opt, TrainerOptions options)
+    : model_(model), optim_(opt), opt_(std::move(options)), peak_lr_(opt.lr()) {
+  if (opt_.epochs <= 0) throw Error(fmt::format("trainer: epochs must be positive, got {}", opt_.epochs));
+  if (opt_.batch_size <= 0)
+    throw Error(fmt::format("trainer: batch size must be positive, got {}", opt_.batch_size));
+  if (opt_.eval_batch_size <= 0)
+    throw Error(fmt::format("trainer: evaluation batch size must be positive, got {}",
+                            opt_.eval_batch_size));
+}
+
+double Trainer::lr_at(std::int64_t global_step, std::int64_t total_steps) const {
+  if (opt_.schedule == Schedule::constant || total_steps <= 0) return peak_lr_;
+  return peak_lr_ * 0.5 *
+         (1 + std::cos(std::numbers::pi * static_cast<double>(global_step) /
+                       static_cast<double>(total_steps)));
+}
+
+std::int64_t Trainer::resume(const std::string& checkpoint) {
+  const std::string& path = checkpoint.empty() ? opt_.checkpoint : checkpoint;
+  if (path.empty()) throw Error("resume: no checkpoint file given");
+  const CheckpointMeta meta = load_checkpoint(path, model_, &optim_);
+  const auto it = meta.find("epoch");
+  done_ = 0;
+  if (it != meta.end()) {
+    try {
+      done_ = std::stoll(it->second);
+    } catch (const std::exception&) {
+      throw Error(fmt::format("resume: {}: the epoch in its metadata is not a number ('{}')", path,
+                              it->second));
+    }
+  }
+  std::erase_if(history_, [&](const EpochMetrics& m) { return m.epoch > done_; });
+  return done_;
+}
+
+Tensor Trainer::batch_loss(const Tensor& output, std::span<const std::int32_t> labels) {
+  Tensor loss = loss_ ? loss_(output, labels) : cross_entropy(output, labels);
+  if (loss.numel() != 1)
+    throw Error(fmt::format("trainer: the loss function returned shape {}; it must return one "
+                            "element (a mean over the batch)",
+                            loss.shape().str()));
+  return loss;
+}
+
+namespace {
+void check_data(const Dataset& d, const char* which) {
+  if (d.n <= 0) throw Error(fmt::format("trainer: the {} set '{}' has no samples", which, d.name));
+  if (static_cast<std::int64_t>(d.x.size()) != d.n * d.features ||
+      static_cast<std::int64_t>(d.y.size()) != d.n)
+    throw Error(fmt::format("trainer: the {} set '{}' holds {} values and {} labels for {} samples "
+                            "of {} features",
+                            which, d.name, d.x.size(), d.y.size(), d.n, d.features));
+}
+
+// Index of the largest value in each row, compared with the labels.
+std::int64_t count_correct(const Tensor& out, std::span<const std::int32_t> y) {
+  if (out.shape().rank() != 2 || out.shape()[0] != static_cast<std::int64_t>(y.size())) return 0;
+  const std::int64_t rows = out.shape()[0], c = out.shape()[1];
+  std::int64_t correct = 0;
+  dispatch_dtype(out.dtype(), [&](auto zero) {
+    const auto z = out.data<decltype(zero)>();
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::int64_t best = 0;
+      for (std::int64_t k = 1; k < c; ++k)
+        if (z[static_cast<std::size_t>(r * c + k)] > z[static_cast<std::size_t>(r * c + best)])
+          best = k;
+      correct += best == y[static_cast<std::size_t>(r)];
+    }
+  });
+  return correct;
+}
+}  // namespace
+
+EvalMetrics Trainer::evaluate(const Dataset& d) {
+  check_data(d, "evaluation");
+  TapeScope scope(tape_);
+  NoGrad off(tape_);
+  EvalMetrics e;
+  Batches b(d, opt_.eval_batch_size, 0, false);
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+  std::int64_t correct = 0;
+  while (b.next(x, y)) {
+    tape_.clear();
+    const auto rows = static_cast<std::int64_t>(y.size());
+    const Tensor out = model_(external({rows, d.features}, DType::f32, x.data(), nullptr));
+    e.loss += batch_loss(out, y).value(0) * static_cast<double>(rows);
+    correct += count_correct(out, y);
+  }
+  tape_.clear();
+  e.loss /= static_cast<double>(d.n);
+  e.accuracy = static_cast<double>(correct) / static_cast<double>(d.n);
+  return e;
+}
+
+const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Dataset* test) {
+  using Clock = std::chrono::steady_clock;
+  check_data(train, "training");
+  if (test) check_data(*test, "test");
+  TapeScope scope(tape_);
+  Batches batches(train, opt_.batch_size, opt_.seed);
+  const std::int64_t steps_per_epoch = batches.batches_per_epoch();
+  const std::int64_t total_steps = steps_per_epoch * opt_.epochs;
+  std::vector<float> xb;
+  std::vector<std::int32_t> yb;
+  for (Callback* cb : callbacks_) cb->on_fit_begin(*this);
+  for (std::int64_t epoch = done_ + 1; epoch <= opt_.epochs; ++epoch) {
+    for (Callback* cb : callbacks_) cb->on_epoch_begin(*this, epoch);
+    batches.start_epoch(epoch);
+    const auto t0 = Clock::now();
+    double loss_sum = 0;
+    StepInfo info{.epoch = epoch, .steps_in_epoch = steps_per_epoch};
+    while (batches.next(xb, yb)) {
+      info.global_step = (epoch - 1) * steps_per_epoch + info.step;
+      info.rows = static_cast<std::int64_t>(yb.size());
+      info.lr = lr_at(info.global_step, total_steps);
+      optim_.set_lr(info.lr);
+      for (Callback* cb : callbacks_) cb->on_step_begin(*this, info);
+      tape_.clear();
+      const Tensor out =
+          model_(external({info.rows, train.features}, DType::f32, xb.data(), nullptr));
+      const Tensor loss = batch_loss(out, yb);
+      optim_.zero_grad();
+      loss.backward();
+      for (Callback* cb : callbacks_) cb->on_after_backward(*this, info);
+      optim_.step();
+      info.loss = loss.value(0);
+      if (!std::isfinite(info.loss))
+        throw Error(fmt::format(
+            "training diverged: the loss is {} at epoch {}, step {}; lower the learning rate "
+            "(now {})",
+            info.loss, epoch, info.step, peak_lr_));
+      loss_sum += info.loss * static_cast<double>(info.rows);
+      info.samples_seen += info.rows;
+      info.epoch_loss = loss_sum / static_cast<double>(info.samples_seen);
+      for (Callback* cb : callbacks_) cb->on_step_end(*this, info);
+      ++info.step;
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    EpochMetrics m{.epoch = epoch,
+                   .train_loss = info.epoch_loss,
+                   .seconds = secs,
+                   .samples_per_second = static_cast<double>(info.samples_seen) / secs,
+                   .lr = optim_.lr()};
+    m.test_loss = m.test_accuracy = std::numeric_limits<double>::quiet_NaN();
+    if (test) {
+      const EvalMetrics ev = evaluate(*test);
+      m.test_loss = ev.loss;
+      m.test_accuracy = ev.accuracy;
+    }
+    history_.push_back(m);
+    done_ = epoch;
+    if (!opt_.checkpoint.empty()) {
+      CheckpointMeta meta = opt_.checkpoint_meta;
+      meta["epoch"] = std::to_string(epoch);
+      save_checkpoint(opt_.checkpoint, model_, &optim_, meta);
+    }
+    for (Callback* cb : callbacks_) cb->on_epoch_end(*this, history_.back());
+  }
+  for (Callback* cb : callbacks_) cb->on_fit_end(*this);
+  return history_;
+}
+
+}  // namespace tapegrad::nn

@@ -1,11 +1,9 @@
 // A custom model on custom data, trained by nn::Trainer (docs/usage.md).
-#include <tapegrad/nn.hpp>
-#include <cmath>
 #include <cstdio>
 #include <random>
+#include <tapegrad/nn.hpp>
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
-
 // Two rings: label 1 inside radius 1, label 0 on a ring of radius 2.
 nn::Dataset rings(std::int64_t n, unsigned seed) {
   nn::Dataset d{.n = n, .features = 2, .classes = 2, .name = "rings"};
@@ -18,20 +16,23 @@ nn::Dataset rings(std::int64_t n, unsigned seed) {
   }
   return d;
 }
-
 // tanh features, then a linear read-out of them and of the raw input.
 struct RingNet : nn::Module {
   nn::Linear hidden{"hidden", 2, 16, tg::DType::f32, 1}, out{"out", 18, 2, tg::DType::f32, 2};
   RingNet() : Module("") { register_module(hidden), register_module(out); }
-  tg::Tensor forward(const tg::Tensor& x) override { return out(tg::concat({tg::tanh(hidden(x)), x}, 1)); }
+  tg::Tensor forward(const tg::Tensor& x) override {
+    return out(tg::concat({tg::tanh(hidden(x)), x}, 1));
+  }
 };
-
 int main() {
   const nn::Dataset train = rings(2000, 1), test = rings(500, 2);
   RingNet model;
   nn::Adam adam(model.parameters(), {.lr = 0.02});
-  nn::Trainer trainer(model, adam, {.epochs = 15, .batch_size = 32, .schedule = nn::Schedule::cosine});
+  nn::Trainer trainer(model, adam,
+                      {.epochs = 15, .batch_size = 32, .schedule = nn::Schedule::cosine});
   const auto& history = trainer.fit(train, &test);
-  for (const nn::EpochMetrics& m : history) std::printf("epoch %2ld  loss %.4f  test accuracy %.1f%%\n", m.epoch, m.train_loss, 100 * m.test_accuracy);
+  for (const nn::EpochMetrics& m : history)
+    std::printf("epoch %2ld  loss %.4f  test accuracy %.1f%%\n", m.epoch, m.train_loss,
+                100 * m.test_accuracy);
   return history.back().test_accuracy > 0.97 ? 0 : 1;  // the rings separate cleanly
 }

@@ -20,7 +20,8 @@ const char* schedule_name(Schedule s) { return s == Schedule::cosine ? "cosine" 
 
 Trainer::Trainer(Module& model, Optimizer& opt, TrainerOptions options)
     : model_(model), optim_(opt), opt_(std::move(options)), peak_lr_(opt.lr()) {
-  if (opt_.epochs <= 0) throw Error(fmt::format("trainer: epochs must be positive, got {}", opt_.epochs));
+  if (opt_.epochs <= 0)
+    throw Error(fmt::format("trainer: epochs must be positive, got {}", opt_.epochs));
   if (opt_.batch_size <= 0)
     throw Error(fmt::format("trainer: batch size must be positive, got {}", opt_.batch_size));
   if (opt_.eval_batch_size <= 0)
@@ -56,9 +57,10 @@ std::int64_t Trainer::resume(const std::string& checkpoint) {
 Tensor Trainer::batch_loss(const Tensor& output, std::span<const std::int32_t> labels) {
   Tensor loss = loss_ ? loss_(output, labels) : cross_entropy(output, labels);
   if (loss.numel() != 1)
-    throw Error(fmt::format("trainer: the loss function returned shape {}; it must return one "
-                            "element (a mean over the batch)",
-                            loss.shape().str()));
+    throw Error(
+        fmt::format("trainer: the loss function returned shape {}; it must return one "
+                    "element (a mean over the batch)",
+                    loss.shape().str()));
   return loss;
 }
 
@@ -67,9 +69,10 @@ void check_data(const Dataset& d, const char* which) {
   if (d.n <= 0) throw Error(fmt::format("trainer: the {} set '{}' has no samples", which, d.name));
   if (static_cast<std::int64_t>(d.x.size()) != d.n * d.features ||
       static_cast<std::int64_t>(d.y.size()) != d.n)
-    throw Error(fmt::format("trainer: the {} set '{}' holds {} values and {} labels for {} samples "
-                            "of {} features",
-                            which, d.name, d.x.size(), d.y.size(), d.n, d.features));
+    throw Error(
+        fmt::format("trainer: the {} set '{}' holds {} values and {} labels for {} samples "
+                    "of {} features",
+                    which, d.name, d.x.size(), d.y.size(), d.n, d.features));
 }
 
 // Index of the largest value in each row, compared with the labels.

@@ -258,29 +258,29 @@ std::vector<OpCheckCase> unary_cases(const std::string& op, std::function<Tensor
 }
 const OpCheckRegistrar kUnaryChecks = [] {
   std::vector<OpCheckCase> all;
-  for (auto&& v : {
+  for (auto&& v :
+       {unary_cases(
+            "neg", [](const Tensor& x) { return -x; }, -2, 2),
         unary_cases(
-            "neg", [](const Tensor&x) { return -x; }, -2, 2),
+            "exp", [](const Tensor& x) { return exp(x); }, -2, 2),
         unary_cases(
-            "exp", [](const Tensor&x) { return exp(x); }, -2, 2),
+            "log", [](const Tensor& x) { return log(x); }, 0.2, 3),
         unary_cases(
-            "log", [](const Tensor&x) { return log(x); }, 0.2, 3),
+            "sqrt", [](const Tensor& x) { return sqrt(x); }, 0.2, 3),
         unary_cases(
-            "sqrt", [](const Tensor&x) { return sqrt(x); }, 0.2, 3),
+            "abs", [](const Tensor& x) { return abs(x); }, -2, 2, 0.05),
         unary_cases(
-            "abs", [](const Tensor&x) { return abs(x); }, -2, 2, 0.05),
+            "pow", [](const Tensor& x) { return pow(x, 3); }, -2, 2),
         unary_cases(
-            "pow", [](const Tensor&x) { return pow(x, 3); }, -2, 2),
+            "sigmoid", [](const Tensor& x) { return sigmoid(x); }, -4, 4),
         unary_cases(
-            "sigmoid", [](const Tensor&x) { return sigmoid(x); }, -4, 4),
+            "tanh", [](const Tensor& x) { return tanh(x); }, -3, 3),
         unary_cases(
-            "tanh", [](const Tensor&x) { return tanh(x); }, -3, 3),
+            "relu", [](const Tensor& x) { return relu(x); }, -2, 2, 0.05),
         unary_cases(
-            "relu", [](const Tensor&x) { return relu(x); }, -2, 2, 0.05),
+            "leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
         unary_cases(
-            "leaky_relu", [](const Tensor&x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
-        unary_cases(
-            "scale", [](const Tensor&x) { return sum(x).item() * x; }, -1, 1)})
+            "scale", [](const Tensor& x) { return sum(x).item() * x; }, -1, 1)})
     all.insert(all.end(), v.begin(), v.end());
   for (const OpCheckCase& c : all) register_op_check(c);
   return OpCheckRegistrar{};

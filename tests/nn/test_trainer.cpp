@@ -36,12 +36,13 @@ std::vector<double> train_by_hand(nn::MLP& model, nn::Optimizer& opt, const nn::
     std::int64_t seen = 0, step = 0;
     while (batches.next(x, y)) {
       const double s = static_cast<double>((e - 1) * per_epoch + step);
-      opt.set_lr(cosine ? peak * 0.5 * (1 + std::cos(std::numbers::pi * s / static_cast<double>(total)))
+      opt.set_lr(cosine ? peak * 0.5 *
+                              (1 + std::cos(std::numbers::pi * s / static_cast<double>(total)))
                         : peak);
       tape.clear();
       const auto rows = static_cast<std::int64_t>(y.size());
-      tg::Tensor loss =
-          nn::cross_entropy(model(tg::external({rows, d.features}, tg::DType::f32, x.data(), nullptr)), y);
+      tg::Tensor loss = nn::cross_entropy(
+          model(tg::external({rows, d.features}, tg::DType::f32, x.data(), nullptr)), y);
       opt.zero_grad();
       loss.backward();
       opt.step();

@@ -163,8 +163,8 @@ class ProgressBar : public nn::Callback {
     const double frac = static_cast<double>(done) / static_cast<double>(s.steps_in_epoch);
     const int width = 28, filled = static_cast<int>(frac * width);
     fmt::print(stderr,
-               "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ", s.epoch,
-               t.options().epochs, std::string(static_cast<std::size_t>(filled), '='),
+               "\repoch {}/{} [{}{}] {:3.0f}% {:8.0f} samples/s  loss {:.4f}  ETA {:4.1f}s ",
+               s.epoch, t.options().epochs, std::string(static_cast<std::size_t>(filled), '='),
                std::string(static_cast<std::size_t>(width - filled), ' '), 100 * frac,
                static_cast<double>(s.samples_seen) / std::max(secs, 1e-9), s.epoch_loss,
                frac > 0 ? secs / frac - secs : 0.0);

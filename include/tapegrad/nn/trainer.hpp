@@ -67,14 +67,14 @@ struct EvalMetrics {
 // Where a step is, for callbacks.
 struct StepInfo {
   std::int64_t epoch = 0;
-  std::int64_t step = 0;         // within the epoch, from 0
+  std::int64_t step = 0;  // within the epoch, from 0
   std::int64_t steps_in_epoch = 0;
-  std::int64_t global_step = 0;  // over the whole run, from 0
-  std::int64_t rows = 0;         // samples in this batch
-  std::int64_t samples_seen = 0; // in this epoch, this batch included (after the step)
+  std::int64_t global_step = 0;   // over the whole run, from 0
+  std::int64_t rows = 0;          // samples in this batch
+  std::int64_t samples_seen = 0;  // in this epoch, this batch included (after the step)
   double lr = 0;
-  double loss = 0;               // this batch's loss (step end only)
-  double epoch_loss = 0;         // mean loss of the epoch so far (step end only)
+  double loss = 0;        // this batch's loss (step end only)
+  double epoch_loss = 0;  // mean loss of the epoch so far (step end only)
 };
 
 class Trainer;

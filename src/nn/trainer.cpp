@@ -75,9 +75,10 @@ void check_data(const Dataset& d, const char* which) {
                     which, d.name, d.x.size(), d.y.size(), d.n, d.features));
 }
 
-// Index of the largest value in each row, compared with the labels.
+// Index of the largest value in each row, compared with the labels; -1 when
+// the output is not one row of scores per sample (no accuracy to give).
 std::int64_t count_correct(const Tensor& out, std::span<const std::int32_t> y) {
-  if (out.shape().rank() != 2 || out.shape()[0] != static_cast<std::int64_t>(y.size())) return 0;
+  if (out.shape().rank() != 2 || out.shape()[0] != static_cast<std::int64_t>(y.size())) return -1;
   const std::int64_t rows = out.shape()[0], c = out.shape()[1];
   std::int64_t correct = 0;
   dispatch_dtype(out.dtype(), [&](auto zero) {
@@ -108,11 +109,13 @@ EvalMetrics Trainer::evaluate(const Dataset& d) {
     const auto rows = static_cast<std::int64_t>(y.size());
     const Tensor out = model_(external({rows, d.features}, DType::f32, x.data(), nullptr));
     e.loss += batch_loss(out, y).value(0) * static_cast<double>(rows);
-    correct += count_correct(out, y);
+    const std::int64_t c = count_correct(out, y);
+    correct = c < 0 || correct < 0 ? -1 : correct + c;
   }
   tape_.clear();
   e.loss /= static_cast<double>(d.n);
-  e.accuracy = static_cast<double>(correct) / static_cast<double>(d.n);
+  e.accuracy = correct < 0 ? std::numeric_limits<double>::quiet_NaN()
+                           : static_cast<double>(correct) / static_cast<double>(d.n);
   return e;
 }
 

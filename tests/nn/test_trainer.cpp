@@ -126,6 +126,16 @@ TEST_CASE("Trainer callbacks run in their places", "[nn][trainer]") {
   CHECK(r.gradients_seen);
   CHECK(r.order_ok);
   CHECK(std::isnan(hist.back().test_accuracy));
+  // A model whose output is not one row of scores per sample has no accuracy.
+  struct Flat : nn::Module {
+    Flat() : Module("") {}
+    tg::Tensor forward(const tg::Tensor& x) override { return tg::reshape(x, {x.numel()}); }
+  } flat;
+  nn::Trainer tf(flat, sgd, {.epochs = 1});
+  tf.set_loss([](const tg::Tensor& out, std::span<const std::int32_t>) { return tg::mean(out); });
+  const nn::EvalMetrics ev = tf.evaluate(train);
+  CHECK(std::isnan(ev.accuracy));
+  CHECK(std::isfinite(ev.loss));
 }
 
 TEST_CASE("Trainer resume from epoch 2 equals an uninterrupted run", "[nn][trainer]") {

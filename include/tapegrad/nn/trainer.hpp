@@ -61,7 +61,8 @@ struct EpochMetrics {
 
 struct EvalMetrics {
   double loss = 0;
-  double accuracy = 0;  // argmax of each output row against the label
+  double accuracy = 0;  // argmax of each output row against the label; NaN unless the
+                        // output has one row of scores per sample
 };
 
 // Where a step is, for callbacks.

@@ -26,6 +26,7 @@
 #include "tapegrad/error.hpp"
 #include "tapegrad/shape.hpp"
 #include "tapegrad/site.hpp"
+#include "tapegrad/storage.hpp"
 
 namespace tapegrad {
 
@@ -57,83 +58,16 @@ enum class ScalarOp : std::uint8_t {
   min,
   from_tensor,  // a one-element tensor read as a Scalar
   custom,       // reserved for scalar ops defined outside the library
+  compare,      // a recorded comparison (value 1 or 0), checked on replay
   count_
 };
 const char* scalar_op_name(ScalarOp op);
-
-// The two weighted input edges of a scalar node.
-struct ScalarEdges {
-  std::uint32_t a_op;  // low 27 bits: first input; top 5 bits: ScalarOp
-  std::uint32_t b;     // second input (0 = sink when unused)
-  double da;           // d(out)/d(a)
-  double db;           // d(out)/d(b)
-};
-static_assert(sizeof(ScalarEdges) == 24);
-
-// How many buffers have been allocated from the system by this thread (the
-// pool's misses): a training step in steady state should add none.
-std::uint64_t buffer_allocations();
-
-// A raw, 64-byte aligned, uninitialised byte buffer. Move-only.
-class Buffer {
- public:
-  Buffer() = default;
-  explicit Buffer(std::size_t bytes);
-  Buffer(Buffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
-  Buffer& operator=(Buffer&& o) noexcept;
-  ~Buffer();
-  void* data() const { return p_; }
-  std::size_t bytes() const { return bytes_; }
-  explicit operator bool() const { return p_ != nullptr; }
-
- private:
-  void* p_ = nullptr;
-  std::size_t bytes_ = 0;
-};
-
-namespace detail {
-// The scalar part of a tape: edges and values in two arrays that share one
-// size, so recording a node costs one capacity check. Large arrays ask the
-// kernel for huge pages (fewer TLB misses on long tapes).
-class ScalarArrays {
- public:
-  ScalarArrays() = default;
-  ~ScalarArrays();
-  ScalarArrays(const ScalarArrays&) = delete;
-  ScalarArrays& operator=(const ScalarArrays&) = delete;
-
-  std::uint32_t size() const { return n_; }
-  ScalarEdges* edges() const { return e_; }
-  double* values() const { return v_; }
-  // Makes room for one more node (cold: called when has_room() is false).
-  void reserve_one() {
-    if (n_ == cap_) grow();
-  }
-  // The one check of the recording fast path: false when the arrays are full
-  // or the tape is in a special mode (NoGrad, anomaly detection), which sets
-  // the limit to 0 so that both cases take the same cold branch.
-  bool has_room() const { return n_ < limit_; }
-  void set_special(bool on) { special_ = on, limit_ = on ? 0 : cap_; }
-  // Requires room (has_room() or reserve_one()).
-  void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
-    ScalarEdges* e = e_ + n_;
-    e->a_op = a_op;
-    e->b = b;
-    e->da = da;
-    e->db = db;
-    v_[n_] = v;
-    ++n_;
-  }
-  void truncate(std::uint32_t n) { n_ = n; }
-
- private:
-  void grow();
-  ScalarEdges* e_ = nullptr;
-  double* v_ = nullptr;
-  std::uint32_t n_ = 0, cap_ = 0, limit_ = 0;
-  bool special_ = false;
-};
-}  // namespace detail
+// Ops with two inputs (a and b); the others use a only.
+constexpr bool scalar_op_binary(ScalarOp op) {
+  return op == ScalarOp::add || op == ScalarOp::sub || op == ScalarOp::mul || op == ScalarOp::div ||
+         op == ScalarOp::pow || op == ScalarOp::max || op == ScalarOp::min ||
+         op == ScalarOp::custom || op == ScalarOp::compare;
+}
 
 using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
 using ForwardFn = void (*)(Tape& tape, std::uint32_t node);
@@ -183,6 +117,16 @@ struct TensorNode {
   Site site;    // the call that created the node
   Site caller;  // the outermost CallSite active then (e.g. model(x)), or unknown
 };
+
+// How a recorded comparison compares (see replay.hpp).
+enum class Compare : std::uint8_t { lt, le, gt, ge, eq, ne };
+const char* compare_symbol(Compare c);
+struct CompareRecord {
+  std::uint32_t node;  // the compare node
+  Compare how;
+  Site site;  // the user's line
+};
+struct ReplayStatus;
 
 // A position on the tape, for rewinding to it (see Tape::rewind).
 struct Mark {
@@ -252,6 +196,13 @@ class Tape {
     return scalars_.edges()[i].a_op & kIndexMask;
   }
   double scalar_value(std::uint32_t i) const { return scalars_.values()[i]; }
+  // Input `slot` (0 = a, 1 = b) of a binary node: the input node's value, or
+  // the plain number kept in the slot when the input is the sink.
+  double scalar_operand(std::uint32_t i, int slot) const {
+    const ScalarEdges& e = scalars_.edges()[i];
+    const std::uint32_t in = slot == 0 ? e.a_op & kIndexMask : e.b;
+    return in ? scalars_.values()[in] : (slot == 0 ? e.da : e.db);
+  }
   double scalar_grad(std::uint32_t i) const { return i < adj_.size() ? adj_[i] : 0.0; }
   const TensorNode& tensor_node(std::uint32_t t) const { return tnodes_[t]; }
   // Where a scalar node was created and the CallSite around it; unknown
@@ -279,6 +230,24 @@ class Tape {
   // The call site nodes are attributed to as well as their own (see CallSite).
   Site call_site() const { return call_site_; }
   void set_call_site(Site s) { call_site_ = s; }
+
+  // ---- record once, replay many (replay.hpp) ----
+  // Records a comparison of scalar a with b (either may be 0, the sink, for a
+  // plain number c) and returns its outcome.
+  bool record_compare(Compare how, std::uint32_t a, std::uint32_t b, double c, Site where);
+  const std::vector<CompareRecord>& compares() const { return compares_; }
+  // Re-runs the recorded forward at the leaves' current values: every scalar
+  // node in [1, scalar_count()) and every tensor node gets its value and local
+  // partials recomputed in place, routers re-decide, and each recorded
+  // comparison is checked. No user code runs; nothing is allocated. The
+  // status lists the comparisons whose outcome changed (the tape then no
+  // longer is the function the user's code would compute).
+  ReplayStatus replay();
+  ReplayStatus replay(std::uint32_t s_hi, std::uint32_t t_hi);
+  // Zeroes the adjoints of scalar nodes [0, s_hi) and runs the reverse sweep
+  // from scalar root r (r < s_hi) over them and the tensor nodes before it:
+  // the replay loop's backward, without the bookkeeping of backward().
+  void sweep_from(std::uint32_t r);
 
   // ---- for op implementations ----
   static constexpr unsigned kIndexBits = 27;
@@ -354,6 +323,8 @@ class Tape {
   void sweep(std::uint32_t s_hi, std::uint32_t t_hi);
   void sweep_scalars(std::uint32_t lo, std::uint32_t hi);
   void sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi);
+  template <bool Checked>
+  void replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, std::size_t& cmp);
   void check_tensor_backward(std::uint32_t t);
   [[noreturn]] void throw_anomaly(const std::string& what) const;
   void run_backward(std::uint32_t s_hi, std::uint32_t t_hi);
@@ -369,6 +340,7 @@ class Tape {
   // {site, caller} of scalar nodes recorded under anomaly detection; shorter
   // than the tape when the rest were recorded without it.
   std::vector<std::pair<Site, Site>> scalar_sites_;
+  std::vector<CompareRecord> compares_;  // in node order
   Site call_site_;
   std::uint32_t scope_ = kNone;
   std::uint32_t gen_ = 1, clear_gen_ = 1;

@@ -22,6 +22,7 @@
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/replay.hpp"
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/shape.hpp"
 #include "tapegrad/tape.hpp"

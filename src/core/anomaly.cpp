@@ -62,9 +62,14 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
   const ScalarOp op = scalar_op(s);
   std::string ins;
   if (op != ScalarOp::leaf && op != ScalarOp::constant) {
-    ins = fmt::format(" from s{} = {}", scalar_input_a(s), scalar_value(scalar_input_a(s)));
-    const std::uint32_t b = scalar_edges(s).b;
-    if (b != 0) ins += fmt::format(" and s{} = {}", b, scalar_value(b));
+    // Inputs by slot; a sink input of a binary op is a plain number on the node.
+    const std::uint32_t a = scalar_input_a(s), b = scalar_edges(s).b;
+    const auto text = [&](std::uint32_t in, int slot) {
+      return in ? fmt::format("s{} = {}", in, scalar_value(in))
+                : fmt::format("the number {}", scalar_operand(s, slot));
+    };
+    ins = " from " + text(a, 0);
+    if (scalar_op_binary(op)) ins += " and " + text(b, 1);
   }
   throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}{}",
                             std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v,

@@ -24,7 +24,7 @@ constexpr std::size_t kPoolLimit = 4096;  // buffers kept for reuse at most
 const char* scalar_op_name(ScalarOp op) {
   static constexpr const char* names[] = {
       "sink", "leaf", "constant", "add",  "sub",     "mul",  "div", "neg", "pow",  "exp",
-      "log",  "sqrt", "abs",      "tanh", "sigmoid", "relu", "max", "min", "item", "custom"};
+      "log",  "sqrt", "abs",      "tanh", "sigmoid", "relu", "max", "min", "item", "custom", "compare"};
   static_assert(std::size(names) == static_cast<std::size_t>(ScalarOp::count_));
   return names[static_cast<std::size_t>(op)];
 }
@@ -322,6 +322,7 @@ void Tape::clear() {
   scalars_.truncate(1);
   labels_.clear();
   scalar_sites_.clear();
+  compares_.clear();
   adj_.clear();
   ++gen_;
   clear_gen_ = gen_;
@@ -355,6 +356,7 @@ void Tape::rewind(const Mark& m) {
   });
   if (adj_.size() > m.scalars) adj_.resize(m.scalars);
   if (scalar_sites_.size() > m.scalars) scalar_sites_.resize(m.scalars);
+  std::erase_if(compares_, [&](const CompareRecord& c) { return c.node >= m.scalars; });
   ++gen_;
   stable_s_ = std::min(stable_s_, m.scalars);
   stable_t_ = std::min(stable_t_, m.tensors);

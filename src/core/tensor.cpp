@@ -128,7 +128,18 @@ static void item_backward(Tape& tape, std::uint32_t t) {
     detail::grads_of<decltype(z)>(tape, x)[0] += static_cast<decltype(z)>(g);
   });
 }
-static const TensorOpDef kItem{"item", &item_backward, "copies"};
+// Replay: the element read again into the node and its scalar output.
+static void item_forward(Tape& tape, std::uint32_t t) {
+  TensorNode& n = tape.tnode(t);
+  const TensorNode& x = tape.tnode(n.in[0]);
+  dispatch_dtype(x.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T v = static_cast<const T*>(x.value)[0];
+    static_cast<T*>(n.value)[0] = v;
+    tape.set_scalar_value(n.scalar_out, static_cast<double>(v));
+  });
+}
+static const TensorOpDef kItem{"item", &item_backward, "copies", &item_forward};
 
 Scalar Tensor::item(Site where) const {
   Tape& tape = checked("item");
@@ -140,7 +151,9 @@ Scalar Tensor::item(Site where) const {
   TensorNode& n = tape.tnode(t);
   n.scalar_out = static_cast<std::uint32_t>(tape.scalar_count());
   const ScalarOp op = n.requires_grad ? ScalarOp::from_tensor : ScalarOp::constant;
-  return {tape, tape.push_scalar(op, 0, 0, 0.0, 0.0, v, where)};
+  const Scalar out{tape, tape.push_scalar(op, 0, 0, 0.0, 0.0, v, where)};
+  item_forward(tape, t);  // the node's own value, for inspection
+  return out;
 }
 
 void Tensor::backward() const { checked("backward").backward(*this); }

@@ -9,21 +9,7 @@
 
 namespace tapegrad::detail {
 
-bool is_binary(ScalarOp op) {
-  switch (op) {
-    case ScalarOp::add:
-    case ScalarOp::sub:
-    case ScalarOp::mul:
-    case ScalarOp::div:
-    case ScalarOp::pow:
-    case ScalarOp::max:
-    case ScalarOp::min:
-    case ScalarOp::custom:
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_binary(ScalarOp op) { return scalar_op_binary(op); }
 
 namespace {
 // The item node that produced scalar s (it is recorded right before s).
@@ -53,8 +39,10 @@ std::vector<InEdge> inputs_of(const Tape& tape, NodeId n) {
       if (t != kNone) out.push_back({{true, t}, 0});
       return out;
     }
-    out.push_back({{false, tape.scalar_input_a(n.index)}, 0});
-    if (is_binary(op)) out.push_back({{false, tape.scalar_edges(n.index).b}, 1});
+    // An input that is the sink is a plain number kept on the node, not an edge.
+    if (const std::uint32_t a = tape.scalar_input_a(n.index)) out.push_back({{false, a}, 0});
+    if (const std::uint32_t b = tape.scalar_edges(n.index).b; b && is_binary(op))
+      out.push_back({{false, b}, 1});
     return out;
   }
   const TensorNode& t = tape.tensor_node(n.index);
@@ -80,9 +68,22 @@ std::vector<NodeId> ancestors(const Tape& tape, NodeId root) {
   return out;
 }
 
+std::string operand_str(const Tape& tape, std::uint32_t s, int slot) {
+  const std::uint32_t in = slot == 0 ? tape.scalar_input_a(s) : tape.scalar_edges(s).b;
+  if (in) return fmt::format("s{}", in);
+  return fmt_num(tape.scalar_operand(s, slot));
+}
+
 std::string op_name(const Tape& tape, NodeId n) {
-  if (!n.tensor) return scalar_op_name(tape.scalar_op(n.index));
-  return tape.tensor_node(n.index).op->name;
+  if (n.tensor) return tape.tensor_node(n.index).op->name;
+  const ScalarOp op = tape.scalar_op(n.index);
+  const std::string name = scalar_op_name(op);
+  if (!is_binary(op) || op == ScalarOp::custom) return name;
+  // A plain number kept on the node: "mul(·, 2)", "sub(1, ·)".
+  const ScalarEdges& e = tape.scalar_edges(n.index);
+  const bool num_a = tape.scalar_input_a(n.index) == 0, num_b = e.b == 0;
+  if (!num_a && !num_b) return name;
+  return fmt::format("{}({}, {})", name, num_a ? fmt_num(e.da) : "·", num_b ? fmt_num(e.db) : "·");
 }
 
 std::vector<double> node_values(const Tape& tape, NodeId n) {

@@ -16,7 +16,9 @@ struct InEdge {
 std::vector<InEdge> inputs_of(const Tape& tape, NodeId n);
 // Every node `root` depends on (itself included), in creation order.
 std::vector<NodeId> ancestors(const Tape& tape, NodeId root);
-// The op's display name.
+// Input `slot` of scalar node s as text: "s3", or the plain number kept there.
+std::string operand_str(const Tape& tape, std::uint32_t s, int slot);
+// The op's display name (with any plain number operand: "mul(·, 2)").
 std::string op_name(const Tape& tape, NodeId n);
 bool is_binary(ScalarOp op);
 // Gradient each input edge of tensor node t carries back (empty vectors where

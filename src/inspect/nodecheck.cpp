@@ -81,13 +81,13 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
               tape.origin(false, s)};
   const ScalarOp op = tape.scalar_op(s);
   const auto ins = detail::inputs_of(tape, {false, s});
-  if (op == ScalarOp::custom || op == ScalarOp::from_tensor) {
+  if (op == ScalarOp::custom || op == ScalarOp::from_tensor || op == ScalarOp::compare) {
     c.status = "skipped (no scalar forward rule)";
     return c;
   }
   const ScalarEdges& e = tape.scalar_edges(s);
-  const double a = tape.scalar_value(ins[0].from.index);
-  const double b = ins.size() > 1 ? tape.scalar_value(ins[1].from.index) : 0.0;
+  // Operands by slot: an input's value, or a plain number kept on the node.
+  const double a = tape.scalar_operand(s, 0), b = tape.scalar_operand(s, 1);
   Tally t;
   for (const auto& in : ins) {
     const bool first = in.slot == 0;

@@ -110,9 +110,11 @@ std::string build(Tape& tape, NodeId root) {
       if (op == ScalarOp::leaf || op == ScalarOp::constant)
         rhs = name ? *name : scalar_op_name(op);
       else if (const char* sym = symbol(op))
-        rhs = fmt::format("{} {} {}", ins[0].from.str(), sym, ins[1].from.str());
-      else if (ins.size() == 2)
-        rhs = fmt::format("{}({}, {})", scalar_op_name(op), ins[0].from.str(), ins[1].from.str());
+        rhs = fmt::format("{} {} {}", detail::operand_str(tape, n.index, 0), sym,
+                          detail::operand_str(tape, n.index, 1));
+      else if (detail::is_binary(op))
+        rhs = fmt::format("{}({}, {})", scalar_op_name(op), detail::operand_str(tape, n.index, 0),
+                          detail::operand_str(tape, n.index, 1));
       else
         rhs = fmt::format("{}({})", scalar_op_name(op), ins.empty() ? "" : ins[0].from.str());
     } else {

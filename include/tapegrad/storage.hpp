@@ -1,0 +1,86 @@
+#pragma once
+// The tape's storage: the 24-byte edge record of a scalar node, the arrays
+// that hold scalar nodes, and the aligned buffers of tensor nodes. (Part of
+// tape.hpp; include that.)
+#include <cstddef>
+#include <cstdint>
+
+namespace tapegrad {
+
+// The two weighted input edges of a scalar node. An input of a binary op that
+// points at the sink (index 0) is a plain number, stored in that input's
+// partial slot (x * 2.0 is one node: {a = x, da = 2, b = 0, db = 2}).
+struct ScalarEdges {
+  std::uint32_t a_op;  // low 27 bits: first input; top 5 bits: ScalarOp
+  std::uint32_t b;     // second input (0 = sink when unused)
+  double da;           // d(out)/d(a)
+  double db;           // d(out)/d(b)
+};
+static_assert(sizeof(ScalarEdges) == 24);
+
+// How many buffers have been allocated from the system by this thread (the
+// pool's misses): a training step in steady state should add none.
+std::uint64_t buffer_allocations();
+
+// A raw, 64-byte aligned, uninitialised byte buffer. Move-only.
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(std::size_t bytes);
+  Buffer(Buffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+  Buffer& operator=(Buffer&& o) noexcept;
+  ~Buffer();
+  void* data() const { return p_; }
+  std::size_t bytes() const { return bytes_; }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  void* p_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+namespace detail {
+// The scalar part of a tape: edges and values in two arrays that share one
+// size, so recording a node costs one capacity check. Large arrays ask the
+// kernel for huge pages (fewer TLB misses on long tapes).
+class ScalarArrays {
+ public:
+  ScalarArrays() = default;
+  ~ScalarArrays();
+  ScalarArrays(const ScalarArrays&) = delete;
+  ScalarArrays& operator=(const ScalarArrays&) = delete;
+
+  std::uint32_t size() const { return n_; }
+  ScalarEdges* edges() const { return e_; }
+  double* values() const { return v_; }
+  // Makes room for one more node (cold: called when has_room() is false).
+  void reserve_one() {
+    if (n_ == cap_) grow();
+  }
+  // The one check of the recording fast path: false when the arrays are full
+  // or the tape is in a special mode (NoGrad, anomaly detection), which sets
+  // the limit to 0 so that both cases take the same cold branch.
+  bool has_room() const { return n_ < limit_; }
+  void set_special(bool on) { special_ = on, limit_ = on ? 0 : cap_; }
+  // Requires room (has_room() or reserve_one()).
+  void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
+    ScalarEdges* e = e_ + n_;
+    e->a_op = a_op;
+    e->b = b;
+    e->da = da;
+    e->db = db;
+    v_[n_] = v;
+    ++n_;
+  }
+  void truncate(std::uint32_t n) { n_ = n; }
+
+ private:
+  void grow();
+  ScalarEdges* e_ = nullptr;
+  double* v_ = nullptr;
+  std::uint32_t n_ = 0, cap_ = 0, limit_ = 0;
+  bool special_ = false;
+};
+}  // namespace detail
+
+}  // namespace tapegrad

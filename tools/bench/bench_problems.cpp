@@ -1,0 +1,197 @@
+// The replay benchmarks: gradients of det by minors, of the Lax-Wendroff
+// stencil and of an add/mul chain, each as
+//   <problem>Doubles      the plain-double function (the ratio's base),
+//   <problem>Retape       tapegrad: record the function, sweep (every call),
+//   <problem>Replay       tapegrad: replay a recorded tape, sweep,
+//   <problem>AdolcRetape / AdolcReplay   ADOL-C (Debian libadolc-dev), when built
+// so one run gives every figure of docs/performance.md's replay table.
+#include <benchmark/benchmark.h>
+#include <tapegrad/tapegrad.hpp>
+
+#include <random>
+
+#include "problems.hpp"
+#ifdef TAPEGRAD_BENCH_ADOLC
+#include <adolc/adolc.h>
+#endif
+
+namespace tg = tapegrad;
+namespace bp = bench_problems;
+
+namespace bench_problems {
+std::vector<double> det_matrix(int n) {
+  std::mt19937_64 rng(static_cast<std::uint64_t>(n));
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> a(static_cast<std::size_t>(n * n));
+  for (double& x : a) x = u(rng);
+  return a;
+}
+std::vector<double> lw_initial() {
+  std::vector<double> q(kNX);
+  const double pi = std::acos(-1.0);
+  for (int i = 0; i < kNX; ++i)
+    q[static_cast<std::size_t>(i)] = 1.5 + 0.5 * std::sin(2 * pi * i / (kNX - 1.5));
+  return q;
+}
+}  // namespace bench_problems
+
+namespace {
+
+constexpr int kChain = 1'000'000;
+
+// The chain of bench_scalar.cpp as a function of two inputs.
+template <class T>
+T chain(const T& x, const T& y) {
+  T acc = x;
+  for (int i = 0; i < kChain; ++i) acc = (i & 1) ? acc + y : acc * y;
+  return acc;
+}
+
+struct Problem {
+  std::vector<double> x0;
+  // Runs the problem on Scalars; returns the output.
+  tg::Scalar (*record)(std::span<const tg::Scalar> in, int arg);
+  double (*plain)(std::span<const double> in, int arg);
+};
+
+tg::Scalar det_scalar(std::span<const tg::Scalar> in, int n) {
+  return bp::det_minor(std::vector<tg::Scalar>(in.begin(), in.end()), n);
+}
+double det_double(std::span<const double> in, int n) {
+  return bp::det_minor(std::vector<double>(in.begin(), in.end()), n);
+}
+tg::Scalar lw_scalar(std::span<const tg::Scalar> in, int steps) {
+  std::vector<tg::Scalar> q(in.begin(), in.end());
+  return bp::lax_wendroff(q, steps);
+}
+double lw_double(std::span<const double> in, int steps) {
+  std::vector<double> q(in.begin(), in.end());
+  return bp::lax_wendroff(q, steps);
+}
+tg::Scalar chain_scalar(std::span<const tg::Scalar> in, int) { return chain(in[0], in[1]); }
+double chain_double(std::span<const double> in, int) { return chain(in[0], in[1]); }
+
+Problem problem(int which, int arg) {
+  switch (which) {
+    case 0:
+      return {bp::det_matrix(arg), det_scalar, det_double};
+    case 1:
+      return {bp::lw_initial(), lw_scalar, lw_double};
+    default:
+      return {{1.0, 0.999999}, chain_scalar, chain_double};
+  }
+}
+
+void counters(benchmark::State& state, double ops) {
+  state.counters["ns_per_op"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * ops,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Nodes a recording of the problem makes (for ns per recorded op).
+double nodes_of(const Problem& p, int arg) {
+  tg::Function fn = tg::Function::record(p.x0, [&](auto in) { return p.record(in, arg); });
+  return static_cast<double>(fn.tape().scalar_count());
+}
+
+template <int Which>
+void BM_Doubles(benchmark::State& state) {
+  const int arg = static_cast<int>(state.range(0));
+  const Problem p = problem(Which, arg);
+  std::vector<double> x = p.x0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(x.data());
+    benchmark::DoNotOptimize(p.plain(x, arg));
+  }
+}
+
+template <int Which>
+void BM_Retape(benchmark::State& state) {
+  const int arg = static_cast<int>(state.range(0));
+  const Problem p = problem(Which, arg);
+  tg::Tape tape;
+  std::vector<tg::Scalar> in;
+  std::vector<double> g(p.x0.size());
+  for (auto _ : state) {
+    tape.clear();
+    in.clear();
+    for (double v : p.x0) in.push_back(tape.variable(v));
+    tg::Scalar out = p.record(in, arg);
+    tape.backward(out);
+    for (std::size_t k = 0; k < in.size(); ++k) g[k] = in[k].grad();
+    benchmark::DoNotOptimize(g.data());
+  }
+  counters(state, nodes_of(p, arg));
+}
+
+template <int Which>
+void BM_Replay(benchmark::State& state) {
+  const int arg = static_cast<int>(state.range(0));
+  const Problem p = problem(Which, arg);
+  tg::Function fn = tg::Function::record(p.x0, [&](auto in) { return p.record(in, arg); });
+  std::vector<double> g(p.x0.size());
+  for (auto _ : state) benchmark::DoNotOptimize(fn.gradient(p.x0, g));
+  counters(state, static_cast<double>(fn.tape().scalar_count()));
+}
+
+#ifdef TAPEGRAD_BENCH_ADOLC
+// ADOL-C at its best: the whole tape kept in memory (buffers sized to hold
+// it, so nothing goes to tape files), gradient() as its replay driver.
+template <int Which>
+void record_adolc(const Problem& p, int arg) {
+  constexpr unsigned kBuf = 1u << 24;
+  trace_on(1, 0, kBuf, kBuf, kBuf, kBuf);
+  std::vector<adouble> in(p.x0.size());
+  for (std::size_t k = 0; k < in.size(); ++k) in[k] <<= p.x0[k];
+  adouble out;
+  if constexpr (Which == 0) {
+    out = bp::det_minor(in, arg);
+  } else if constexpr (Which == 1) {
+    out = bp::lax_wendroff(in, arg);
+  } else {
+    out = chain(in[0], in[1]);
+  }
+  double y;
+  out >>= y;
+  trace_off();
+}
+template <int Which>
+void BM_AdolcRetape(benchmark::State& state) {
+  const int arg = static_cast<int>(state.range(0));
+  const Problem p = problem(Which, arg);
+  std::vector<double> g(p.x0.size());
+  for (auto _ : state) {
+    record_adolc<Which>(p, arg);
+    gradient(1, static_cast<int>(p.x0.size()), p.x0.data(), g.data());
+    benchmark::DoNotOptimize(g.data());
+  }
+}
+template <int Which>
+void BM_AdolcReplay(benchmark::State& state) {
+  const int arg = static_cast<int>(state.range(0));
+  const Problem p = problem(Which, arg);
+  std::vector<double> g(p.x0.size());
+  record_adolc<Which>(p, arg);
+  for (auto _ : state) {
+    gradient(1, static_cast<int>(p.x0.size()), p.x0.data(), g.data());
+    benchmark::DoNotOptimize(g.data());
+  }
+}
+#define PEER(which, name, args)                                                                    \
+  BENCHMARK(BM_AdolcRetape<which>)->Name(name "AdolcRetape")->args->Unit(benchmark::kMillisecond); \
+  BENCHMARK(BM_AdolcReplay<which>)->Name(name "AdolcReplay")->args->Unit(benchmark::kMillisecond);
+#else
+#define PEER(which, name, args)
+#endif
+
+#define PROBLEM(which, name, args)                                                         \
+  BENCHMARK(BM_Doubles<which>)->Name(name "Doubles")->args->Unit(benchmark::kMillisecond); \
+  BENCHMARK(BM_Retape<which>)->Name(name "Retape")->args->Unit(benchmark::kMillisecond);   \
+  BENCHMARK(BM_Replay<which>)->Name(name "Replay")->args->Unit(benchmark::kMillisecond);   \
+  PEER(which, name, args)
+
+PROBLEM(0, "BM_DetMinor", DenseRange(5, 9))
+PROBLEM(1, "BM_LaxWendroff", Arg(bp::kSteps))
+PROBLEM(2, "BM_Chain", Arg(0))
+
+}  // namespace

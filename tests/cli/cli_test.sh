@@ -64,5 +64,22 @@ check "bad csv names line and column" has "$work/err.txt" "bad.csv:3: column 2 (
 "$tg" train --data moons --activation swish --out "$work/x" 2>"$work/err.txt"
 check "unknown activation" has "$work/err.txt" "unknown activation 'swish'"
 
+# Several points: recorded once, replayed at the rest; one JSON result per point.
+"$tg" grad 'x*y + 2*x - 3/y' --at x=1,y=2 --at y=4,x=3 --at x=-1,y=0.5 --json >"$work/points.json"
+check "grad points exit code" test $? -eq 0
+check "grad points second value" has "$work/points.json" '"value": 17.25'
+check "grad points second df/dy" has "$work/points.json" '"y": 3.1875'
+check "grad points third df/dx" has "$work/points.json" '"x": 2.5'
+check "grad points reordered" has "$work/points.json" '"at": {"x": 3, "y": 4}'
+"$tg" grad 'max(x, y) * 3' --at x=1,y=2 --at x=5,y=2 >"$work/route.txt"
+check "grad points: max re-decides" grep -qzF $'df/dx = 3\ndf/dy = 0' "$work/route.txt"
+check "grad points: max first point" grep -qzF $'df/dx = 0\ndf/dy = 3' "$work/route.txt"
+"$tg" grad 'x*y' --at x=1,y=2 --at x=3 2>"$work/err.txt"
+check "grad points: missing variable" has "$work/err.txt" "--at point 2 ('x=3') gives no value for 'y'"
+"$tg" grad 'x*y' --at x=1,y=2 --at x=3,y=1,z=2 2>"$work/err.txt"
+check "grad points: extra variable" has "$work/err.txt" "--at point 2 ('x=3,y=1,z=2') names 'z'"
+"$tg" grad 'x*y' --at x=1,y=2 --at x=3,y=1 --dot "$work/two.svg" 2>"$work/err.txt"
+check "grad points: one dot" has "$work/err.txt" "--dot draws one point; 2 --at points were given"
+
 echo "cli: $pass passed, $fail failed"
 test "$fail" -eq 0

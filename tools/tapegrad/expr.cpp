@@ -19,10 +19,10 @@ class Parser {
                               s_.size(), kMaxExpressionLength));
     skip();
     if (pos_ == s_.size()) fail("empty expression");
-    Scalar v = expr();
+    const Val v = expr();
     skip();
     if (pos_ != s_.size()) fail(fmt::format("unexpected '{}'", s_[pos_]));
-    return v;
+    return v.num ? current_tape().constant(v.c) : v.s;
   }
 
  private:
@@ -50,44 +50,69 @@ class Parser {
     ~Depth() { --p.depth_; }
   };
 
-  Scalar expr() {
+  // An operand: a recorded Scalar, or a plain number not on the tape. Numbers
+  // fold with numbers and ride on the node of the op that takes them, as in
+  // C++ code (x * 2 is one node that shows the 2).
+  struct Val {
+    Scalar s;
+    double c = 0;
+    bool num = false;
+  };
+  static Val of(Scalar s) { return {s, 0, false}; }
+  static Val number(double c) { return {Scalar{}, c, true}; }
+  template <class F>
+  static Val apply(const Val& a, const Val& b, F f) {
+    if (a.num && b.num) return number(f(a.c, b.c));
+    if (a.num) return of(f(a.c, b.s));
+    if (b.num) return of(f(a.s, b.c));
+    return of(f(a.s, b.s));
+  }
+
+  Val expr() {
     Depth d(*this);
-    Scalar v = term();
+    Val v = term();
     for (;;) {
       if (eat('+'))
-        v = v + term();
+        v = apply(v, term(), [](const auto& x, const auto& y) { return x + y; });
       else if (eat('-'))
-        v = v - term();
+        v = apply(v, term(), [](const auto& x, const auto& y) { return x - y; });
       else
         return v;
     }
   }
-  Scalar term() {
-    Scalar v = unary();
+  Val term() {
+    Val v = unary();
     for (;;) {
       if (eat('*'))
-        v = v * unary();
+        v = apply(v, unary(), [](const auto& x, const auto& y) { return x * y; });
       else if (eat('/'))
-        v = v / unary();
+        v = apply(v, unary(), [](const auto& x, const auto& y) { return x / y; });
       else
         return v;
     }
   }
-  Scalar unary() {
+  Val unary() {
     Depth d(*this);
-    if (eat('-')) return -unary();
+    if (eat('-')) {
+      const Val v = unary();
+      return v.num ? number(-v.c) : of(-v.s);
+    }
     if (eat('+')) return unary();
-    Scalar base = primary();
-    if (eat('^')) return pow(base, unary());  // right-associative: 2^3^2 = 2^9
+    Val base = primary();
+    if (eat('^'))  // right-associative: 2^3^2 = 2^9
+      return apply(base, unary(), [](const auto& x, const auto& y) {
+        using std::pow;
+        return pow(x, y);
+      });
     return base;
   }
-  Scalar primary() {
+  Val primary() {
     skip();
     if (pos_ >= s_.size()) fail("expected a number, a variable or '('");
     const char c = s_[pos_];
     if (c == '(') {
       ++pos_;
-      Scalar v = expr();
+      Val v = expr();
       expect(')');
       return v;
     }
@@ -97,7 +122,7 @@ class Parser {
       const double v = std::strtod(start, &end);
       if (end == start) fail("malformed number");
       pos_ += static_cast<std::size_t>(end - start);
-      return current_tape().constant(v);
+      return number(v);
     }
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       const std::size_t at = pos_;
@@ -111,12 +136,12 @@ class Parser {
         pos_ = at;
         fail(fmt::format("unknown variable '{}' (give its value with --at {}=...)", name, name));
       }
-      return it->second;
+      return of(it->second);
     }
     fail(fmt::format("unexpected '{}'", c));
   }
-  Scalar call(const std::string& f, std::size_t at) {
-    std::vector<Scalar> args{expr()};
+  Val call(const std::string& f, std::size_t at) {
+    std::vector<Val> args{expr()};
     while (eat(',')) args.push_back(expr());
     expect(')');
     const auto arity = [&](std::size_t n) {
@@ -127,18 +152,33 @@ class Parser {
     };
     if (f == "max" || f == "min" || f == "pow") {
       arity(2);
-      return f == "max"   ? max(args[0], args[1])
-             : f == "min" ? min(args[0], args[1])
-                          : pow(args[0], args[1]);
+      if (f == "max")
+        return apply(args[0], args[1], [](const auto& x, const auto& y) {
+          using std::max;
+          return max(x, y);
+        });
+      if (f == "min")
+        return apply(args[0], args[1], [](const auto& x, const auto& y) {
+          using std::min;
+          return min(x, y);
+        });
+      return apply(args[0], args[1], [](const auto& x, const auto& y) {
+        using std::pow;
+        return pow(x, y);
+      });
     }
     arity(1);
-    if (f == "exp") return exp(args[0]);
-    if (f == "log") return log(args[0]);
-    if (f == "sqrt") return sqrt(args[0]);
-    if (f == "abs") return abs(args[0]);
-    if (f == "tanh") return tanh(args[0]);
-    if (f == "sigmoid") return sigmoid(args[0]);
-    if (f == "relu") return relu(args[0]);
+    // A function of a number is a number: the same rule, evaluated now.
+    const auto fn = [&](Scalar (*op)(const Scalar&, Site), detail::Partials (*rule)(double)) {
+      return args[0].num ? number(rule(args[0].c).v) : of(op(args[0].s, Site::current()));
+    };
+    if (f == "exp") return fn(exp, detail::exp_rule);
+    if (f == "log") return fn(log, detail::log_rule);
+    if (f == "sqrt") return fn(sqrt, detail::sqrt_rule);
+    if (f == "abs") return fn(abs, [](double a) { return detail::kAbs(a); });
+    if (f == "tanh") return fn(tanh, detail::tanh_rule);
+    if (f == "sigmoid") return fn(sigmoid, detail::sigmoid_rule);
+    if (f == "relu") return fn(relu, [](double a) { return detail::kRelu(a); });
     pos_ = at;
     fail(fmt::format(
         "unknown function '{}' (known: exp log sqrt abs tanh sigmoid relu max min pow)", f));

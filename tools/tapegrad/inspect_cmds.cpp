@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "expr.hpp"
@@ -9,6 +10,7 @@
 #include "tapegrad/inspect.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/registry.hpp"
+#include "tapegrad/replay.hpp"
 
 namespace tapegrad::cli {
 namespace {
@@ -17,64 +19,154 @@ std::string num(double v) { return fmt::format("{:.10g}", v); }
 
 }  // namespace
 
+namespace {
+
+using Bindings = std::vector<std::pair<std::string, double>>;
+
+// The --at points: the first names the variables; every other point must
+// give the same names (in any order), and is reordered to match.
+std::vector<Bindings> parse_points(const std::vector<std::string>& at) {
+  std::vector<Bindings> points;
+  for (const std::string& text : at) points.push_back(parse_bindings(text));
+  if (points.empty()) points.emplace_back();
+  for (std::size_t k = 1; k < points.size(); ++k) {
+    Bindings ordered;
+    for (const auto& [name, _] : points[0]) {
+      const auto it = std::find_if(points[k].begin(), points[k].end(),
+                                   [&](const auto& nv) { return nv.first == name; });
+      if (it == points[k].end())
+        throw Error(fmt::format("--at point {} ('{}') gives no value for '{}', which point 1 names",
+                                k + 1, at[k], name));
+      ordered.push_back(*it);
+    }
+    if (points[k].size() != ordered.size())
+      for (const auto& [name, _] : points[k])
+        if (std::none_of(points[0].begin(), points[0].end(),
+                         [&](const auto& nv) { return nv.first == name; }))
+          throw Error(fmt::format("--at point {} ('{}') names '{}', which point 1 does not", k + 1,
+                                  at[k], name));
+    points[k] = std::move(ordered);
+  }
+  return points;
+}
+
+struct PointResult {
+  double value;
+  std::vector<double> grad;
+  GradcheckResult check;
+};
+
+std::string point_json(const Bindings& at, const PointResult& r, bool with_check,
+                       const std::string& indent) {
+  std::string s =
+      fmt::format("{}\"value\": {},\n{}\"gradient\": {{", indent, json_num(r.value), indent);
+  for (std::size_t i = 0; i < at.size(); ++i)
+    s += fmt::format("{}\n{}  {}: {}", i ? "," : "", indent, json_str(at[i].first),
+                     json_num(r.grad[i]));
+  s += at.empty() ? "}" : "\n" + indent + "}";
+  if (with_check) {
+    s += fmt::format(",\n{}\"check\": {{\"pass\": {}, \"inputs\": [", indent,
+                     r.check.pass ? "true" : "false");
+    for (std::size_t i = 0; i < r.check.inputs.size(); ++i) {
+      const auto& c = r.check.inputs[i];
+      s += fmt::format(
+          "{}\n{}  {{\"name\": {}, \"analytic\": {}, \"numeric\": {}, \"abs_error\": {}, "
+          "\"pass\": {}}}",
+          i ? "," : "", indent, json_str(at[i].first), json_num(c.analytic), json_num(c.numeric),
+          json_num(c.max_abs_error), c.pass ? "true" : "false");
+    }
+    s += "\n" + indent + "]}";
+  }
+  return s;
+}
+
+void print_point(const Bindings& at, const PointResult& r) {
+  fmt::print("value = {}\n", num(r.value));
+  for (std::size_t i = 0; i < at.size(); ++i)
+    fmt::print("df/d{} = {}\n", at[i].first, num(r.grad[i]));
+}
+void print_check(const Bindings& at, const PointResult& r) {
+  {
+    fmt::print("\nfinite-difference check (central, step 1e-6):\n");
+    for (std::size_t i = 0; i < r.check.inputs.size(); ++i) {
+      const auto& c = r.check.inputs[i];
+      fmt::print("  {:<8} analytic {:>14.8g}  numeric {:>14.8g}  abs error {:.2e}  {}\n",
+                 at[i].first, c.analytic, c.numeric, c.max_abs_error, c.pass ? "pass" : "FAIL");
+    }
+  }
+}
+
+}  // namespace
+
+// Records the expression once, at the first point, and replays the tape at
+// every other point (the expression language has no comparisons, so the
+// recorded tape is the function everywhere).
 int run_grad(const GradOptions& o) {
+  const std::vector<Bindings> points = parse_points(o.at);
+  if (points.size() > 1 && !o.dot.empty())
+    throw Error(fmt::format("--dot draws one point; {} --at points were given", points.size()));
   Tape tape;
   TapeScope scope(tape);
-  const auto values = parse_bindings(o.at);
+  const Bindings& first = points[0];
   Leaves leaves;
-  for (const auto& [name, v] : values) leaves[name] = tape.variable(v).named(name);
+  std::vector<Scalar> inputs;
+  for (const auto& [name, v] : first) {
+    leaves[name] = tape.variable(v).named(name);
+    inputs.push_back(leaves[name]);
+  }
   Scalar f = parse_expression(o.expression, leaves);
-  f.backward();
-  GradcheckResult check;
-  if (o.check) {
-    std::vector<double> at;
-    for (const auto& nv : values) at.push_back(nv.second);
-    check = gradcheck(
-        [&](std::span<const Scalar> xs) {
-          Leaves l;
-          for (std::size_t i = 0; i < values.size(); ++i) l[values[i].first] = xs[i];
-          return parse_expression(o.expression, l);
-        },
-        at);
+  Function fn(tape, inputs, f);
+  std::vector<PointResult> results;
+  std::vector<double> x(first.size());
+  bool all_pass = true;
+  for (const Bindings& at : points) {
+    for (std::size_t i = 0; i < at.size(); ++i) x[i] = at[i].second;
+    PointResult r{0, std::vector<double>(at.size()), {}};
+    r.value = fn.gradient(x, r.grad);
+    if (o.check) {
+      r.check = gradcheck(
+          [&](std::span<const Scalar> xs) {
+            Leaves l;
+            for (std::size_t i = 0; i < at.size(); ++i) l[at[i].first] = xs[i];
+            return parse_expression(o.expression, l);
+          },
+          x);
+      all_pass = all_pass && r.check.pass;
+    }
+    if (!o.json) {
+      if (points.size() == 1) {
+        fmt::print("f = {}\n", o.expression);
+      } else {
+        std::string where;
+        for (const auto& [name, v] : at)
+          where += fmt::format("{}{}={}", where.empty() ? "" : ",", name, num(v));
+        fmt::print("{}f = {} at {}\n", results.empty() ? "" : "\n", o.expression, where);
+      }
+      print_point(at, r);
+      if (o.trace) fmt::print("\n{}", trace(f));
+      if (o.check) print_check(at, r);
+    }
+    results.push_back(std::move(r));
   }
   if (!o.dot.empty()) write_graph(to_dot(f, {.title = o.expression}), o.dot);
   if (o.json) {
-    std::string s = fmt::format("{{\n  \"expression\": {},\n  \"value\": {},\n  \"gradient\": {{",
-                                json_str(o.expression), json_num(f.value()));
-    for (std::size_t i = 0; i < values.size(); ++i)
-      s += fmt::format("{}\n    {}: {}", i ? "," : "", json_str(values[i].first),
-                       json_num(leaves.at(values[i].first).grad()));
-    s += values.empty() ? "}" : "\n  }";
-    if (o.check) {
-      s += fmt::format(",\n  \"check\": {{\"pass\": {}, \"inputs\": [",
-                       check.pass ? "true" : "false");
-      for (std::size_t i = 0; i < check.inputs.size(); ++i) {
-        const auto& r = check.inputs[i];
-        s += fmt::format(
-            "{}\n    {{\"name\": {}, \"analytic\": {}, \"numeric\": {}, \"abs_error\": {}, "
-            "\"pass\": {}}}",
-            i ? "," : "", json_str(values[i].first), json_num(r.analytic), json_num(r.numeric),
-            json_num(r.max_abs_error), r.pass ? "true" : "false");
+    std::string s = fmt::format("{{\n  \"expression\": {},\n", json_str(o.expression));
+    if (points.size() == 1) {
+      s += point_json(first, results[0], o.check, "  ");
+    } else {
+      s += "  \"points\": [";
+      for (std::size_t k = 0; k < points.size(); ++k) {
+        s += fmt::format("{}\n    {{\n      \"at\": {{", k ? "," : "");
+        for (std::size_t i = 0; i < points[k].size(); ++i)
+          s += fmt::format("{}{}: {}", i ? ", " : "", json_str(points[k][i].first),
+                           json_num(points[k][i].second));
+        s += "},\n" + point_json(points[k], results[k], o.check, "      ") + "\n    }";
       }
-      s += "\n  ]}";
+      s += "\n  ]";
     }
     fmt::print("{}\n}}\n", s);
-  } else {
-    fmt::print("f = {}\nvalue = {}\n", o.expression, num(f.value()));
-    for (const auto& [name, v] : values)
-      fmt::print("df/d{} = {}\n", name, num(leaves.at(name).grad()));
-    if (o.trace) fmt::print("\n{}", trace(f));
-    if (o.check) {
-      fmt::print("\nfinite-difference check (central, step 1e-6):\n");
-      for (std::size_t i = 0; i < check.inputs.size(); ++i) {
-        const auto& r = check.inputs[i];
-        fmt::print("  {:<8} analytic {:>14.8g}  numeric {:>14.8g}  abs error {:.2e}  {}\n",
-                   values[i].first, r.analytic, r.numeric, r.max_abs_error,
-                   r.pass ? "pass" : "FAIL");
-      }
-    }
   }
-  return o.check && !check.pass ? 3 : 0;
+  return o.check && !all_pass ? 3 : 0;
 }
 
 int run_gradcheck(const GradcheckCliOptions& o) {

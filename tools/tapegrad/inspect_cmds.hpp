@@ -2,13 +2,14 @@
 // `tapegrad grad`, `tapegrad gradcheck` and `tapegrad example`.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tapegrad::cli {
 
 struct GradOptions {
   std::string expression;
-  std::string at;
-  std::string dot;  // output file; format from the extension
+  std::vector<std::string> at;  // one point per --at; recorded at the first, replayed at the rest
+  std::string dot;              // output file; format from the extension
   bool trace = false, check = false, json = false;
 };
 int run_grad(const GradOptions& o);

@@ -58,7 +58,10 @@ int main(int argc, char** argv) {
   CLI::App* grad =
       app.add_subcommand("grad", "evaluate an expression and every partial derivative");
   grad->add_option("expression", g.expression, "e.g. '(x+y)*z'")->required();
-  grad->add_option("--at", g.at, "variable values, e.g. x=-2,y=5,z=-4");
+  grad->add_option("--at", g.at,
+                   "variable values, e.g. x=-2,y=5,z=-4; repeat for more points (recorded once, "
+                   "replayed at the rest)")
+      ->allow_extra_args(false);
   grad->add_option("--dot", g.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
   grad->add_flag("--trace", g.trace, "print the forward and backward sweeps as flat code");
   grad->add_flag("--check", g.check, "check the gradient against central finite differences");

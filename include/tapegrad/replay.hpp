@@ -50,6 +50,21 @@ class BranchChanged : public Error {
   CompareRecord comparison_;
 };
 
+namespace detail {
+struct Program;
+}
+
+// What Function::optimize() did to the recorded tape.
+struct OptimizeStats {
+  std::uint32_t recorded = 0;     // op nodes in the recorded range
+  std::uint32_t dead = 0;         // dropped: they do not reach the output
+  std::uint32_t folded = 0;       // dropped: they do not depend on an input
+  std::uint32_t ops = 0;          // ops replayed
+  std::uint32_t statements = 0;   // rows of the reverse sweep after preaccumulation
+  std::uint32_t edges = 0;        // weighted edges in those rows
+  std::uint32_t comparisons = 0;  // recorded comparisons still checked
+};
+
 // A recorded scalar function R^n -> R as a reusable object: its inputs are
 // leaves (variables) on the tape, its output a Scalar recorded after them.
 // Each call sets the inputs, replays, and (for gradient) sweeps. The tape is
@@ -74,6 +89,23 @@ class Function {
     return fn;
   }
 
+  Function(Function&&) noexcept;
+  Function& operator=(Function&&) noexcept;
+  ~Function();
+
+  // Compiles the recorded tape into a replay program, once: nodes that do
+  // not reach the output are dropped, nodes that do not depend on an input
+  // become numbers, and each single-use chain of ops is preaccumulated into
+  // one row of the reverse sweep whose weights are the products of the
+  // partials along it (one row per statement, as an expression-template
+  // engine records, but found after the fact). Values and gradients equal
+  // the unoptimised replay's up to rounding (the weights multiply partials
+  // in another order). After optimize(), calls no longer write the tape: it
+  // keeps showing the recorded point for inspection (use a Function without
+  // optimize() to inspect a replayed point). Pure scalar tapes only.
+  OptimizeStats optimize();
+  bool optimized() const { return prog_ != nullptr; }
+
   std::size_t inputs() const { return in_.size(); }
   Tape& tape() const { return *tape_; }
   const Scalar& output() const { return out_; }
@@ -89,11 +121,13 @@ class Function {
 
  private:
   void set_inputs(std::span<const double> x, const char* what);
+  double run_program(std::span<const double> x, std::span<double> grad, bool want_grad);
   std::unique_ptr<Tape> owned_;
   Tape* tape_;
   std::vector<Scalar> in_;
   Scalar out_;
   std::uint32_t s_hi_ = 0, t_hi_ = 0;
+  std::unique_ptr<detail::Program> prog_;
 };
 
 }  // namespace tapegrad

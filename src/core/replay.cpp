@@ -196,7 +196,7 @@ ReplayStatus Tape::replay(std::uint32_t s_hi, std::uint32_t t_hi) {
   return st;
 }
 
-namespace {
+namespace detail {
 // How many tensor nodes precede scalar node r (their scalar mark is <= r).
 std::uint32_t tensors_before(const Tape& tape, std::uint32_t r) {
   std::uint32_t lo = 0, hi = static_cast<std::uint32_t>(tape.tensor_count());
@@ -209,12 +209,12 @@ std::uint32_t tensors_before(const Tape& tape, std::uint32_t r) {
   }
   return lo;
 }
-}  // namespace
+}  // namespace detail
 
 void Tape::sweep_from(std::uint32_t r) {
   check_owner("backward");
   const std::uint32_t s_hi = r + 1;
-  if (tensors_before(*this, r) > 0) {  // tensor gradients live in buffers: the general path
+  if (detail::tensors_before(*this, r) > 0) {  // tensor gradients live in buffers: the general path
     zero_grad();
     backward(Scalar(*this, r));
     return;
@@ -231,23 +231,6 @@ void Tape::sweep_from(std::uint32_t r) {
 
 // ---- Function ----
 
-Function::Function(Tape& tape, std::vector<Scalar> inputs, Scalar output)
-    : tape_(&tape), in_(std::move(inputs)), out_(output) {
-  out_.checked("Function output");
-  if (&out_.tape() != &tape) throw Error("Function: the output lives on another tape");
-  for (std::size_t k = 0; k < in_.size(); ++k) {
-    const Scalar& x = in_[k];
-    x.checked("Function input");
-    if (&x.tape() != &tape) throw Error(fmt::format("Function: input {} lives on another tape", k));
-    if (x.op() != ScalarOp::leaf)
-      throw Error(fmt::format(
-          "Function: input {} (s{}) is a '{}' node; inputs must be variables (tape.variable)", k,
-          x.index(), scalar_op_name(x.op())));
-  }
-  s_hi_ = out_.index() + 1;
-  t_hi_ = tensors_before(tape, out_.index());
-}
-
 void Function::set_inputs(std::span<const double> x, const char* what) {
   if (x.size() != in_.size())
     throw Error(
@@ -258,6 +241,7 @@ void Function::set_inputs(std::span<const double> x, const char* what) {
 
 double Function::value(std::span<const double> x) {
   set_inputs(x, "value");
+  if (prog_) return run_program(x, {}, false);
   const ReplayStatus st = tape_->replay(s_hi_, t_hi_);
   if (!st.ok()) throw BranchChanged(st.describe(*tape_), tape_->compares()[st.first]);
   return tape_->scalar_value(out_.index());
@@ -269,6 +253,11 @@ ReplayStatus Function::try_gradient(std::span<const double> x, std::span<double>
   if (grad.size() != in_.size())
     throw Error(fmt::format("Function::gradient: room for {} gradient entries given for {} inputs",
                             grad.size(), in_.size()));
+  if (prog_) {
+    const double v = run_program(x, grad, true);
+    if (value) *value = v;
+    return {};
+  }
   const ReplayStatus st = tape_->replay(s_hi_, t_hi_);
   tape_->sweep_from(out_.index());
   const double* g = tape_->scalar_adjoints();

@@ -258,3 +258,163 @@ TEST_CASE("Function rejects bad inputs with clear errors", "[replay]") {
   CHECK_THROWS_WITH(tg::Function(other, {other.variable(1)}, y2 * 2.0),
                     Catch::Contains("output lives on another tape"));
 }
+
+namespace {
+// A random graph over three inputs: every op, numbers on either side, fan-out,
+// nodes that do not reach the output, and subgraphs no input reaches (a fixed
+// variable and constants).
+tg::Scalar random_graph(std::span<const tg::Scalar> in, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  tg::Tape& tape = in[0].tape();
+  std::vector<tg::Scalar> pool(in.begin(), in.end());
+  pool.push_back(tape.variable(0.75));  // not an input: folded
+  pool.push_back(tape.constant(-0.5));
+  const auto pick = [&] {
+    // Mostly recent values (long single-use chains), sometimes any.
+    const std::size_t n = pool.size();
+    return pool[rng() % 4 == 0 ? rng() % n : n - 1 - rng() % std::min<std::size_t>(n, 3)];
+  };
+  std::uniform_real_distribution<double> u(-1.5, 1.5);
+  for (int k = 0; k < 120; ++k) {
+    const tg::Scalar a = pick(), b = pick();
+    const double c = u(rng);
+    tg::Scalar r;
+    switch (rng() % 16) {
+      case 0:
+        r = a + b;
+        break;
+      case 1:
+        r = a - c;
+        break;
+      case 2:
+        r = a * b;
+        break;
+      case 3:
+        r = c * a;
+        break;
+      case 4:
+        r = a / (b * b + 1.0);
+        break;
+      case 5:
+        r = c / (a * a + 2.0);
+        break;
+      case 6:
+        r = tg::tanh(a);
+        break;
+      case 7:
+        r = tg::sigmoid(a) * 2.0;
+        break;
+      case 8:
+        r = tg::max(a, b);
+        break;
+      case 9:
+        r = tg::min(c, a);
+        break;
+      case 10:
+        r = tg::relu(a) + tg::abs(b);
+        break;
+      case 11:
+        r = tg::exp(tg::tanh(a));
+        break;
+      case 12:
+        r = tg::log(a * a + 1.0);
+        break;
+      case 13:
+        r = tg::sqrt(b * b + 0.5);
+        break;
+      case 14:
+        r = tg::pow(tg::abs(a) + 0.5, 1.5);
+        break;
+      default:
+        r = -a + 1.25;
+        break;
+    }
+    pool.push_back(r);
+  }
+  tg::Scalar out = pool.back();
+  for (int k = 0; k < 6; ++k) out = out + pool[pool.size() - 10 - static_cast<std::size_t>(k) * 7];
+  return out;
+}
+void require_near(double got, double want) {
+  INFO("got " << got << ", want " << want);
+  REQUIRE(std::abs(got - want) <= 1e-12 * (1 + std::abs(want)));
+}
+}  // namespace
+
+TEST_CASE("the optimised program gives the replay's values and gradients", "[replay]") {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-2, 2);
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    const std::vector<double> x0{u(rng), u(rng), u(rng)};
+    const auto f = [&](auto in) { return random_graph(in, seed); };
+    tg::Function plain = tg::Function::record(x0, f);
+    tg::Function fast = tg::Function::record(x0, f);
+    const tg::OptimizeStats st = fast.optimize();
+    CHECK(fast.optimized());
+    CHECK(st.ops + st.dead + st.folded == st.recorded);
+    CHECK(st.statements <= st.ops);
+    std::vector<double> g1(3), g2(3);
+    for (int trial = 0; trial < 5; ++trial) {
+      const std::vector<double> x = trial == 0 ? x0 : std::vector<double>{u(rng), u(rng), u(rng)};
+      INFO("seed " << seed << " trial " << trial);
+      const double v1 = plain.gradient(x, g1), v2 = fast.gradient(x, g2);
+      require_near(v2, v1);
+      for (int k = 0; k < 3; ++k) require_near(g2[k], g1[k]);
+      CHECK(fast.value(x) == v2);
+    }
+  }
+  // Every op, each at many points.
+  tg::Function plain = tg::Function::record(std::vector<double>{0.3, -1.2, 0.8}, all_ops);
+  tg::Function fast = tg::Function::record(std::vector<double>{0.3, -1.2, 0.8}, all_ops);
+  const tg::OptimizeStats st = fast.optimize();
+  CHECK(st.statements < st.ops);  // chains were preaccumulated
+  std::vector<double> g1(3), g2(3);
+  for (int trial = 0; trial < 50; ++trial) {
+    const std::vector<double> x{u(rng), u(rng), u(rng)};
+    require_near(fast.gradient(x, g2), plain.gradient(x, g1));
+    for (int k = 0; k < 3; ++k) require_near(g2[k], g1[k]);
+  }
+}
+
+TEST_CASE("optimize drops dead nodes, folds fixed ones, and splits long chains", "[replay]") {
+  tg::Tape tape;
+  tg::Scalar x = tape.variable(0.5), y = tape.variable(2.0), k = tape.variable(3.0);
+  tg::Scalar dead = tg::exp(x) * y;  // never used
+  (void)dead;
+  tg::Scalar fixed = tg::tanh(k) * 2.0 + 1.0;  // no input reaches it: three ops
+  tg::Scalar acc = x;
+  for (int i = 0; i < 200; ++i) acc = acc * 0.99 + y;  // single-use chain of 400 ops
+  tg::Scalar out = acc * fixed;
+  tg::Function plain(tape, {x, y}, out);
+  tg::Function fast(tape, {x, y}, out);
+  const tg::OptimizeStats st = fast.optimize();
+  CHECK(st.dead == 2);
+  CHECK(st.folded == 3);
+  CHECK(st.ops == 401);
+  CHECK(st.statements >= 401 / 64);
+  CHECK(st.statements < 20);
+  std::vector<double> g1(2), g2(2);
+  const std::vector<double> at{0.25, -1.0};
+  require_near(fast.gradient(at, g2), plain.gradient(at, g1));
+  require_near(g2[0], g1[0]);
+  require_near(g2[1], g1[1]);
+}
+
+TEST_CASE("an optimised function still reports a flipped comparison", "[replay]") {
+  tg::Function fn = tg::Function::record(std::vector<double>{0.5, 2.0}, [](auto in) {
+    return in[0] * 2.0 < in[1] ? in[0] * in[1] : in[0] + in[1];
+  });
+  CHECK(fn.optimize().comparisons == 1);
+  std::vector<double> g(2);
+  CHECK(fn.gradient(std::vector<double>{0.5, 4.0}, g) == 2.0);
+  CHECK(g == std::vector<double>{4.0, 0.5});
+  CHECK_THROWS_WITH(fn.gradient(std::vector<double>{3.0, 4.0}, g),
+                    Catch::Contains("is false now (6 < 4)"));
+  // A tensor tape is replayed, not compiled.
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  tg::Scalar s = tg::var(1.0);
+  tg::Scalar f = tg::sum(tg::tensor({1.0, 2.0}, {2}) * s).item();
+  tg::Function tf(tape, {s}, f);
+  CHECK_THROWS_WITH(tf.optimize(), Catch::Contains("the function reads 4 tensor nodes; the optimiser compiles pure scalar"));
+}

@@ -3,6 +3,7 @@
 //   <problem>Doubles      the plain-double function (the ratio's base),
 //   <problem>Retape       tapegrad: record the function, sweep (every call),
 //   <problem>Replay       tapegrad: replay a recorded tape, sweep,
+//   <problem>Optimized    tapegrad: the same after Function::optimize(),
 //   <problem>AdolcRetape / AdolcReplay   ADOL-C (Debian libadolc-dev), when built
 // so one run gives every figure of docs/performance.md's replay table.
 #include <benchmark/benchmark.h>
@@ -134,6 +135,21 @@ void BM_Replay(benchmark::State& state) {
   counters(state, static_cast<double>(fn.tape().scalar_count()));
 }
 
+// The same with the tape compiled by Function::optimize() (once, outside
+// the loop).
+template <int Which>
+void BM_Optimized(benchmark::State& state) {
+  const int arg = static_cast<int>(state.range(0));
+  const Problem p = problem(Which, arg);
+  tg::Function fn = tg::Function::record(p.x0, [&](auto in) { return p.record(in, arg); });
+  const tg::OptimizeStats st = fn.optimize();
+  std::vector<double> g(p.x0.size());
+  for (auto _ : state) benchmark::DoNotOptimize(fn.gradient(p.x0, g));
+  counters(state, static_cast<double>(fn.tape().scalar_count()));
+  state.counters["statements"] = st.statements;
+  state.counters["edges"] = st.edges;
+}
+
 #ifdef TAPEGRAD_BENCH_ADOLC
 // ADOL-C at its best: the whole tape kept in memory (buffers sized to hold
 // it, so nothing goes to tape files), gradient() as its replay driver.
@@ -184,10 +200,11 @@ void BM_AdolcReplay(benchmark::State& state) {
 #define PEER(which, name, args)
 #endif
 
-#define PROBLEM(which, name, args)                                                         \
-  BENCHMARK(BM_Doubles<which>)->Name(name "Doubles")->args->Unit(benchmark::kMillisecond); \
-  BENCHMARK(BM_Retape<which>)->Name(name "Retape")->args->Unit(benchmark::kMillisecond);   \
-  BENCHMARK(BM_Replay<which>)->Name(name "Replay")->args->Unit(benchmark::kMillisecond);   \
+#define PROBLEM(which, name, args)                                                             \
+  BENCHMARK(BM_Doubles<which>)->Name(name "Doubles")->args->Unit(benchmark::kMillisecond);     \
+  BENCHMARK(BM_Retape<which>)->Name(name "Retape")->args->Unit(benchmark::kMillisecond);       \
+  BENCHMARK(BM_Replay<which>)->Name(name "Replay")->args->Unit(benchmark::kMillisecond);       \
+  BENCHMARK(BM_Optimized<which>)->Name(name "Optimized")->args->Unit(benchmark::kMillisecond); \
   PEER(which, name, args)
 
 PROBLEM(0, "BM_DetMinor", DenseRange(5, 9))

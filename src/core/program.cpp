@@ -14,6 +14,7 @@
 namespace tapegrad {
 namespace detail {
 std::uint32_t tensors_before(const Tape& tape, std::uint32_t r);  // replay.cpp
+bool holds(Compare how, double a, double b);                      // replay.cpp
 
 namespace {
 enum Ref : std::uint8_t { kLocal, kExt, kNum };
@@ -56,23 +57,6 @@ Partials eval(ScalarOp op, double x, double y) {
   }
 }
 
-bool holds(Compare how, double a, double b) {
-  switch (how) {
-    case Compare::lt:
-      return a < b;
-    case Compare::le:
-      return a <= b;
-    case Compare::gt:
-      return a > b;
-    case Compare::ge:
-      return a >= b;
-    case Compare::eq:
-      return a == b;
-    case Compare::ne:
-      return a != b;
-  }
-  return false;
-}
 }  // namespace
 
 struct POp {

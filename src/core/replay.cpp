@@ -16,7 +16,7 @@ const char* compare_symbol(Compare c) {
   return symbols[static_cast<int>(c)];
 }
 
-namespace {
+namespace detail {
 bool holds(Compare how, double a, double b) {
   switch (how) {
     case Compare::lt:
@@ -34,7 +34,8 @@ bool holds(Compare how, double a, double b) {
   }
   return false;
 }
-}  // namespace
+}  // namespace detail
+using detail::holds;
 
 bool Tape::record_compare(Compare how, std::uint32_t a, std::uint32_t b, double c, Site where) {
   check_owner("compare");

@@ -416,5 +416,7 @@ TEST_CASE("an optimised function still reports a flipped comparison", "[replay]"
   tg::Scalar s = tg::var(1.0);
   tg::Scalar f = tg::sum(tg::tensor({1.0, 2.0}, {2}) * s).item();
   tg::Function tf(tape, {s}, f);
-  CHECK_THROWS_WITH(tf.optimize(), Catch::Contains("the function reads 4 tensor nodes; the optimiser compiles pure scalar"));
+  CHECK_THROWS_WITH(
+      tf.optimize(),
+      Catch::Contains("the function reads 4 tensor nodes; the optimiser compiles pure scalar"));
 }

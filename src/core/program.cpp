@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/rules.hpp"
 #include "tapegrad/replay.hpp"
 
 namespace tapegrad {
@@ -19,43 +20,6 @@ bool holds(Compare how, double a, double b);                      // replay.cpp
 namespace {
 enum Ref : std::uint8_t { kLocal, kExt, kNum };
 constexpr std::uint32_t kMaxStatement = 64;  // ops per statement (scratch size)
-
-Partials eval(ScalarOp op, double x, double y) {
-  switch (op) {
-    case ScalarOp::add:
-      return kAdd(x, y);
-    case ScalarOp::sub:
-      return kSub(x, y);
-    case ScalarOp::mul:
-      return kMul(x, y);
-    case ScalarOp::div:
-      return kDiv(x, y);
-    case ScalarOp::pow:
-      return pow_rule(x, y);
-    case ScalarOp::max:
-      return kMax(x, y);
-    case ScalarOp::min:
-      return kMin(x, y);
-    case ScalarOp::neg:
-      return kNeg(x);
-    case ScalarOp::exp:
-      return exp_rule(x);
-    case ScalarOp::log:
-      return log_rule(x);
-    case ScalarOp::sqrt:
-      return sqrt_rule(x);
-    case ScalarOp::abs:
-      return kAbs(x);
-    case ScalarOp::tanh:
-      return tanh_rule(x);
-    case ScalarOp::sigmoid:
-      return sigmoid_rule(x);
-    case ScalarOp::relu:
-      return kRelu(x);
-    default:
-      return {0, 0, 0};  // not reached: build() admits only the ops above
-  }
-}
 
 }  // namespace
 

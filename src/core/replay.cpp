@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/rules.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -100,45 +101,6 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
         v[i] = x - y;
         if constexpr (Checked) check_scalar_forward(i);
         continue;
-      case ScalarOp::mul:
-        p = kMul(x, y);
-        break;
-      case ScalarOp::div:
-        p = kDiv(x, y);
-        break;
-      case ScalarOp::pow:
-        p = pow_rule(x, y);
-        break;
-      case ScalarOp::max:
-        p = kMax(x, y);
-        break;
-      case ScalarOp::min:
-        p = kMin(x, y);
-        break;
-      case ScalarOp::neg:
-        p = kNeg(x);
-        break;
-      case ScalarOp::exp:
-        p = exp_rule(x);
-        break;
-      case ScalarOp::log:
-        p = log_rule(x);
-        break;
-      case ScalarOp::sqrt:
-        p = sqrt_rule(x);
-        break;
-      case ScalarOp::abs:
-        p = kAbs(x);
-        break;
-      case ScalarOp::tanh:
-        p = tanh_rule(x);
-        break;
-      case ScalarOp::sigmoid:
-        p = sigmoid_rule(x);
-        break;
-      case ScalarOp::relu:
-        p = kRelu(x);
-        break;
       case ScalarOp::compare: {
         while (compares_[cmp].node < i) ++cmp;
         const bool now = holds(compares_[cmp].how, x, y);
@@ -147,11 +109,13 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
         }
         continue;
       }
-      default:
+      case ScalarOp::custom:
         throw Error(fmt::format(
             "replay: scalar node s{} is a '{}' node, which has no forward rule to replay{}", i,
             scalar_op_name(static_cast<ScalarOp>(n.a_op >> kIndexBits)),
             origin(false, i).empty() ? "" : "; " + origin(false, i)));
+      default:
+        p = eval(static_cast<ScalarOp>(n.a_op >> kIndexBits), x, y);
     }
     v[i] = p.v;
     if (a) n.da = p.da;

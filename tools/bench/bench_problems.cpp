@@ -153,10 +153,16 @@ void BM_Optimized(benchmark::State& state) {
 #ifdef TAPEGRAD_BENCH_ADOLC
 // ADOL-C at its best: the whole tape kept in memory (buffers sized to hold
 // it, so nothing goes to tape files), gradient() as its replay driver.
-template <int Which>
+// Both of its configurations run: buffers sized to hold the whole tape
+// (`Adolc...`), and ADOL-C's default buffers (`Adolc...Default`), which are
+// cheaper to set up on small tapes; the faster one is the peer's figure.
+template <int Which, bool BigBuffers = true>
 void record_adolc(const Problem& p, int arg) {
   constexpr unsigned kBuf = 1u << 24;
-  trace_on(1, 0, kBuf, kBuf, kBuf, kBuf);
+  if constexpr (BigBuffers)
+    trace_on(1, 0, kBuf, kBuf, kBuf, kBuf);
+  else
+    trace_on(1);
   std::vector<adouble> in(p.x0.size());
   for (std::size_t k = 0; k < in.size(); ++k) in[k] <<= p.x0[k];
   adouble out;
@@ -171,23 +177,23 @@ void record_adolc(const Problem& p, int arg) {
   out >>= y;
   trace_off();
 }
-template <int Which>
+template <int Which, bool BigBuffers = true>
 void BM_AdolcRetape(benchmark::State& state) {
   const int arg = static_cast<int>(state.range(0));
   const Problem p = problem(Which, arg);
   std::vector<double> g(p.x0.size());
   for (auto _ : state) {
-    record_adolc<Which>(p, arg);
+    record_adolc<Which, BigBuffers>(p, arg);
     gradient(1, static_cast<int>(p.x0.size()), p.x0.data(), g.data());
     benchmark::DoNotOptimize(g.data());
   }
 }
-template <int Which>
+template <int Which, bool BigBuffers = true>
 void BM_AdolcReplay(benchmark::State& state) {
   const int arg = static_cast<int>(state.range(0));
   const Problem p = problem(Which, arg);
   std::vector<double> g(p.x0.size());
-  record_adolc<Which>(p, arg);
+  record_adolc<Which, BigBuffers>(p, arg);
   for (auto _ : state) {
     gradient(1, static_cast<int>(p.x0.size()), p.x0.data(), g.data());
     benchmark::DoNotOptimize(g.data());
@@ -195,7 +201,13 @@ void BM_AdolcReplay(benchmark::State& state) {
 }
 #define PEER(which, name, args)                                                                    \
   BENCHMARK(BM_AdolcRetape<which>)->Name(name "AdolcRetape")->args->Unit(benchmark::kMillisecond); \
-  BENCHMARK(BM_AdolcReplay<which>)->Name(name "AdolcReplay")->args->Unit(benchmark::kMillisecond);
+  BENCHMARK(BM_AdolcReplay<which>)->Name(name "AdolcReplay")->args->Unit(benchmark::kMillisecond); \
+  BENCHMARK(BM_AdolcRetape<which, false>)                                                          \
+      ->Name(name "AdolcRetapeDefault")                                                            \
+      ->args->Unit(benchmark::kMillisecond);                                                       \
+  BENCHMARK(BM_AdolcReplay<which, false>)                                                          \
+      ->Name(name "AdolcReplayDefault")                                                            \
+      ->args->Unit(benchmark::kMillisecond);
 #else
 #define PEER(which, name, args)
 #endif

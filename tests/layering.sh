@@ -9,7 +9,7 @@ fail=0
 bad() { echo "layering: $*"; fail=1; }
 includes() { grep -hoE '#include [<"][^>"]+[>"]' "$@" 2>/dev/null | sed -E 's/#include [<"]([^>"]+)[>"]/\1/' | sort -u; }
 
-core_h=(include/tapegrad/{dtype,error,shape,site,tape,scalar,tensor,threads}.hpp)
+core_h=(include/tapegrad/{dtype,error,shape,site,tape,scalar,tensor,threads,higher,replay,storage}.hpp)
 ops_h=(include/tapegrad/ops.hpp include/tapegrad/registry.hpp)
 inspect_h=(include/tapegrad/inspect.hpp include/tapegrad/gradcheck.hpp)
 nn_h=(include/tapegrad/nn.hpp include/tapegrad/nn/*.hpp)

@@ -54,4 +54,16 @@ GradcheckResult gradcheck(const TensorFn& f, const std::vector<GradcheckInput>& 
 GradcheckResult gradcheck(const ScalarFn& f, const std::vector<double>& inputs,
                           const GradcheckOptions& opt = {});
 
+// The second-order check (higher.hpp), along `opt.directions` random
+// directions v, one report row each:
+//   "jvp"     J v from the tangent sweep against central differences of f;
+//   "hvp"     H v of the objective (as above: y, or sum(y * r)) against
+//             central differences of its gradient;
+//   "adjoint" <u, J v> against <J^T u, v> for a random u: forward and
+//             reverse mode agree (no finite differences involved).
+GradcheckResult gradcheck_order2(const TensorFn& f, const std::vector<GradcheckInput>& inputs,
+                                 const GradcheckOptions& opt = {});
+GradcheckResult gradcheck_order2(const ScalarFn& f, const std::vector<double>& inputs,
+                                 const GradcheckOptions& opt = {});
+
 }  // namespace tapegrad

@@ -33,8 +33,12 @@ namespace tapegrad {
 class Scalar;
 class Tensor;
 class Tape;
+class Tangents;  // higher.hpp
 
 inline constexpr std::uint32_t kNone = 0xffffffffu;
+namespace detail {
+struct HigherOrder;
+}
 
 // Op codes of scalar nodes. At most 32 (5 bits in the packed index).
 enum class ScalarOp : std::uint8_t {
@@ -71,17 +75,31 @@ constexpr bool scalar_op_binary(ScalarOp op) {
 
 using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
 using ForwardFn = void (*)(Tape& tape, std::uint32_t node);
+// Higher-order rules (higher.hpp): the node's tangent from its inputs'
+// tangents, and its curvature term (the second-order part of the adjoint's
+// tangent).
+using JvpFn = void (*)(Tape& tape, std::uint32_t node, Tangents& tg);
+using CurvatureFn = void (*)(Tape& tape, std::uint32_t node, Tangents& tg);
+// The curvature rule of an op that is linear or piecewise linear in every
+// input (add, reshape, relu, max, ...): it has none. Ops say so explicitly,
+// so that an op without a second-order rule is an error, never a silent
+// first-order answer. (At a kink this is the documented policy: 0 curvature.)
+void no_curvature(Tape& tape, std::uint32_t node, Tangents& tg);
 
 // What a tensor op is: its name, its backward rule, its forward rule and, for
 // inspection, the gate pattern it follows. Each op defines one of these next
 // to its code. The forward rule (re)computes the node's value from its
 // inputs' values and its attributes; the per-node gradient check and custom
-// ops (record_op) use it.
+// ops (record_op) use it. The JVP and curvature rules serve forward mode and
+// second derivatives (higher.hpp); an op without them works to first order
+// and makes the higher-order functions throw, naming it.
 struct TensorOpDef {
   const char* name;
   BackwardFn backward;          // nullptr for leaves and constants
   const char* gate;             // "distributes", "switches", "routes", ... or nullptr
   ForwardFn forward = nullptr;  // nullptr for leaves and constants
+  JvpFn jvp = nullptr;
+  CurvatureFn curvature = nullptr;  // no_curvature for (piecewise) linear ops
 };
 
 // Op attributes saved with a node; their meaning belongs to the op.
@@ -316,6 +334,7 @@ class Tape {
   }
 
  private:
+  friend struct detail::HigherOrder;  // the higher-order sweeps (higher.cpp)
   [[noreturn]] void throw_stale(std::uint32_t index, std::uint32_t gen, const char* what) const;
   std::uint32_t push_slow(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                           double v, Site where);

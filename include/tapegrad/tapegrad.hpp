@@ -21,6 +21,7 @@
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
 #include "tapegrad/gradcheck.hpp"
+#include "tapegrad/higher.hpp"
 #include "tapegrad/ops.hpp"
 #include "tapegrad/replay.hpp"
 #include "tapegrad/scalar.hpp"

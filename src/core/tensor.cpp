@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/kernels.hpp"
+#include "tapegrad/higher.hpp"
 
 namespace tapegrad {
 
@@ -139,7 +140,18 @@ static void item_forward(Tape& tape, std::uint32_t t) {
     tape.set_scalar_value(n.scalar_out, static_cast<double>(v));
   });
 }
-static const TensorOpDef kItem{"item", &item_backward, "copies", &item_forward};
+// Forward mode: the scalar's tangent is the element's.
+static void item_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  TensorNode& n = tape.tnode(t);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T v = tg.of<T>(n.in[0])[0];
+    tg.out<T>(t)[0] = v;
+    tg.set_scalar(n.scalar_out, static_cast<double>(v));
+  });
+}
+static const TensorOpDef kItem{"item",        &item_backward, "copies",
+                               &item_forward, &item_jvp,      &no_curvature};
 
 Scalar Tensor::item(Site where) const {
   Tape& tape = checked("item");

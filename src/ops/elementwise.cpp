@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "core/higher_rules.hpp"
 #include "core/kernels.hpp"
 #include "tapegrad/ops.hpp"
 
@@ -61,6 +62,11 @@ struct MulRule {  // mul switches: each input gets the other one
   static T db(T a, T) {
     return a;
   }
+  // second partials {d2/da2, d2/dadb, d2/db2}
+  template <class T>
+  static void d2(T, T, T& aa, T& ab, T& bb) {
+    aa = 0, ab = 1, bb = 0;
+  }
 };
 struct DivRule {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
   template <class T>
@@ -74,6 +80,11 @@ struct DivRule {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
   template <class T>
   static T db(T a, T b) {
     return -a / (b * b);
+  }
+  template <class T>
+  static void d2(T a, T b, T& aa, T& ab, T& bb) {
+    const T r = T(1) / b;
+    aa = 0, ab = -r * r, bb = T(2) * a * r * r * r;
   }
 };
 struct MaxRule {  // routes to the larger input; ties go to a
@@ -159,6 +170,58 @@ void binary_forward(Tape& tape, std::uint32_t t) {
   });
 }
 
+// Forward mode: t_y = df/da t_a + df/db t_b (broadcast like the forward).
+template <class Rule>
+void binary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ia = n.in[0], ib = n.in[1];
+  std::int64_t sa[kMaxRank], sb[kMaxRank];
+  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* a = values_of<T>(tape, ia);
+    const T* b = values_of<T>(tape, ib);
+    const T* ta = tg.of<T>(ia);
+    const T* tb = tg.of<T>(ib);
+    T* ty = tg.out<T>(t);
+    detail::for_each_broadcast(
+        tape.tnode(t).shape, sa, sb, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
+          ty[o] = Rule::da(a[i], b[j]) * ta[i] + Rule::db(a[i], b[j]) * tb[j];
+        });
+  });
+}
+
+// The curvature term of a curved binary op (mul, div): with second partials
+// aa, ab, bb, h_a += g (aa t_a + ab t_b) and h_b += g (ab t_a + bb t_b),
+// summed over broadcast axes like the gradient.
+template <class Rule>
+void binary_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ia = n.in[0], ib = n.in[1];
+  std::int64_t sa[kMaxRank], sb[kMaxRank];
+  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  const bool need_a = wants_grad(tape, t, 0), need_b = wants_grad(tape, t, 1);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = tg.first_grad<T>(t);
+    const T* a = values_of<T>(tape, ia);
+    const T* b = values_of<T>(tape, ib);
+    const T* ta = tg.of<T>(ia);
+    const T* tb = tg.of<T>(ib);
+    T* ha = need_a ? grads_of<T>(tape, ia) : nullptr;
+    T* hb = need_b ? grads_of<T>(tape, ib) : nullptr;
+    detail::for_each_broadcast(tape.tnode(t).shape, sa, sb,
+                               [&](std::int64_t o, std::int64_t i, std::int64_t j) {
+                                 T aa, ab, bb;
+                                 Rule::d2(a[i], b[j], aa, ab, bb);
+                                 if (ha) ha[i] += g[o] * (aa * ta[i] + ab * tb[j]);
+                                 if (hb) hb[j] += g[o] * (ab * ta[i] + bb * tb[j]);
+                               });
+  });
+}
+
 template <class Rule>
 Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y, Site where) {
   Tape& tape = x.checked(def.name);
@@ -172,15 +235,42 @@ Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y, Site whe
   return {tape, t};
 }
 
-const TensorOpDef kAdd{"add", &binary_backward<AddRule>, "distributes", &binary_forward<AddRule>};
-const TensorOpDef kSub{"sub", &binary_backward<SubRule>, "distributes (negated to b)",
-                       &binary_forward<SubRule>};
-const TensorOpDef kMul{"mul", &binary_backward<MulRule>, "switches", &binary_forward<MulRule>};
-const TensorOpDef kDiv{"div", &binary_backward<DivRule>, nullptr, &binary_forward<DivRule>};
-const TensorOpDef kMaximum{"maximum", &binary_backward<MaxRule>, "routes",
-                           &binary_forward<MaxRule>};
-const TensorOpDef kMinimum{"minimum", &binary_backward<MinRule>, "routes",
-                           &binary_forward<MinRule>};
+const TensorOpDef kAdd{"add",
+                       &binary_backward<AddRule>,
+                       "distributes",
+                       &binary_forward<AddRule>,
+                       &binary_jvp<AddRule>,
+                       &no_curvature};
+const TensorOpDef kSub{"sub",
+                       &binary_backward<SubRule>,
+                       "distributes (negated to b)",
+                       &binary_forward<SubRule>,
+                       &binary_jvp<SubRule>,
+                       &no_curvature};
+const TensorOpDef kMul{"mul",
+                       &binary_backward<MulRule>,
+                       "switches",
+                       &binary_forward<MulRule>,
+                       &binary_jvp<MulRule>,
+                       &binary_curvature<MulRule>};
+const TensorOpDef kDiv{"div",
+                       &binary_backward<DivRule>,
+                       nullptr,
+                       &binary_forward<DivRule>,
+                       &binary_jvp<DivRule>,
+                       &binary_curvature<DivRule>};
+const TensorOpDef kMaximum{"maximum",
+                           &binary_backward<MaxRule>,
+                           "routes",
+                           &binary_forward<MaxRule>,
+                           &binary_jvp<MaxRule>,
+                           &no_curvature};
+const TensorOpDef kMinimum{"minimum",
+                           &binary_backward<MinRule>,
+                           "routes",
+                           &binary_forward<MinRule>,
+                           &binary_jvp<MinRule>,
+                           &no_curvature};
 const TensorOpDef kConst{"constant", nullptr, nullptr};
 
 // A rank-0 constant of x's dtype on x's tape.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/higher_rules.hpp"
 #include "core/kernels.hpp"
 #include "tapegrad/ops.hpp"
 
@@ -90,27 +91,44 @@ void matmul_backward(Tape& tape, std::uint32_t t) {
     }
   });
 }
+// c = a b (beta 0) or c += a b (beta 1), batched as the dims say.
+template <class T>
+void matmul_product(const MatmulDims& d, const T* pa, const T* pb, T* c, T beta) {
+  if (d.k == 0 && beta == T(0))
+    std::memset(c, 0, static_cast<std::size_t>(d.batch * d.m * d.n) * sizeof(T));
+  if (d.a_batched && !d.b_batched) {
+    detail::gemm(false, false, d.batch * d.m, d.n, d.k, T(1), pa, d.k, pb, d.n, beta, c, d.n);
+    return;
+  }
+  const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
+  for (std::int64_t i = 0; i < d.batch; ++i)
+    detail::gemm(false, false, d.m, d.n, d.k, T(1), pa + i * sa, d.k, pb + i * sb, d.n, beta,
+                 c + i * d.m * d.n, d.n);
+}
 void matmul_forward(Tape& tape, std::uint32_t t) {
   const MatmulDims d = node_dims(tape, t);
   const TensorNode& node = tape.tnode(t);
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* pa = values_of<T>(tape, node.in[0]);
-    const T* pb = values_of<T>(tape, node.in[1]);
-    T* c = values_of<T>(tape, t);
-    if (d.k == 0) std::memset(c, 0, static_cast<std::size_t>(node.shape.numel()) * sizeof(T));
-    if (d.a_batched && !d.b_batched) {
-      detail::gemm(false, false, d.batch * d.m, d.n, d.k, T(1), pa, d.k, pb, d.n, T(0), c, d.n);
-      return;
-    }
-    const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
-    for (std::int64_t i = 0; i < d.batch; ++i)
-      detail::gemm(false, false, d.m, d.n, d.k, T(1), pa + i * sa, d.k, pb + i * sb, d.n, T(0),
-                   c + i * d.m * d.n, d.n);
+    matmul_product(d, values_of<T>(tape, node.in[0]), values_of<T>(tape, node.in[1]),
+                   values_of<T>(tape, t), T(0));
   });
 }
-const TensorOpDef kMatmul{"matmul", &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)",
-                          &matmul_forward};
+// Forward mode: t_C = t_A B + A t_B (the product rule; mul switches).
+void matmul_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const MatmulDims d = node_dims(tape, t);
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ia = node.in[0], ib = node.in[1];
+  const bool ha = tg.has(ia), hb = tg.has(ib);
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    T* tc = tg.out<T>(t);
+    if (ha) matmul_product(d, tg.of<T>(ia), values_of<T>(tape, ib), tc, T(0));
+    if (hb) matmul_product(d, values_of<T>(tape, ia), tg.of<T>(ib), tc, ha ? T(1) : T(0));
+  });
+}
+const TensorOpDef kMatmul{"matmul",        &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)",
+                          &matmul_forward, &matmul_jvp,      &detail::bilinear_curvature};
 
 // ---- transpose of the last two axes ----
 // attrs: i0 = rows, i1 = cols of each matrix, i2 = matrices
@@ -147,7 +165,8 @@ void transpose_forward(Tape& tape, std::uint32_t t) {
       transpose_block(in + b * r * c, o + b * r * c, r, c, false);
   });
 }
-const TensorOpDef kTranspose{"transpose", &transpose_backward, nullptr, &transpose_forward};
+const TensorOpDef kTranspose{"transpose",        &transpose_backward, nullptr,
+                             &transpose_forward, &detail::linear_jvp, &no_curvature};
 
 // ---- reshape, slice, concat: gradients are copied back to where values came from ----
 void copy_back(Tape& tape, std::uint32_t t, std::uint32_t ix, std::int64_t offset) {
@@ -169,18 +188,21 @@ void copy_forward(Tape& tape, std::uint32_t t) {
                   n.attrs.i0 * static_cast<std::int64_t>(es),
               static_cast<std::size_t>(n.shape.numel()) * es);
 }
-const TensorOpDef kReshape{"reshape", &reshape_backward, nullptr, &copy_forward};
+const TensorOpDef kReshape{"reshape",     &reshape_backward,   nullptr,
+                           &copy_forward, &detail::linear_jvp, &no_curvature};
 
 void slice_backward(Tape& tape, std::uint32_t t) {
   copy_back(tape, t, tape.tnode(t).in[0], tape.tnode(t).attrs.i0);  // i0: flat offset
 }
-const TensorOpDef kSlice{"slice_rows", &slice_backward, nullptr, &copy_forward};
+const TensorOpDef kSlice{"slice_rows",  &slice_backward,     nullptr,
+                         &copy_forward, &detail::linear_jvp, &no_curvature};
 
 // attrs: i0 = outer count, i1 = inner size; saved: int64 per input: size along axis
 void concat_backward(Tape& tape, std::uint32_t t);
 void concat_forward(Tape& tape, std::uint32_t t);
-const TensorOpDef kConcat{"concat", &concat_backward, "distributes the gradient in pieces",
-                          &concat_forward};
+const TensorOpDef kConcat{
+    "concat",        &concat_backward,    "distributes the gradient in pieces",
+    &concat_forward, &detail::linear_jvp, &no_curvature};
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/higher_rules.hpp"
 #include "core/kernels.hpp"
 #include "tapegrad/ops.hpp"
 
@@ -64,8 +65,10 @@ void linear_forward(Tape& tape, std::uint32_t t) {
                  in, T(1), y, o);
   });
 }
-const TensorOpDef kLinear{"linear", &linear_backward, "switches (dx = g w, dw = g^T x), bias adds",
-                          &linear_forward};
+void linear_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
+const TensorOpDef kLinear{
+    "linear",        &linear_backward, "switches (dx = g w, dw = g^T x), bias adds",
+    &linear_forward, &linear_jvp,      &detail::bilinear_curvature};
 
 // ---- softmax cross-entropy on logits: mean_r (lse(z_r) - z_r[label_r]) ----
 // saved: softmax probabilities (N*C of T), then the labels (N int32)
@@ -86,7 +89,10 @@ void sce_backward(Tape& tape, std::uint32_t t) {
   });
 }
 void sce_forward(Tape& tape, std::uint32_t t);
-const TensorOpDef kSoftmaxCE{"softmax_cross_entropy", &sce_backward, nullptr, &sce_forward};
+void sce_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
+void sce_curvature(Tape& tape, std::uint32_t t, Tangents& tg);
+const TensorOpDef kSoftmaxCE{
+    "softmax_cross_entropy", &sce_backward, nullptr, &sce_forward, &sce_jvp, &sce_curvature};
 
 // ---- binary cross-entropy on logits, mean over elements ----
 // loss = max(z,0) - z y + log(1 + e^-|z|); d/dz = s(z) - y; d/dy = -z
@@ -128,7 +134,10 @@ void bce_forward(Tape& tape, std::uint32_t t) {
     values_of<T>(tape, t)[0] = static_cast<T>(total / static_cast<double>(count));
   });
 }
-const TensorOpDef kBce{"bce_with_logits", &bce_backward, nullptr, &bce_forward};
+void bce_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
+void bce_curvature(Tape& tape, std::uint32_t t, Tangents& tg);
+const TensorOpDef kBce{"bce_with_logits", &bce_backward, nullptr,
+                       &bce_forward,      &bce_jvp,      &bce_curvature};
 
 // ---- softmax over the last axis: dx = y (g - sum(g y)) ----
 void softmax_backward(Tape& tape, std::uint32_t t) {
@@ -149,7 +158,10 @@ void softmax_backward(Tape& tape, std::uint32_t t) {
   });
 }
 void softmax_forward(Tape& tape, std::uint32_t t);
-const TensorOpDef kSoftmax{"softmax", &softmax_backward, nullptr, &softmax_forward};
+void softmax_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
+void softmax_curvature(Tape& tape, std::uint32_t t, Tangents& tg);
+const TensorOpDef kSoftmax{"softmax",        &softmax_backward, nullptr,
+                           &softmax_forward, &softmax_jvp,      &softmax_curvature};
 
 // Row-wise stable softmax of in (rows x c) into out; returns the row's log-sum-exp via lse.
 template <class T>
@@ -191,6 +203,161 @@ void softmax_forward(Tape& tape, std::uint32_t t) {
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     softmax_rows<T>(values_of<T>(tape, node.in[0]), values_of<T>(tape, t), rows, c, nullptr);
+  });
+}
+
+// ---- forward mode and curvature of the fused ops ----
+
+// t_y = t_x w^T + x t_w^T + t_b (each row).
+void linear_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
+  const std::int64_t n = node.shape[0], o = node.shape[1], in = tape.tnode(ix).shape[1];
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    T* ty = tg.out<T>(t);
+    if (ib != kNone && tg.has(ib)) {
+      for (std::int64_t r = 0; r < n; ++r)
+        std::memcpy(ty + r * o, tg.of<T>(ib), static_cast<std::size_t>(o) * sizeof(T));
+    } else {
+      std::memset(ty, 0, static_cast<std::size_t>(n * o) * sizeof(T));
+    }
+    if (tg.has(ix))
+      detail::gemm(false, true, n, o, in, T(1), tg.of<T>(ix), in, values_of<T>(tape, iw), in, T(1),
+                   ty, o);
+    if (tg.has(iw))
+      detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, tg.of<T>(iw), in, T(1),
+                   ty, o);
+  });
+}
+
+// Softmax cross-entropy: dL/dz = (p - onehot) / N, so t_L = sum((p - onehot) t_z) / N.
+void sce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0];
+  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* p = static_cast<const T*>(tape.tnode(t).saved.data());
+    const auto* labels = reinterpret_cast<const std::int32_t*>(p + n * c);
+    const T* tz = tg.of<T>(iz);
+    double acc = 0;
+    for (std::int64_t r = 0; r < n; ++r) {
+      for (std::int64_t k = 0; k < c; ++k) acc += static_cast<double>(p[r * c + k]) * tz[r * c + k];
+      acc -= tz[r * c + labels[r]];
+    }
+    tg.out<T>(t)[0] = static_cast<T>(acc / static_cast<double>(n));
+  });
+}
+// The tangent of dL/dz = g (p - onehot) / N is g t_p / N, t_p = p (t_z - <p, t_z>) per row.
+void sce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0];
+  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  if (!wants_grad(tape, t, 0)) return;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T scale = tg.first_grad<T>(t)[0] / static_cast<T>(n);
+    const T* p = static_cast<const T*>(tape.tnode(t).saved.data());
+    const T* tz = tg.of<T>(iz);
+    T* hz = grads_of<T>(tape, iz);
+    for (std::int64_t r = 0; r < n; ++r) {
+      T dot = 0;
+      for (std::int64_t k = 0; k < c; ++k) dot += p[r * c + k] * tz[r * c + k];
+      for (std::int64_t k = 0; k < c; ++k)
+        hz[r * c + k] += scale * p[r * c + k] * (tz[r * c + k] - dot);
+    }
+  });
+}
+
+// Binary cross-entropy: dL/dz = (s(z) - y) / n, dL/dy = -z / n.
+template <class T>
+T sigmoid_of(T z) {
+  return z >= 0 ? T(1) / (T(1) + std::exp(-z)) : std::exp(z) / (T(1) + std::exp(z));
+}
+void bce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0], iy = node.in[1];
+  dispatch_dtype(node.dtype, [&](auto zz) {
+    using T = decltype(zz);
+    const std::int64_t count = tape.tnode(iz).shape.numel();
+    const T* z = values_of<T>(tape, iz);
+    const T* y = values_of<T>(tape, iy);
+    const T* tz = tg.of<T>(iz);
+    const T* ty = tg.of<T>(iy);
+    double acc = 0;
+    for (std::int64_t i = 0; i < count; ++i)
+      acc +=
+          static_cast<double>(sigmoid_of(z[i]) - y[i]) * tz[i] - static_cast<double>(z[i]) * ty[i];
+    tg.out<T>(t)[0] = static_cast<T>(acc / static_cast<double>(count));
+  });
+}
+// Second partials (times n): zz = s(z)(1 - s(z)), zy = -1, yy = 0.
+void bce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t iz = node.in[0], iy = node.in[1];
+  const bool need_z = wants_grad(tape, t, 0), need_y = wants_grad(tape, t, 1);
+  dispatch_dtype(node.dtype, [&](auto zz) {
+    using T = decltype(zz);
+    const std::int64_t count = tape.tnode(iz).shape.numel();
+    const T scale = tg.first_grad<T>(t)[0] / static_cast<T>(count);
+    const T* z = values_of<T>(tape, iz);
+    const T* tz = tg.of<T>(iz);
+    const T* ty = tg.of<T>(iy);
+    if (need_z) {
+      T* hz = grads_of<T>(tape, iz);
+      for (std::int64_t i = 0; i < count; ++i) {
+        const T s = sigmoid_of(z[i]);
+        hz[i] += scale * (s * (T(1) - s) * tz[i] - ty[i]);
+      }
+    }
+    if (need_y) {
+      T* hy = grads_of<T>(tape, iy);
+      for (std::int64_t i = 0; i < count; ++i) hy[i] -= scale * tz[i];
+    }
+  });
+}
+
+// Softmax: t_y = y (t_x - <y, t_x>) per row.
+void softmax_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::int64_t c = node.shape[node.shape.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* y = values_of<T>(tape, t);
+    const T* tx = tg.of<T>(tape.tnode(t).in[0]);
+    T* ty = tg.out<T>(t);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      T dot = 0;
+      for (std::int64_t k = 0; k < c; ++k) dot += y[r * c + k] * tx[r * c + k];
+      for (std::int64_t k = 0; k < c; ++k) ty[r * c + k] = y[r * c + k] * (tx[r * c + k] - dot);
+    }
+  });
+}
+// The tangent of dx = y (g - <g, y>) with g fixed:
+// t_y (g - <g, y>) - y <g, t_y>.
+void softmax_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const std::int64_t c = node.shape[node.shape.rank() - 1];
+  const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
+  if (!wants_grad(tape, t, 0)) return;
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = tg.first_grad<T>(t);
+    const T* y = values_of<T>(tape, t);
+    const T* ty = tg.of<T>(t);
+    T* hx = grads_of<T>(tape, ix);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      T gy = 0, gty = 0;
+      for (std::int64_t k = 0; k < c; ++k) {
+        gy += g[r * c + k] * y[r * c + k];
+        gty += g[r * c + k] * ty[r * c + k];
+      }
+      for (std::int64_t k = 0; k < c; ++k)
+        hx[r * c + k] += ty[r * c + k] * (g[r * c + k] - gy) - y[r * c + k] * gty;
+    }
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "core/higher_rules.hpp"
 #include "core/kernels.hpp"
 #include "tapegrad/ops.hpp"
 
@@ -70,9 +71,11 @@ void sum_forward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kSum{"sum", &sum_backward, "copies the gradient to every element", &sum_forward};
-const TensorOpDef kMean{"mean", &sum_backward, "copies the gradient / n to every element",
-                        &sum_forward};
+const TensorOpDef kSum{"sum",        &sum_backward,       "copies the gradient to every element",
+                       &sum_forward, &detail::linear_jvp, &no_curvature};
+const TensorOpDef kMean{
+    "mean",       &sum_backward,       "copies the gradient / n to every element",
+    &sum_forward, &detail::linear_jvp, &no_curvature};
 
 Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean,
                   Site where) {
@@ -139,7 +142,24 @@ void max_forward(Tape& tape, std::uint32_t t) {
       }
   });
 }
-const TensorOpDef kMax{"max", &max_backward, "routes", &max_forward};
+// Forward mode: the tangent of the arg-max element (routes, like the gradient).
+void max_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& node = tape.tnode(t);
+  const std::uint32_t ix = node.in[0];
+  const Split sp = split(tape.tnode(ix).shape, static_cast<int>(node.attrs.i0));
+  const auto* arg = static_cast<const std::int64_t*>(node.saved.data());
+  dispatch_dtype(node.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* tx = tg.of<T>(ix);
+    T* ty = tg.out<T>(t);
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      for (std::int64_t i = 0; i < sp.inner; ++i) {
+        const std::int64_t j = o * sp.inner + i;
+        ty[j] = tx[(o * sp.n + arg[j]) * sp.inner + i];
+      }
+  });
+}
+const TensorOpDef kMax{"max", &max_backward, "routes", &max_forward, &max_jvp, &no_curvature};
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "core/higher_rules.hpp"
 #include "core/kernels.hpp"
 #include "tapegrad/ops.hpp"
 
@@ -39,6 +40,10 @@ struct ExpRule {  // d e^x = e^x
   static T df(T, T y, double) {
     return y;
   }
+  template <class T>
+  static T d2f(T, T y, double) {
+    return y;
+  }
 };
 struct LogRule {  // d ln x = 1/x
   static constexpr const char* name = "log";
@@ -50,6 +55,10 @@ struct LogRule {  // d ln x = 1/x
   static T df(T x, T, double) {
     return T(1) / x;
   }
+  template <class T>
+  static T d2f(T x, T, double) {
+    return T(-1) / (x * x);
+  }
 };
 struct SqrtRule {  // d sqrt x = 1/(2 sqrt x)
   static constexpr const char* name = "sqrt";
@@ -60,6 +69,10 @@ struct SqrtRule {  // d sqrt x = 1/(2 sqrt x)
   template <class T>
   static T df(T, T y, double) {
     return T(0.5) / y;
+  }
+  template <class T>
+  static T d2f(T, T y, double) {  // -1/(4 x^(3/2))
+    return T(-0.25) / (y * y * y);
   }
 };
 struct AbsRule {  // d|x| = sign x, 0 at 0
@@ -83,6 +96,11 @@ struct PowRule {  // d x^p = p x^(p-1)
   static T df(T x, T, double p) {
     return p == 0 ? T(0) : static_cast<T>(p * std::pow(x, static_cast<T>(p - 1)));
   }
+  template <class T>
+  static T d2f(T x, T, double p) {
+    return p == 0 || p == 1 ? T(0)
+                            : static_cast<T>(p * (p - 1) * std::pow(x, static_cast<T>(p - 2)));
+  }
 };
 struct SigmoidRule {  // d s(x) = s(x) (1 - s(x))
   static constexpr const char* name = "sigmoid";
@@ -94,6 +112,10 @@ struct SigmoidRule {  // d s(x) = s(x) (1 - s(x))
   static T df(T, T y, double) {
     return y * (T(1) - y);
   }
+  template <class T>
+  static T d2f(T, T y, double) {
+    return y * (T(1) - y) * (T(1) - T(2) * y);
+  }
 };
 struct TanhRule {  // d tanh x = 1 - tanh^2 x
   static constexpr const char* name = "tanh";
@@ -104,6 +126,10 @@ struct TanhRule {  // d tanh x = 1 - tanh^2 x
   template <class T>
   static T df(T, T y, double) {
     return T(1) - y * y;
+  }
+  template <class T>
+  static T d2f(T, T y, double) {
+    return T(-2) * y * (T(1) - y * y);
   }
 };
 struct ReluRule {  // routes: 1 for x >= 0 (the notes' convention at 0), else 0
@@ -163,11 +189,59 @@ void unary_forward(Tape& tape, std::uint32_t t) {
   });
 }
 
+// Forward mode: t_y = f'(x) t_x.
+template <class Rule>
+void unary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ix = n.in[0];
+  const double alpha = n.attrs.alpha;
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* x = values_of<T>(tape, ix);
+    const T* y = values_of<T>(tape, t);
+    const T* tx = tg.of<T>(ix);
+    T* ty = tg.out<T>(t);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+      ty[i] = Rule::df(x[i], y[i], alpha) * tx[i];
+  });
+}
+
+// The curvature term: h_x += g f''(x) t_x.
+template <class Rule>
+void unary_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ix = n.in[0];
+  const double alpha = n.attrs.alpha;
+  if (!wants_grad(tape, t, 0)) return;
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = tg.first_grad<T>(t);
+    const T* x = values_of<T>(tape, ix);
+    const T* y = values_of<T>(tape, t);
+    const T* tx = tg.of<T>(ix);
+    T* hx = grads_of<T>(tape, ix);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+      hx[i] += g[i] * Rule::d2f(x[i], y[i], alpha) * tx[i];
+  });
+}
+
+// Rules without d2f are linear or piecewise linear (neg, abs, relu, leaky_relu).
+template <class Rule>
+constexpr CurvatureFn curvature_of() {
+  if constexpr (requires { Rule::template d2f<double>(0.0, 0.0, 0.0); })
+    return &unary_curvature<Rule>;
+  else
+    return &no_curvature;
+}
+
 template <class Rule>
 const TensorOpDef& unary_def() {
-  static const TensorOpDef def{Rule::name, &unary_backward<Rule>,
+  static const TensorOpDef def{Rule::name,
+                               &unary_backward<Rule>,
                                std::string_view(Rule::name) == "relu" ? "routes" : nullptr,
-                               &unary_forward<Rule>};
+                               &unary_forward<Rule>,
+                               &unary_jvp<Rule>,
+                               curvature_of<Rule>()};
   return def;
 }
 
@@ -214,7 +288,45 @@ void scale_forward(Tape& tape, std::uint32_t t) {
       out[i] = static_cast<T>(sv) * in[i];
   });
 }
-const TensorOpDef kScale{"scale", &scale_backward, "switches", &scale_forward};
+// t_y = t_s x + s t_x.
+void scale_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& n = tape.tnode(t);
+  const double sv = tape.scalar_value(n.scalar_in), ts = tg.scalar(n.scalar_in);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const std::uint32_t ix = tape.tnode(t).in[0];
+    const T* x = values_of<T>(tape, ix);
+    const T* tx = tg.of<T>(ix);
+    T* ty = tg.out<T>(t);
+    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+      ty[i] = static_cast<T>(ts) * x[i] + static_cast<T>(sv) * tx[i];
+  });
+}
+// Bilinear in s and x: h_s += sum(g t_x), h_x += g t_s.
+void scale_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
+  const TensorNode& n = tape.tnode(t);
+  const std::uint32_t ix = n.in[0], s = n.scalar_in;
+  const double ts = tg.scalar(s);
+  const bool need_x = wants_grad(tape, t, 0) && ts != 0.0, has_x = tg.has(ix);
+  double* h = tape.scalar_adjoints();
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* g = tg.first_grad<T>(t);
+    const std::int64_t count = tape.tnode(t).shape.numel();
+    if (has_x) {
+      const T* tx = tg.of<T>(ix);
+      double acc = 0;
+      for (std::int64_t i = 0; i < count; ++i) acc += static_cast<double>(g[i]) * tx[i];
+      h[s] += acc;
+    }
+    if (need_x) {
+      T* hx = grads_of<T>(tape, ix);
+      for (std::int64_t i = 0; i < count; ++i) hx[i] += g[i] * static_cast<T>(ts);
+    }
+  });
+}
+const TensorOpDef kScale{"scale",        &scale_backward, "switches",
+                         &scale_forward, &scale_jvp,      &scale_curvature};
 
 }  // namespace
 

@@ -119,8 +119,20 @@ class Function {
   // whether the results hold (they are those of the recorded branch).
   ReplayStatus try_gradient(std::span<const double> x, std::span<double> grad, double* value);
 
+  // Beyond the gradient (higher.hpp), each by one replay and the sweeps; each
+  // returns f(x) and throws BranchChanged like value(). An optimized
+  // Function replays its recorded tape for these.
+  // The directional derivative of f at x along v (forward mode).
+  double jvp(std::span<const double> x, std::span<const double> v, double* derivative);
+  // H v into hv, and the gradient into grad when it is not empty.
+  double hvp(std::span<const double> x, std::span<const double> v, std::span<double> hv,
+             std::span<double> grad = {});
+  // The Hessian (inputs() x inputs(), row-major) into H, and the gradient.
+  double hessian(std::span<const double> x, std::span<double> H, std::span<double> grad = {});
+
  private:
   void set_inputs(std::span<const double> x, const char* what);
+  void replay_checked();
   double run_program(std::span<const double> x, std::span<double> grad, bool want_grad);
   std::unique_ptr<Tape> owned_;
   Tape* tape_;

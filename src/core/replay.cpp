@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "core/rules.hpp"
+#include "tapegrad/higher.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
@@ -236,6 +237,50 @@ double Function::gradient(std::span<const double> x, std::span<double> grad) {
   const ReplayStatus st = try_gradient(x, grad, &v);
   if (!st.ok()) throw BranchChanged(st.describe(*tape_), tape_->compares()[st.first]);
   return v;
+}
+
+void Function::replay_checked() {
+  const ReplayStatus st = tape_->replay(s_hi_, t_hi_);
+  if (!st.ok()) throw BranchChanged(st.describe(*tape_), tape_->compares()[st.first]);
+}
+
+double Function::jvp(std::span<const double> x, std::span<const double> v, double* derivative) {
+  set_inputs(x, "jvp");
+  replay_checked();
+  const double d = tapegrad::jvp({out_}, std::vector<Ref>(in_.begin(), in_.end()), v)[0];
+  if (derivative) *derivative = d;
+  return tape_->scalar_value(out_.index());
+}
+
+namespace {
+void check_room(const char* what, const char* name, std::size_t got, std::size_t want) {
+  if (got != want)
+    throw Error(fmt::format("Function::{}: room for {} entries in {}, which needs {}", what, got,
+                            name, want));
+}
+}  // namespace
+
+double Function::hvp(std::span<const double> x, std::span<const double> v, std::span<double> hv,
+                     std::span<double> grad) {
+  set_inputs(x, "hvp");
+  check_room("hvp", "hv", hv.size(), in_.size());
+  if (!grad.empty()) check_room("hvp", "grad", grad.size(), in_.size());
+  replay_checked();
+  const std::vector<double> r = tapegrad::hvp(out_, std::vector<Ref>(in_.begin(), in_.end()), v);
+  std::copy(r.begin(), r.end(), hv.begin());
+  for (std::size_t k = 0; k < grad.size(); ++k) grad[k] = in_[k].grad();
+  return tape_->scalar_value(out_.index());
+}
+
+double Function::hessian(std::span<const double> x, std::span<double> H, std::span<double> grad) {
+  set_inputs(x, "hessian");
+  check_room("hessian", "H", H.size(), in_.size() * in_.size());
+  if (!grad.empty()) check_room("hessian", "grad", grad.size(), in_.size());
+  replay_checked();
+  const std::vector<double> r = tapegrad::hessian(out_, std::vector<Ref>(in_.begin(), in_.end()));
+  std::copy(r.begin(), r.end(), H.begin());
+  for (std::size_t k = 0; k < grad.size(); ++k) grad[k] = in_[k].grad();
+  return tape_->scalar_value(out_.index());
 }
 
 }  // namespace tapegrad

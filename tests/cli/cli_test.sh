@@ -81,5 +81,34 @@ check "grad points: extra variable" has "$work/err.txt" "--at point 2 ('x=3,y=1,
 "$tg" grad 'x*y' --at x=1,y=2 --at x=3,y=1 --dot "$work/two.svg" 2>"$work/err.txt"
 check "grad points: one dot" has "$work/err.txt" "--dot draws one point; 2 --at points were given"
 
+# Second order: the Hessian (exact key layout), forward mode, NaN as an error.
+"$tg" hessian '(1-x)^2 + 100*(y-x^2)^2' --at x=1.5,y=2 --json >"$work/hess.json"
+check "hessian exit code" test $? -eq 0
+/usr/bin/python3 - "$work/hess.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert list(d) == ["expression", "value", "gradient", "hessian"], list(d)
+assert d["value"] == 6.5 and d["gradient"] == {"x": 151, "y": -50}, d
+assert d["hessian"] == {"x": {"x": 1902, "y": -600}, "y": {"x": -600, "y": 200}}, d["hessian"]
+PY
+check "hessian json keys and Rosenbrock values" test $? -eq 0
+"$tg" hessian 'x*y*z' --at x=1,y=2,z=3 >"$work/hess.txt"
+check "hessian table" grep -qE '^ +x +0 +3 +2$' "$work/hess.txt"
+"$tg" grad 'x*y + exp(x)' --at x=0,y=2 --jvp x=2,y=5 >"$work/jvp.txt"
+check "grad --jvp" has "$work/jvp.txt" "df.v = 6 "
+"$tg" grad 'x*y + exp(x)' --at x=0,y=2 --jvp x=1 --json >"$work/jvp.json"
+check "grad --jvp json" has "$work/jvp.json" '"jvp": 3'
+"$tg" grad 'x*y' --at x=0,y=2 --jvp z=1 2>"$work/err.txt"
+check "grad --jvp unknown variable" has "$work/err.txt" "--jvp names 'z', which --at does not"
+"$tg" grad 'log(x)' --at x=-1 >"$work/out.txt" 2>"$work/err.txt"
+check "grad NaN exit code" test $? -eq 1
+check "grad NaN names the op" has "$work/err.txt" "NaN in the forward sweep: scalar node s2 (log)"
+"$tg" hessian 'sqrt(x)' --at x=0 2>"$work/err.txt"
+check "hessian infinity names the op" has "$work/err.txt" "(sqrt, value 0)"
+"$tg" gradcheck --order 2 >"$work/gradcheck2.txt"
+check "gradcheck --order 2 exit code" test $? -eq 0
+check "gradcheck --order 2 all pass" grep -qE '^[0-9]+ passed, 0 failed$' "$work/gradcheck2.txt"
+check "gradcheck --order 2 checks hvp" grep -qE '^matmul hvp ' "$work/gradcheck2.txt"
+
 echo "cli: $pass passed, $fail failed"
 test "$fail" -eq 0

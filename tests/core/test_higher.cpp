@@ -230,3 +230,85 @@ TEST_CASE("higher-order errors name what is wrong", "[higher]") {
   // The tape's gradients survive a failed second-order sweep.
   CHECK(t.grads() == std::vector<double>{2, 2});
 }
+
+namespace {
+// y = x^3 with a correct JVP; the curvature rule is chosen by the test.
+void cube_forward(tg::Tape& tp, std::uint32_t n) {
+  const tg::TensorNode& node = tp.tensor_node(n);
+  const auto* x = static_cast<const double*>(tp.tensor_node(node.in[0]).value);
+  for (std::int64_t i = 0; i < node.shape.numel(); ++i)
+    static_cast<double*>(node.value)[i] = x[i] * x[i] * x[i];
+}
+void cube_backward(tg::Tape& tp, std::uint32_t n) {
+  const tg::TensorNode& node = tp.tensor_node(n);
+  const auto* x = static_cast<const double*>(tp.tensor_node(node.in[0]).value);
+  const auto* g = static_cast<const double*>(node.grad);
+  auto* gx = static_cast<double*>(tp.grad_buffer(node.in[0]));
+  for (std::int64_t i = 0; i < node.shape.numel(); ++i) gx[i] += g[i] * 3 * x[i] * x[i];
+}
+void cube_jvp(tg::Tape& tp, std::uint32_t n, tg::Tangents& tg) {
+  const tg::TensorNode& node = tp.tensor_node(n);
+  const auto* x = static_cast<const double*>(tp.tensor_node(node.in[0]).value);
+  const double* tx = tg.of<double>(node.in[0]);
+  double* ty = tg.out<double>(n);
+  for (std::int64_t i = 0; i < node.shape.numel(); ++i) ty[i] = 3 * x[i] * x[i] * tx[i];
+}
+template <int Factor>  // d2(x^3) = 6x: Factor 6 is right, 3 is the classic slip
+void cube_curvature(tg::Tape& tp, std::uint32_t n, tg::Tangents& tg) {
+  const tg::TensorNode& node = tp.tensor_node(n);
+  const auto* x = static_cast<const double*>(tp.tensor_node(node.in[0]).value);
+  const double* g = tg.first_grad<double>(n);
+  const double* tx = tg.of<double>(node.in[0]);
+  auto* hx = static_cast<double*>(tp.grad_buffer(node.in[0]));
+  for (std::int64_t i = 0; i < node.shape.numel(); ++i) hx[i] += g[i] * Factor * x[i] * tx[i];
+}
+}  // namespace
+
+TEST_CASE("a deliberately wrong second-order rule is caught and named", "[higher]") {
+  static const tg::TensorOpDef right{"cube",        &cube_backward, nullptr,
+                                     &cube_forward, &cube_jvp,      &cube_curvature<6>};
+  static const tg::TensorOpDef wrong{"cube",        &cube_backward, nullptr,
+                                     &cube_forward, &cube_jvp,      &cube_curvature<3>};
+  for (const tg::TensorOpDef* def : {&right, &wrong}) {
+    const auto f = [def](std::span<const tg::Tensor> x) {
+      return tg::record_op(*def, {x[0]}, x[0].shape());
+    };
+    const tg::GradcheckResult r = tg::gradcheck_order2(f, {input({4}, 5)});
+    INFO(r.str());
+    REQUIRE(r.inputs.size() == 3);
+    CHECK(r.inputs[0].name == "jvp");
+    CHECK(r.inputs[0].pass);
+    CHECK(r.inputs[1].name == "hvp");
+    CHECK(r.inputs[1].pass == (def == &right));
+    CHECK(r.inputs[2].pass);
+    CHECK(r.pass == (def == &right));
+  }
+}
+
+TEST_CASE("Function: Newton's method on Rosenbrock by replayed Hessians", "[higher]") {
+  std::vector<double> x{-1.2, 1.0};
+  tg::Function fn = tg::Function::record(x, [](std::span<const tg::Scalar> v) {
+    return tg::pow(1.0 - v[0], 2.0) + 100.0 * tg::pow(v[1] - v[0] * v[0], 2.0);
+  });
+  double H[4], g[2];
+  int steps = 0;
+  for (; steps < 20; ++steps) {
+    fn.hessian(x, H, g);
+    if (std::hypot(g[0], g[1]) < 1e-10) break;
+    const double det = H[0] * H[3] - H[1] * H[2];  // x -= H^-1 g
+    x[0] -= (H[3] * g[0] - H[1] * g[1]) / det;
+    x[1] -= (H[0] * g[1] - H[2] * g[0]) / det;
+  }
+  CHECK(steps < 10);
+  CHECK(x[0] == Approx(1).epsilon(1e-12));
+  CHECK(x[1] == Approx(1).epsilon(1e-12));
+  double hv[2], d = 0;
+  const double v = fn.hvp(std::vector<double>{1.5, 2}, std::vector<double>{0, 1}, hv);
+  CHECK(v == Approx(6.5));
+  CHECK(hv[0] == Approx(-600));
+  CHECK(hv[1] == Approx(200));
+  fn.jvp(std::vector<double>{1.5, 2}, std::vector<double>{0, 1}, &d);
+  CHECK(d == Approx(-50));
+  CHECK_THROWS_WITH(fn.hessian(x, std::span<double>(H, 3)),
+                    Catch::Contains("room for 3 entries in H, which needs 4"));
+}

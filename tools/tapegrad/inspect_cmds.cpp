@@ -7,6 +7,7 @@
 
 #include "expr.hpp"
 #include "json.hpp"
+#include "tapegrad/higher.hpp"
 #include "tapegrad/inspect.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/registry.hpp"
@@ -54,9 +55,24 @@ struct PointResult {
   double value;
   std::vector<double> grad;
   GradcheckResult check;
+  double jvp = 0;
 };
 
-std::string point_json(const Bindings& at, const PointResult& r, bool with_check,
+// The --jvp direction, in the order of the point's variables ({} if none).
+std::vector<double> direction(const std::string& text, const Bindings& vars) {
+  if (text.empty()) return {};
+  const Bindings given = parse_bindings(text);
+  std::vector<double> v(vars.size(), 0.0);
+  for (const auto& [name, value] : given) {
+    const auto it =
+        std::find_if(vars.begin(), vars.end(), [&](const auto& nv) { return nv.first == name; });
+    if (it == vars.end()) throw Error(fmt::format("--jvp names '{}', which --at does not", name));
+    v[static_cast<std::size_t>(it - vars.begin())] = value;
+  }
+  return v;
+}
+
+std::string point_json(const Bindings& at, const PointResult& r, bool with_check, bool with_jvp,
                        const std::string& indent) {
   std::string s =
       fmt::format("{}\"value\": {},\n{}\"gradient\": {{", indent, json_num(r.value), indent);
@@ -64,6 +80,7 @@ std::string point_json(const Bindings& at, const PointResult& r, bool with_check
     s += fmt::format("{}\n{}  {}: {}", i ? "," : "", indent, json_str(at[i].first),
                      json_num(r.grad[i]));
   s += at.empty() ? "}" : "\n" + indent + "}";
+  if (with_jvp) s += fmt::format(",\n{}\"jvp\": {}", indent, json_num(r.jvp));
   if (with_check) {
     s += fmt::format(",\n{}\"check\": {{\"pass\": {}, \"inputs\": [", indent,
                      r.check.pass ? "true" : "false");
@@ -107,7 +124,9 @@ int run_grad(const GradOptions& o) {
     throw Error(fmt::format("--dot draws one point; {} --at points were given", points.size()));
   Tape tape;
   TapeScope scope(tape);
+  DetectAnomaly anomaly(tape);  // a NaN or an infinity is an error naming its op
   const Bindings& first = points[0];
+  const std::vector<double> dir = direction(o.jvp, first);
   Leaves leaves;
   std::vector<Scalar> inputs;
   for (const auto& [name, v] : first) {
@@ -123,6 +142,7 @@ int run_grad(const GradOptions& o) {
     for (std::size_t i = 0; i < at.size(); ++i) x[i] = at[i].second;
     PointResult r{0, std::vector<double>(at.size()), {}};
     r.value = fn.gradient(x, r.grad);
+    if (!dir.empty()) r.jvp = jvp({f}, std::vector<Ref>(inputs.begin(), inputs.end()), dir)[0];
     if (o.check) {
       r.check = gradcheck(
           [&](std::span<const Scalar> xs) {
@@ -143,6 +163,7 @@ int run_grad(const GradOptions& o) {
         fmt::print("{}f = {} at {}\n", results.empty() ? "" : "\n", o.expression, where);
       }
       print_point(at, r);
+      if (!dir.empty()) fmt::print("df.v = {}   (along v = {})\n", num(r.jvp), o.jvp);
       if (o.trace) fmt::print("\n{}", trace(f));
       if (o.check) print_check(at, r);
     }
@@ -152,7 +173,7 @@ int run_grad(const GradOptions& o) {
   if (o.json) {
     std::string s = fmt::format("{{\n  \"expression\": {},\n", json_str(o.expression));
     if (points.size() == 1) {
-      s += point_json(first, results[0], o.check, "  ");
+      s += point_json(first, results[0], o.check, !dir.empty(), "  ");
     } else {
       s += "  \"points\": [";
       for (std::size_t k = 0; k < points.size(); ++k) {
@@ -160,7 +181,8 @@ int run_grad(const GradOptions& o) {
         for (std::size_t i = 0; i < points[k].size(); ++i)
           s += fmt::format("{}{}: {}", i ? ", " : "", json_str(points[k][i].first),
                            json_num(points[k][i].second));
-        s += "},\n" + point_json(points[k], results[k], o.check, "      ") + "\n    }";
+        s +=
+            "},\n" + point_json(points[k], results[k], o.check, !dir.empty(), "      ") + "\n    }";
       }
       s += "\n  ]";
     }
@@ -170,6 +192,8 @@ int run_grad(const GradOptions& o) {
 }
 
 int run_gradcheck(const GradcheckCliOptions& o) {
+  if (o.order != 1 && o.order != 2)
+    throw Error(fmt::format("gradcheck: --order is 1 or 2, not {}", o.order));
   struct Row {
     std::string op, shapes;
     double abs_err, rel_err;
@@ -191,13 +215,20 @@ int run_gradcheck(const GradcheckCliOptions& o) {
       if (!shapes.empty()) shapes += " ";
       shapes += s.str();
     }
-    const GradcheckResult r = gradcheck(c.fn, inputs);
+    const GradcheckResult r =
+        o.order == 2 ? gradcheck_order2(c.fn, inputs) : gradcheck(c.fn, inputs);
+    if (o.order == 2) {  // one row per check: jvp, hvp, adjoint
+      for (const auto& in : r.inputs)
+        rows.push_back({c.op + " " + in.name, shapes, in.max_abs_error, in.max_rel_error, in.pass});
+      continue;
+    }
     double ae = 0, re = 0;
     for (const auto& in : r.inputs)
       ae = std::max(ae, in.max_abs_error), re = std::max(re, in.max_rel_error);
     rows.push_back({c.op, shapes, ae, re, r.pass});
   }
   if (rows.empty()) throw Error(fmt::format("gradcheck: no registered op is named '{}'", o.op));
+
   bool all = true;
   for (const Row& r : rows) all = all && r.pass;
   if (o.json) {

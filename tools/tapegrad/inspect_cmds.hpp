@@ -10,12 +10,21 @@ struct GradOptions {
   std::string expression;
   std::vector<std::string> at;  // one point per --at; recorded at the first, replayed at the rest
   std::string dot;              // output file; format from the extension
+  std::string jvp;              // a direction "x=1,y=0": also print the directional derivative
   bool trace = false, check = false, json = false;
 };
 int run_grad(const GradOptions& o);
 
+struct HessianOptions {
+  std::string expression;
+  std::string at;
+  bool json = false;
+};
+int run_hessian(const HessianOptions& o);
+
 struct GradcheckCliOptions {
   std::string op;  // only this op ("" = all)
+  int order = 1;   // 2: forward mode and Hessian-vector products as well
   bool json = false;
   std::uint64_t seed = 1;
 };

@@ -66,6 +66,16 @@ int main(int argc, char** argv) {
   grad->add_flag("--trace", g.trace, "print the forward and backward sweeps as flat code");
   grad->add_flag("--check", g.check, "check the gradient against central finite differences");
   grad->add_flag("--json", g.json, "print value, gradient (and check) as JSON");
+  grad->add_option("--jvp", g.jvp,
+                   "a direction, e.g. x=1,y=0: also print the directional derivative (forward "
+                   "mode)");
+
+  cli::HessianOptions h;
+  CLI::App* hess = app.add_subcommand(
+      "hessian", "evaluate an expression, its gradient and its Hessian (forward-over-reverse)");
+  hess->add_option("expression", h.expression, "e.g. '(1-x)^2 + 100*(y-x^2)^2'")->required();
+  hess->add_option("--at", h.at, "variable values, e.g. x=1.5,y=2")->required();
+  hess->add_flag("--json", h.json, "print value, gradient and Hessian as JSON");
 
   cli::GradcheckCliOptions gc;
   CLI::App* gcheck =
@@ -73,6 +83,10 @@ int main(int argc, char** argv) {
   gcheck->add_option("--op", gc.op, "check only this op");
   gcheck->add_option("--seed", gc.seed, "seed of the random inputs")->capture_default_str();
   gcheck->add_flag("--json", gc.json, "print the results as JSON");
+  gcheck
+      ->add_option("--order", gc.order,
+                   "2: also check forward mode and Hessian-vector products of every op")
+      ->capture_default_str();
 
   cli::ExampleOptions ex;
   CLI::App* example =
@@ -86,6 +100,7 @@ int main(int argc, char** argv) {
   try {
     if (*train) return cli::run_train(t);
     if (*grad) return cli::run_grad(g);
+    if (*hess) return cli::run_hessian(h);
     if (*gcheck) return cli::run_gradcheck(gc);
     if (*example) return cli::run_example(ex);
   } catch (const tapegrad::Error& e) {

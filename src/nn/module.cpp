@@ -187,4 +187,27 @@ Tensor MLP::forward(const Tensor& x) {
   return h;
 }
 
+std::vector<Ref> parameter_leaves(Tape& tape, const std::vector<Parameter*>& params) {
+  std::vector<Ref> out;
+  for (Parameter* p : params) {
+    std::uint32_t found = kNone;
+    for (std::uint32_t t = 0; t < tape.tensor_count(); ++t) {
+      const TensorNode& n = tape.tensor_node(t);
+      if (n.op->backward || n.value != p->raw_value()) continue;
+      if (found != kNone)
+        throw Error(fmt::format(
+            "parameter_leaves: parameter '{}' has two leaves on the tape (t{} and t{}); "
+            "record one var() per parameter",
+            p->name(), found, t));
+      found = t;
+    }
+    if (found == kNone)
+      throw Error(fmt::format(
+          "parameter_leaves: parameter '{}' has no leaf on the tape; run the forward pass first",
+          p->name()));
+    out.emplace_back(Tensor(tape, found));
+  }
+  return out;
+}
+
 }  // namespace tapegrad::nn

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/higher.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::nn {
@@ -152,5 +153,11 @@ class MLP : public Module {
   MLPOptions opt_;
   std::vector<std::unique_ptr<Linear>> layers_;
 };
+
+// The leaves that Parameter::var recorded for `params` on `tape`, in order:
+// the inputs to give jvp, hvp or hessian (tapegrad/higher.hpp) for
+// derivatives with respect to a model's parameters after a forward pass.
+// Throws if a parameter has no leaf on the tape, or more than one.
+std::vector<Ref> parameter_leaves(Tape& tape, const std::vector<Parameter*>& params);
 
 }  // namespace tapegrad::nn

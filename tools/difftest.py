@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Differential testing against PyTorch: replays the random graphs written by
-tapegrad_difftest in PyTorch (float64) and compares the value of the output
-and the gradient of every input, relative tolerance 1e-9.
+tapegrad_difftest in PyTorch (float64) and compares the value of the output,
+the gradient of every input, the Hessian of the loss and the Jacobian of the
+output with respect to all input elements
+(torch.autograd.functional.hessian / jacobian), relative tolerance 1e-9.
 
   /usr/bin/python3 tools/difftest.py [--graphs 300] [--seed 1] [--bin build/release/tools/tapegrad_difftest]
 
@@ -19,8 +21,10 @@ import torch
 REL, ABS = 1e-9, 1e-12
 
 
-def build(g):
-    xs = [torch.tensor(i["values"], dtype=torch.float64).reshape(i["shape"]).requires_grad_(True) for i in g["inputs"]]
+def build(g, xs=None):
+    if xs is None:
+        xs = [torch.tensor(i["values"], dtype=torch.float64).reshape(i["shape"]).requires_grad_(True)
+              for i in g["inputs"]]
     nodes = list(xs)
     for op in g["ops"]:
         a, b = nodes[op["args"][0]], nodes[op["args"][1]]
@@ -73,6 +77,39 @@ def check(g):
         for i, (p, t) in enumerate(zip(pg, tg)):
             if not close(p, t):
                 problems.append(f"grad of input {k} [{i}]: torch {p!r}, tapegrad {t!r}")
+    problems += second_order(g, w)
+    return problems
+
+
+def second_order(g, w):
+    """Hessian of sum(out * w) and Jacobian of out, over the flattened inputs."""
+    shapes = [i["shape"] for i in g["inputs"]]
+    sizes = [max(1, int(torch.tensor(s).prod().item())) if s else 1 for s in shapes]
+    flat = torch.tensor([v for i in g["inputs"] for v in i["values"]], dtype=torch.float64)
+
+    def split(v):
+        out, off = [], 0
+        for s, n in zip(shapes, sizes):
+            out.append(v[off:off + n].reshape(s))
+            off += n
+        return out
+
+    def loss(v):
+        return (build(g, split(v))[1] * w).sum()
+
+    def output(v):
+        return build(g, split(v))[1].reshape(-1)
+
+    problems = []
+    H = torch.autograd.functional.hessian(loss, flat).reshape(-1).tolist()
+    J = torch.autograd.functional.jacobian(output, flat).reshape(-1).tolist()
+    for name, want, got in (("hessian", H, g["hessian"]), ("jacobian", J, g["jacobian"])):
+        if len(want) != len(got):
+            problems.append(f"{name} has {len(want)} entries in torch, {len(got)} in tapegrad")
+            continue
+        for i, (p, t) in enumerate(zip(want, got)):
+            if not close(p, t):
+                problems.append(f"{name}[{i}]: torch {p!r}, tapegrad {t!r}")
     return problems
 
 

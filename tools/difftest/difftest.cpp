@@ -164,10 +164,17 @@ std::string one_graph(std::uint64_t seed, int max_ops) {
   for (int i = 0; i < n_inputs; ++i)
     grads += fmt::format("{}{}", i ? "," : "",
                          values_json(nodes[static_cast<std::size_t>(i)].t.grads()));
+  // Second order: the Hessian of the loss and the Jacobian of the last node
+  // with respect to every input element (flattened, inputs in order).
+  std::vector<tg::Ref> ins;
+  for (int i = 0; i < n_inputs; ++i) ins.emplace_back(nodes[static_cast<std::size_t>(i)].t);
+  const std::vector<double> H = tg::hessian(loss, ins);
+  const std::vector<double> J = tg::jacobian({last}, ins);
   return fmt::format(
       "{{\"seed\":{},\"inputs\":[{}],\"ops\":[{}],\"weight\":{},\"value\":{},\"loss\":{:.17g},"
-      "\"grads\":[{}]}}",
-      seed, inputs, ops, values_json(w.values()), values_json(last.values()), loss.value(0), grads);
+      "\"grads\":[{}],\"hessian\":{},\"jacobian\":{}}}",
+      seed, inputs, ops, values_json(w.values()), values_json(last.values()), loss.value(0), grads,
+      values_json(H), values_json(J));
 }
 
 }  // namespace

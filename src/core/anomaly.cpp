@@ -65,7 +65,8 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
     // Inputs by slot; a sink input of a binary op is a plain number on the node.
     const std::uint32_t a = scalar_input_a(s), b = scalar_edges(s).b;
     const auto text = [&](std::uint32_t in, int slot) {
-      return in ? fmt::format("s{} = {}", in, scalar_value(in))
+      const std::string* l = in ? label(false, in) : nullptr;
+      return in ? fmt::format("s{}{} = {}", in, l ? " '" + *l + "'" : "", scalar_value(in))
                 : fmt::format("the number {}", scalar_operand(s, slot));
     };
     ins = " from " + text(a, 0);

@@ -27,6 +27,8 @@ TEST_CASE("log of a negative number is caught in the forward sweep", "[anomaly]"
   tg::Scalar x = tg::var(-1);
   REQUIRE_THROWS_WITH(tg::log(x),
                       Contains("NaN in the forward sweep: scalar node s2 (log) from s1 = -1"));
+  x.named("x");  // a named input is named in the message too
+  REQUIRE_THROWS_WITH(tg::log(x), Contains("(log) from s1 'x' = -1 is "));
   tg::Tensor t = tg::tensor({1.0, -2.0, 3.0});
   REQUIRE_THROWS_WITH(tg::log(t), Contains("NaN in the forward sweep: element 1 of tensor node") &&
                                       Contains("(log, shape (3), float64, inputs t"));

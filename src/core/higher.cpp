@@ -387,8 +387,7 @@ std::vector<double> jacobian(const std::vector<Ref>& outputs, const std::vector<
 
 namespace {
 // The shared part of hvp and hessian: the first-order sweep, set aside.
-detail::Range first_order(Tape& tape, const char* what, const Ref& output,
-                          const std::vector<Ref>& inputs, Tangents& tg) {
+detail::Range first_order(Tape& tape, const char* what, const Ref& output, Tangents& tg) {
   if (output.size() != 1)
     throw Error(
         fmt::format("{}: the output has {} elements; a Hessian needs a one-element output (a loss)",
@@ -397,7 +396,6 @@ detail::Range first_order(Tape& tape, const char* what, const Ref& output,
   const double one = 1.0;
   const detail::Range r = HigherOrder::seeded_sweep(tape, outs, std::span<const double>(&one, 1));
   HigherOrder::set_aside(tape, tg);
-  (void)inputs;
   return r;
 }
 }  // namespace
@@ -410,7 +408,7 @@ std::vector<double> hvp(const Ref& output, const std::vector<Ref>& inputs,
   Tangents tg(tape);
   std::vector<double> out(detail::total(inputs));
   try {
-    const detail::Range r = first_order(tape, "hvp", output, inputs, tg);
+    const detail::Range r = first_order(tape, "hvp", output, tg);
     HigherOrder::seed(tape, tg, inputs, v, 0);
     HigherOrder::tangent_sweep(tape, tg, r);
     HigherOrder::second_sweep(tape, tg, r);
@@ -430,7 +428,7 @@ std::vector<double> hessian(const Ref& output, const std::vector<Ref>& inputs) {
   std::vector<double> H(n * n);
   Tangents tg(tape);
   try {
-    const detail::Range r = first_order(tape, "hessian", output, inputs, tg);
+    const detail::Range r = first_order(tape, "hessian", output, tg);
     for (std::size_t k = 0; k < n; ++k) {
       HigherOrder::clear_tangents(tape, tg);
       HigherOrder::clear_h(tape);

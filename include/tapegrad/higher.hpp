@@ -109,8 +109,6 @@ class Tangents {
   double first_scalar_grad(std::uint32_t s) const { return s < sg1_.size() ? sg1_[s] : 0.0; }
   // Whether any tensor or scalar input of tensor node t has a tangent.
   bool any_input(std::uint32_t t) const;
-  // Scratch memory from the tape's pool, returned when the sweep ends.
-  void* scratch(std::size_t bytes);
 
  private:
   friend struct detail::HigherOrder;

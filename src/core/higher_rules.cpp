@@ -37,11 +37,6 @@ void* Tangents::make(std::uint32_t t) {
   return tt_[t] = owned_.back().data();
 }
 
-void* Tangents::scratch(std::size_t bytes) {
-  owned_.push_back(tape_.acquire(std::max<std::size_t>(bytes, 8)));
-  return owned_.back().data();
-}
-
 bool Tangents::any_input(std::uint32_t t) const {
   const TensorNode& n = tape_.tensor_node(t);
   for (int k = 0; k < n.n_in; ++k)

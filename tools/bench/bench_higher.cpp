@@ -10,45 +10,23 @@
 #include <random>
 #include <vector>
 
+#include "mlp.hpp"
 #include "moons.hpp"
 
 namespace tg = tapegrad;
 namespace nn = tapegrad::nn;
+using tapegrad_bench::Fixture;
 using tapegrad_bench::MoonsNet;
 
 namespace {
 
-// The 784-256-128-10 MLP on a random batch (float32), as in bench_mlp.cpp.
-struct MLPBatch {
-  explicit MLPBatch(std::int64_t batch)
-      : model({784, 256, 128, 10}, {.seed = 1}),
-        x(static_cast<std::size_t>(batch * 784)),
-        y(static_cast<std::size_t>(batch)),
-        batch(batch) {
-    std::mt19937 rng(3);
-    std::uniform_real_distribution<float> u(0, 1);
-    for (float& v : x) v = u(rng);
-    for (auto& v : y) v = static_cast<std::int32_t>(rng() % 10);
-  }
-  tg::Tensor loss(tg::Tape& tape) {
-    tape.clear();
-    tg::TapeScope s(tape);
-    return nn::cross_entropy(model(tg::external({batch, 784}, tg::DType::f32, x.data(), nullptr)),
-                             y);
-  }
-  nn::MLP model;
-  std::vector<float> x;
-  std::vector<std::int32_t> y;
-  std::int64_t batch;
-};
-
 // Forward and backward: the gradient with respect to every parameter.
 void BM_MLPGradient(benchmark::State& state) {
   tg::set_num_threads(static_cast<int>(state.range(1)));
-  MLPBatch f(state.range(0));
+  Fixture f(state.range(0));
   tg::Tape tape;
   for (auto _ : state) {
-    tg::Tensor loss = f.loss(tape);
+    tg::Tensor loss = f.forward(tape);
     for (nn::Parameter* p : f.model.parameters()) p->zero_grad();
     loss.backward();
   }
@@ -56,7 +34,7 @@ void BM_MLPGradient(benchmark::State& state) {
 // Forward and one H v with respect to every parameter (v fixed, random).
 void BM_MLPHvp(benchmark::State& state) {
   tg::set_num_threads(static_cast<int>(state.range(1)));
-  MLPBatch f(state.range(0));
+  Fixture f(state.range(0));
   tg::Tape tape;
   std::vector<double> v;
   std::mt19937_64 rng(9);
@@ -64,7 +42,7 @@ void BM_MLPHvp(benchmark::State& state) {
   for (nn::Parameter* p : f.model.parameters())
     for (std::int64_t i = 0; i < p->numel(); ++i) v.push_back(normal(rng) * 0.01);
   for (auto _ : state) {
-    tg::Tensor loss = f.loss(tape);
+    tg::Tensor loss = f.forward(tape);
     benchmark::DoNotOptimize(
         tg::hvp(loss, nn::parameter_leaves(tape, f.model.parameters()), v).data());
   }

@@ -95,6 +95,11 @@ const TensorOpDef kSoftmaxCE{
     "softmax_cross_entropy", &sce_backward, nullptr, &sce_forward, &sce_jvp, &sce_curvature};
 
 // ---- binary cross-entropy on logits, mean over elements ----
+// The sigmoid without overflow for either sign of z.
+template <class T>
+T sigmoid_of(T z) {
+  return z >= 0 ? T(1) / (T(1) + std::exp(-z)) : std::exp(z) / (T(1) + std::exp(z));
+}
 // loss = max(z,0) - z y + log(1 + e^-|z|); d/dz = s(z) - y; d/dy = -z
 void bce_backward(Tape& tape, std::uint32_t t) {
   const TensorNode& node = tape.tnode(t);
@@ -109,9 +114,7 @@ void bce_backward(Tape& tape, std::uint32_t t) {
     if (need_z) {
       T* gz = grads_of<T>(tape, iz);
       for (std::int64_t i = 0; i < count; ++i) {
-        const T s =
-            z[i] >= 0 ? T(1) / (T(1) + std::exp(-z[i])) : std::exp(z[i]) / (T(1) + std::exp(z[i]));
-        gz[i] += scale * (s - y[i]);
+        gz[i] += scale * (sigmoid_of(z[i]) - y[i]);
       }
     }
     if (need_y) {
@@ -271,10 +274,6 @@ void sce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
 }
 
 // Binary cross-entropy: dL/dz = (s(z) - y) / n, dL/dy = -z / n.
-template <class T>
-T sigmoid_of(T z) {
-  return z >= 0 ? T(1) / (T(1) + std::exp(-z)) : std::exp(z) / (T(1) + std::exp(z));
-}
 void bce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
   const TensorNode& node = tape.tnode(t);
   const std::uint32_t iz = node.in[0], iy = node.in[1];

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the include graph that docs/design.md draws:
-#   core <- ops <- nn / inspect <- tools
+#   core <- ops <- nn / inspect <- dist <- tools
 # Each rule greps the real #include lines, so a header that starts reaching
 # up a layer fails here. Usage: layering.sh SOURCE_DIR
 set -uo pipefail
@@ -16,7 +16,7 @@ nn_h=(include/tapegrad/nn.hpp include/tapegrad/nn/*.hpp)
 
 for f in "${core_h[@]}"; do
   for i in $(includes "$f"); do
-    case "$i" in tapegrad/ops.hpp|tapegrad/registry.hpp|tapegrad/nn*|tapegrad/inspect.hpp|tapegrad/gradcheck.hpp|tapegrad/tapegrad.hpp)
+    case "$i" in tapegrad/ops.hpp|tapegrad/registry.hpp|tapegrad/nn*|tapegrad/inspect.hpp|tapegrad/gradcheck.hpp|tapegrad/tapegrad.hpp|tapegrad/dist.hpp)
       bad "$f (core) includes $i" ;; esac
   done
 done
@@ -29,12 +29,19 @@ done
 for f in "${nn_h[@]}" src/nn/*.cpp; do
   for i in $(includes "$f"); do
     case "$i" in tapegrad/inspect.hpp|tapegrad/gradcheck.hpp|tapegrad/tapegrad.hpp|inspect/*)
-      bad "$f (nn) includes $i: nn does not use inspection" ;; esac
+      bad "$f (nn) includes $i: nn does not use inspection" ;;
+    tapegrad/dist.hpp|dist/*|mpi.h) bad "$f (nn) includes $i: processes are dist's business (nn::ProcessGroup)" ;; esac
   done
 done
 for f in "${inspect_h[@]}" src/inspect/*.cpp; do
   for i in $(includes "$f"); do
     case "$i" in tapegrad/nn*|nn/*) bad "$f (inspect) includes $i" ;; esac
+  done
+done
+# Only src/dist sees MPI; its public header does not.
+for f in include/tapegrad/*.hpp include/tapegrad/nn/*.hpp $(find src -name '*.cpp' -o -name '*.hpp' | grep -v '^src/dist/'); do
+  for i in $(includes "$f"); do
+    case "$i" in mpi.h|dist/mpi.hpp) bad "$f includes $i: only src/dist uses MPI" ;; esac
   done
 done
 # The tools and the examples use public headers only.

@@ -194,6 +194,17 @@ class Tape {
   void check_scalar_forward(std::uint32_t s) const;
   void check_tensor_forward(std::uint32_t t) const;
 
+  // Called by the backward sweep as it passes each tensor leaf that takes
+  // gradients: every rule that adds to the leaf's gradient has run by then,
+  // so the gradient is final for this sweep. Data-parallel training sends a
+  // parameter's gradient from here while the sweep goes on (see dist.hpp).
+  // Kept across clear(); pass nullptr to remove.
+  using LeafHook = void (*)(void* context, std::uint32_t leaf);
+  void set_leaf_hook(LeafHook hook, void* context) {
+    leaf_hook_ = hook;
+    leaf_ctx_ = context;
+  }
+
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool on) {
     grad_enabled_ = on;
@@ -369,6 +380,8 @@ class Tape {
   std::uint32_t swept_s_ = 0, swept_t_ = 0;
   bool grad_enabled_ = true;
   bool anomaly_ = false;
+  LeafHook leaf_hook_ = nullptr;
+  void* leaf_ctx_ = nullptr;
   std::thread::id owner_;
 };
 

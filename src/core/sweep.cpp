@@ -37,7 +37,12 @@ void Tape::sweep(std::uint32_t s_hi, std::uint32_t t_hi) {
       (this->*scalars)(n.scalar_mark, s);
       s = n.scalar_mark;
     }
-    if (!n.requires_grad || !n.op->backward) continue;
+    if (!n.op->backward) {
+      if (leaf_hook_ && n.requires_grad) [[unlikely]]
+        leaf_hook_(leaf_ctx_, t);
+      continue;
+    }
+    if (!n.requires_grad) continue;
     if (n.scalar_out != kNone ? adj_[n.scalar_out] == 0.0 : n.grad == nullptr) continue;
     n.op->backward(*this, t);
     if (anomaly_) [[unlikely]]

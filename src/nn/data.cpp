@@ -364,17 +364,26 @@ void Batches::start_epoch(std::int64_t e) {
   pos_ = 0;
 }
 
+void Batches::set_shard(int rank, int size) {
+  if (size <= 0 || rank < 0 || rank >= size)
+    throw Error(fmt::format("batches: shard {} of {} does not exist", rank, size));
+  rank_ = rank;
+  shards_ = size;
+}
+
 bool Batches::next(std::vector<float>& x, std::vector<std::int32_t>& y) {
   if (pos_ >= data_.n) return false;
-  const std::int64_t rows = std::min(size_, data_.n - pos_);
+  global_rows_ = std::min(size_, data_.n - pos_);
+  const std::int64_t rows =
+      global_rows_ > rank_ ? (global_rows_ - rank_ + shards_ - 1) / shards_ : 0;
   x.resize(static_cast<std::size_t>(rows * data_.features));
   y.resize(static_cast<std::size_t>(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t i = order_[static_cast<std::size_t>(pos_ + r)];
+    const std::int64_t i = order_[static_cast<std::size_t>(pos_ + rank_ + r * shards_)];
     std::copy_n(data_.x.data() + i * data_.features, data_.features, x.data() + r * data_.features);
     y[static_cast<std::size_t>(r)] = data_.y[static_cast<std::size_t>(i)];
   }
-  pos_ += rows;
+  pos_ += global_rows_;
   return true;
 }
 

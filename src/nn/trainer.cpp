@@ -99,23 +99,28 @@ EvalMetrics Trainer::evaluate(const Dataset& d) {
   check_data(d, "evaluation");
   TapeScope scope(tape_);
   NoGrad off(tape_);
-  EvalMetrics e;
-  Batches b(d, opt_.eval_batch_size, 0, false);
+  const int world = group_ ? group_->size() : 1;
+  Batches b(d, opt_.eval_batch_size * world, 0, false);
+  if (world > 1) b.set_shard(group_->rank(), world);
   std::vector<float> x;
   std::vector<std::int32_t> y;
-  std::int64_t correct = 0;
+  // Loss sum, correct answers, batches without an accuracy: summed over the group.
+  double sums[3] = {0, 0, 0};
   while (b.next(x, y)) {
+    if (y.empty()) continue;
     tape_.clear();
     const auto rows = static_cast<std::int64_t>(y.size());
     const Tensor out = model_(external({rows, d.features}, DType::f32, x.data(), nullptr));
-    e.loss += batch_loss(out, y).value(0) * static_cast<double>(rows);
+    sums[0] += batch_loss(out, y).value(0) * static_cast<double>(rows);
     const std::int64_t c = count_correct(out, y);
-    correct = c < 0 || correct < 0 ? -1 : correct + c;
+    sums[c < 0 ? 2 : 1] += static_cast<double>(c < 0 ? 1 : c);
   }
   tape_.clear();
-  e.loss /= static_cast<double>(d.n);
-  e.accuracy = correct < 0 ? std::numeric_limits<double>::quiet_NaN()
-                           : static_cast<double>(correct) / static_cast<double>(d.n);
+  if (world > 1) group_->sum(sums);
+  EvalMetrics e;
+  e.loss = sums[0] / static_cast<double>(d.n);
+  e.accuracy =
+      sums[2] > 0 ? std::numeric_limits<double>::quiet_NaN() : sums[1] / static_cast<double>(d.n);
   return e;
 }
 
@@ -125,6 +130,8 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
   if (test) check_data(*test, "test");
   TapeScope scope(tape_);
   Batches batches(train, opt_.batch_size, opt_.seed);
+  const int world = group_ ? group_->size() : 1;
+  if (world > 1) batches.set_shard(group_->rank(), world);
   const std::int64_t steps_per_epoch = batches.batches_per_epoch();
   const std::int64_t total_steps = steps_per_epoch * opt_.epochs;
   std::vector<float> xb;
@@ -134,31 +141,47 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
     for (Callback* cb : callbacks_) cb->on_epoch_begin(*this, epoch);
     batches.start_epoch(epoch);
     const auto t0 = Clock::now();
-    double loss_sum = 0;
+    double epoch_loss_sum = 0;
     StepInfo info{.epoch = epoch, .steps_in_epoch = steps_per_epoch};
     while (batches.next(xb, yb)) {
       info.global_step = (epoch - 1) * steps_per_epoch + info.step;
-      info.rows = static_cast<std::int64_t>(yb.size());
+      info.rows = batches.global_rows();
+      info.local_rows = static_cast<std::int64_t>(yb.size());
       info.lr = lr_at(info.global_step, total_steps);
       optim_.set_lr(info.lr);
       for (Callback* cb : callbacks_) cb->on_step_begin(*this, info);
       tape_.clear();
-      const Tensor out =
-          model_(external({info.rows, train.features}, DType::f32, xb.data(), nullptr));
-      const Tensor loss = batch_loss(out, yb);
       optim_.zero_grad();
-      loss.backward();
+      double loss_value = 0;  // this process's mean loss
+      if (info.local_rows > 0) {
+        const Tensor out =
+            model_(external({info.local_rows, train.features}, DType::f32, xb.data(), nullptr));
+        const Tensor loss = batch_loss(out, yb);
+        loss_value = loss.value(0);
+        // In a group, each process's mean is weighted by its share of the
+        // batch: the gradients summed over the group are the batch mean's.
+        if (world > 1)
+          (loss * (static_cast<double>(info.local_rows) / static_cast<double>(info.rows)))
+              .backward();
+        else
+          loss.backward();
+      }
       for (Callback* cb : callbacks_) cb->on_after_backward(*this, info);
+      info.loss = loss_value;
+      if (world > 1) {
+        double sum = loss_value * static_cast<double>(info.local_rows);
+        group_->sum({&sum, 1});
+        info.loss = sum / static_cast<double>(info.rows);
+      }
       optim_.step();
-      info.loss = loss.value(0);
       if (!std::isfinite(info.loss))
         throw Error(fmt::format(
             "training diverged: the loss is {} at epoch {}, step {}; lower the learning rate "
             "(now {})",
             info.loss, epoch, info.step, peak_lr_));
-      loss_sum += info.loss * static_cast<double>(info.rows);
+      epoch_loss_sum += info.loss * static_cast<double>(info.rows);
       info.samples_seen += info.rows;
-      info.epoch_loss = loss_sum / static_cast<double>(info.samples_seen);
+      info.epoch_loss = epoch_loss_sum / static_cast<double>(info.samples_seen);
       for (Callback* cb : callbacks_) cb->on_step_end(*this, info);
       ++info.step;
     }
@@ -176,7 +199,7 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
     }
     history_.push_back(m);
     done_ = epoch;
-    if (!opt_.checkpoint.empty()) {
+    if (!opt_.checkpoint.empty() && (!group_ || group_->rank() == 0)) {
       CheckpointMeta meta = opt_.checkpoint_meta;
       meta["epoch"] = std::to_string(epoch);
       save_checkpoint(opt_.checkpoint, model_, &optim_, meta);

@@ -2,7 +2,10 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include "inspect_cmds.hpp"
+
+#include "tapegrad/dist.hpp"
 #include "tapegrad/error.hpp"
 #include "train.hpp"
 
@@ -49,6 +52,11 @@ int main(int argc, char** argv) {
   train->add_option("--out", t.out, "output folder")->capture_default_str();
   train->add_option("--limit", t.limit, "use only the first N training samples")
       ->capture_default_str();
+  train
+      ->add_option("--check-every", t.check_every,
+                   "under mpirun: compare the parameters of all ranks every N steps (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   train->add_flag("--resume", t.resume, "continue from the output folder's checkpoint");
   train->add_flag("--quiet", t.quiet, "print only the summary");
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
@@ -97,16 +105,20 @@ int main(int argc, char** argv) {
   example->add_flag("--check", ex.check, "run the per-node gradient check");
 
   CLI11_PARSE(app, argc, argv);
+  // MPI runs only for training, and only under mpirun (see dist.hpp).
+  std::optional<tapegrad::dist::Session> mpi;
   try {
-    if (*train) return cli::run_train(t);
+    if (*train) {
+      mpi.emplace(argc, argv);
+      return cli::run_train(t);
+    }
     if (*grad) return cli::run_grad(g);
     if (*hess) return cli::run_hessian(h);
     if (*gcheck) return cli::run_gradcheck(gc);
     if (*example) return cli::run_example(ex);
-  } catch (const tapegrad::Error& e) {
-    fmt::print(stderr, "tapegrad: error: {}\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
+    // An error on one rank ends them all, its message printed once.
+    if (tapegrad::dist::active()) tapegrad::dist::abort(e.what());
     fmt::print(stderr, "tapegrad: error: {}\n", e.what());
     return 1;
   }

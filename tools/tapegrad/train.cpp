@@ -14,7 +14,9 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
+#include "tapegrad/dist.hpp"
 #include "tapegrad/inspect.hpp"
 #include "tapegrad/nn.hpp"
 #include "tapegrad/threads.hpp"
@@ -200,13 +202,21 @@ class EpochReport : public nn::Callback {
 }  // namespace
 
 int run_train(const TrainOptions& o) {
-  set_num_threads(o.threads);
+  // Under mpirun, rank 0 alone prints and writes; the cores of a machine are
+  // shared among its ranks unless --threads says otherwise.
+  const bool root = dist::is_root();
+  const bool quiet = o.quiet || !root;
+  int threads = o.threads;
+  if (threads == 0 && dist::local_size() > 1)
+    threads =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist::local_size());
+  set_num_threads(threads);
   if (o.epochs <= 0) throw Error(fmt::format("--epochs must be positive, got {}", o.epochs));
   if (o.loss != "ce" && o.loss != "mse")
     throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
   const nn::Schedule schedule = nn::parse_schedule(o.schedule);
   const fs::path out(o.out);
-  fs::create_directories(out);
+  if (root) fs::create_directories(out);
   const Data d = load_data(o);
   std::vector<std::int64_t> sizes{d.train.features};
   sizes.insert(sizes.end(), o.hidden.begin(), o.hidden.end());
@@ -238,26 +248,36 @@ int run_train(const TrainOptions& o) {
   trainer.set_loss([&](const Tensor& logits, std::span<const std::int32_t> y) {
     return batch_loss(o.loss, logits, y, onehot);
   });
-  if (o.resume) {
+  // Rank 0 reads the checkpoint; DataParallel hands its state to the others.
+  dist::DataParallel data_parallel(trainer, {.check_every = o.check_every});
+  if (o.resume && root) {
     if (!fs::exists(ckpt))
       throw Error(
           fmt::format("--resume: {} does not exist; run without --resume first", ckpt.string()));
     const std::int64_t done = trainer.resume();
     trainer.set_history(read_metrics(out / "metrics.csv", done));
-    if (!o.quiet) fmt::print("resuming after epoch {} from {}\n", done, ckpt.string());
+    if (!quiet) fmt::print("resuming after epoch {} from {}\n", done, ckpt.string());
   }
-  if (!o.quiet)
+  const std::string procs =
+      dist::size() > 1 ? fmt::format("{} processes x {} threads", dist::size(), num_threads())
+                       : fmt::format("{} threads", num_threads());
+  if (!quiet)
     fmt::print(
         "tapegrad train: {} ({} train / {} test samples), MLP {}, {} + {}, lr {} ({}), batch {}, "
-        "{} epochs, "
-        "{} threads, {} float32 matmul\n",
+        "{} epochs, {}, {} float32 matmul\n",
         o.data, d.train.n, d.test.n, join(sizes), o.activation, o.optimizer, o.lr, o.schedule,
-        o.batch_size, o.epochs, num_threads(), float_gemm_backend());
-  ProgressBar bar(!o.quiet);
-  EpochReport report(out / "metrics.csv", o.quiet);
-  trainer.add_callback(bar);
-  trainer.add_callback(report);
+        o.batch_size, o.epochs, procs, float_gemm_backend());
+  ProgressBar bar(!quiet);
+  EpochReport report(out / "metrics.csv", quiet);
+  if (root) {
+    trainer.add_callback(bar);
+    trainer.add_callback(report);
+  }
   const std::vector<nn::EpochMetrics>& rows = trainer.fit(d.train, &d.test);
+  if (!root) return 0;
+  const dist::GradientReducer& reducer = data_parallel.reducer();
+  const double allreduce_ms =
+      reducer.steps() ? 1e3 * reducer.wait_seconds() / static_cast<double>(reducer.steps()) : 0.0;
   if (rows.empty()) throw Error("no epochs were run (the checkpoint is already past --epochs)");
   const nn::EpochMetrics& last = rows.back();
   double sps = 0, train_seconds = 0;
@@ -268,7 +288,7 @@ int run_train(const TrainOptions& o) {
       "\"final_train_loss\": {:.6f},\n"
       "  \"epochs\": {},\n  \"samples_per_second\": {:.1f},\n  \"seconds_per_epoch\": {:.4f},\n"
       "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  "
-      "\"options\": {{\n"
+      "\"world_size\": {},\n  \"allreduce_wait_ms_per_step\": {:.4f},\n  \"options\": {{\n"
       "    \"data\": {}, \"layers\": [{}], \"activation\": {}, \"loss\": \"{}\",\n"
       "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
       "\"schedule\": \"{}\",\n"
@@ -276,9 +296,9 @@ int run_train(const TrainOptions& o) {
       "}}\n}}\n",
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
-      float_gemm_backend(), json_str(o.data), join(sizes), json_str(o.activation), o.loss,
-      o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.batch_size, o.epochs, o.seed,
-      num_threads(), o.resume ? "true" : "false");
+      float_gemm_backend(), dist::size(), allreduce_ms, json_str(o.data), join(sizes),
+      json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule,
+      o.batch_size, o.epochs, o.seed, num_threads(), o.resume ? "true" : "false");
   write_file(out / "summary.json", json);
   const std::string summary = fmt::format(
       "tapegrad training summary\n"
@@ -287,15 +307,15 @@ int run_train(const TrainOptions& o) {
       "  recipe          {} lr {} ({} schedule), batch {}, {} epochs, seed {}\n"
       "  test accuracy   {:.2f}%\n"
       "  test loss       {:.4f}\n"
-      "  training time   {:.1f} s ({:.2f} s per epoch, {:.0f} samples/s, {} threads, {} matmul)\n"
+      "  training time   {:.1f} s ({:.2f} s per epoch, {:.0f} samples/s, {}, {} matmul)\n"
       "  outputs         {}/: metrics.csv summary.json curves.svg graph.svg checkpoint.tgc "
       "summary.txt\n",
       o.data, d.train.n, d.test.n, join(sizes), model.parameter_count(), o.activation, o.optimizer,
       o.lr, o.schedule, o.batch_size, last.epoch, o.seed, 100 * last.test_accuracy, last.test_loss,
-      train_seconds, train_seconds / static_cast<double>(rows.size()), sps, num_threads(),
+      train_seconds, train_seconds / static_cast<double>(rows.size()), sps, procs,
       float_gemm_backend(), out.string());
   write_file(out / "summary.txt", summary);
-  if (o.plot) plot(out, o.quiet);
+  if (o.plot) plot(out, quiet);
   if (o.graph) {
     // The graph of one training step (a batch of 8), clustered by layer.
     Tape& tape = trainer.tape();

@@ -62,6 +62,13 @@ class Batches {
   // Fills x (rows x features) and y; returns false at the end of the epoch.
   bool next(std::vector<float>& x, std::vector<std::int32_t>& y);
   std::int64_t batches_per_epoch() const { return (data_.n + size_ - 1) / size_; }
+  // Data-parallel runs: this process takes rows rank, rank + size, ... of
+  // every batch, so `size` processes together see exactly the batches one
+  // process sees, and next() fills only this process's share (which may be
+  // empty in a last batch smaller than `size`; next() still returns true).
+  void set_shard(int rank, int size);
+  // Rows of the batch next() last filled, over all processes.
+  std::int64_t global_rows() const { return global_rows_; }
 
  private:
   const Dataset& data_;
@@ -70,6 +77,8 @@ class Batches {
   bool shuffle_;
   std::vector<std::int64_t> order_;
   std::int64_t pos_ = 0;
+  int rank_ = 0, shards_ = 1;
+  std::int64_t global_rows_ = 0;
 };
 
 }  // namespace tapegrad::nn

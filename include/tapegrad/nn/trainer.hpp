@@ -44,7 +44,8 @@ struct TrainerOptions {
   Schedule schedule = Schedule::constant;
   std::int64_t eval_batch_size = 1000;
   // Written (atomically) after every epoch when not empty, with the epoch in
-  // its metadata beside checkpoint_meta; resume() reads it back.
+  // its metadata beside checkpoint_meta; resume() reads it back. In a
+  // process group only rank 0 writes it.
   std::string checkpoint{};
   CheckpointMeta checkpoint_meta{};
 };
@@ -71,14 +72,31 @@ struct StepInfo {
   std::int64_t step = 0;  // within the epoch, from 0
   std::int64_t steps_in_epoch = 0;
   std::int64_t global_step = 0;   // over the whole run, from 0
-  std::int64_t rows = 0;          // samples in this batch
+  std::int64_t rows = 0;          // samples in this batch, over all processes
+  std::int64_t local_rows = 0;    // of them, this process's share (= rows in one process)
   std::int64_t samples_seen = 0;  // in this epoch, this batch included (after the step)
   double lr = 0;
-  double loss = 0;        // this batch's loss (step end only)
+  double loss = 0;        // this batch's loss over all processes (step end only)
   double epoch_loss = 0;  // mean loss of the epoch so far (step end only)
 };
 
 class Trainer;
+
+// The processes one data-parallel run is spread over (dist::DataParallel is
+// the MPI one). The trainer takes its share of every batch from rank() and
+// size(), scales its loss so that gradients summed over the processes are
+// those of the whole batch's mean, and sums its metrics through sum().
+// Summing the gradients themselves is the group's work, done from a
+// Callback. Without a group a run is one process.
+class ProcessGroup {
+ public:
+  virtual ~ProcessGroup() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Element-wise sum over all processes, in place; every process calls it
+  // at the same points of the run.
+  virtual void sum(std::span<double> values) = 0;
+};
 
 // Hooks into the loop; every method does nothing unless overridden, and a
 // trainer without callbacks runs none (the step costs the same as a loop
@@ -109,6 +127,10 @@ class Trainer {
   void set_loss(LossFn loss) { loss_ = std::move(loss); }
   // Callbacks run in the order added; the trainer does not own them.
   void add_callback(Callback& cb) { callbacks_.push_back(&cb); }
+  // Spreads fit() and evaluate() over a group of processes (not owned);
+  // nullptr for one process.
+  void set_group(ProcessGroup* group) { group_ = group; }
+  ProcessGroup* group() const { return group_; }
 
   // Restores model and optimiser from `checkpoint` (TrainerOptions's when
   // empty) and returns the epoch it holds; fit() then goes on after it.
@@ -127,6 +149,9 @@ class Trainer {
 
   const std::vector<EpochMetrics>& history() const { return history_; }
   std::int64_t epochs_done() const { return done_; }
+  // Sets the epochs done without reading a checkpoint: for a process whose
+  // state came from another one (dist::DataParallel after rank 0 resumed).
+  void set_epochs_done(std::int64_t epochs) { done_ = epochs; }
   const TrainerOptions& options() const { return opt_; }
   Module& model() { return model_; }
   Optimizer& optimizer() { return optim_; }
@@ -142,6 +167,7 @@ class Trainer {
   LossFn loss_;
   double peak_lr_;
   std::vector<Callback*> callbacks_;
+  ProcessGroup* group_ = nullptr;
   std::vector<EpochMetrics> history_;
   std::int64_t done_ = 0;
   Tape tape_;

@@ -91,7 +91,10 @@ struct ReducerOptions {
 // MPI_Iallreduce starts. Buckets hold parameters in reverse order (the order
 // backward finishes them) and start in that fixed order on every rank.
 // finish() waits for all of them and leaves the sums in the gradients.
-// Parameters that got no gradient in the step count as zeros.
+// Parameters that got no gradient in the step count as zeros. While it is
+// attached, every backward on the tape must be followed by finish() on
+// every rank (a backward of one rank only would start collectives the
+// others never join: detach() first).
 class GradientReducer {
  public:
   GradientReducer(std::vector<nn::Parameter*> params, Tape& tape, ReducerOptions options = {});
@@ -107,6 +110,9 @@ class GradientReducer {
   void detach();
 
   std::size_t buckets() const { return buckets_.size(); }
+  // Buckets already sent in this step (after a backward, before finish():
+  // those the sweep started while it ran).
+  std::size_t buckets_started() const { return next_; }
   // Seconds finish() spent waiting for communication, over all steps.
   double wait_seconds() const { return wait_seconds_; }
   std::int64_t steps() const { return steps_; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a tapegrad task needs, skipping what is present.
 #   tools/deps.sh build   compiler, CMake and the libraries
-#   tools/deps.sh test    build + Catch2, Google Benchmark and ADOL-C (a peer in the benchmarks)
+#   tools/deps.sh test    build + Catch2, Google Benchmark, ADOL-C (a peer in the benchmarks) and Open MPI
 #   tools/deps.sh train   build + the Fashion-MNIST data set and gnuplot
 #   tools/deps.sh torch   Debian's python3-torch (and tcmalloc, one of its fast set-ups), for the comparison scripts
 set -euo pipefail
@@ -11,7 +11,7 @@ want=("${build[@]}")
 for task in "$@"; do
   case "$task" in
     build) ;;
-    test) want+=(catch2 libbenchmark-dev libadolc-dev) ;;
+    test) want+=(catch2 libbenchmark-dev libadolc-dev openmpi-bin libopenmpi-dev) ;;
     train) want+=(dataset-fashion-mnist gnuplot-nox) ;;
     torch) want+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;
     *) echo "deps.sh: unknown task '$task' (build, test, train, torch)" >&2; exit 2 ;;

@@ -66,8 +66,7 @@ TEST_CASE("this test runs on two ranks", "[dist]") {
   CHECK(hi == 8);
 }
 
-TEST_CASE("two ranks with global batch B take the steps of one process with batch B",
-          "[dist]") {
+TEST_CASE("two ranks with global batch B take the steps of one process with batch B", "[dist]") {
   // 203 samples: the last batch of 10 has 3 rows, split 2 + 1.
   const nn::Dataset data = nn::make_moons(203, 11);
   const Run alone = train(data, 10, 3, false);
@@ -201,7 +200,8 @@ TEST_CASE("diverged replicas are caught by the periodic check on every rank", "[
   // On rank 1 only, one weight moves at step 6: the check after step 8 sees it.
   struct Nudge : nn::Callback {
     void on_step_end(nn::Trainer& t, const nn::StepInfo& s) override {
-      if (dist::rank() == 1 && s.global_step == 5) t.model().parameters()[0]->value<float>()[0] += 1e-3f;
+      if (dist::rank() == 1 && s.global_step == 5)
+        t.model().parameters()[0]->value<float>()[0] += 1e-3f;
     }
   } nudge;
   trainer.add_callback(nudge);
@@ -229,7 +229,7 @@ TEST_CASE("rank 0 resumes; fit() hands the epoch and the state to every rank", "
     dist::DataParallel dp(trainer);
     trainer.fit(data);
   }
-  dist::barrier();  // rank 0 has written it
+  dist::barrier();                         // rank 0 has written it
   nn::MLP model({2, 8, 2}, {.seed = 99});  // other weights: the resume must replace them
   nn::Adam adam(model.parameters(), {.lr = 0.01});
   nn::Trainer trainer(model, adam, {.epochs = 3, .batch_size = 16, .seed = 5});

@@ -178,3 +178,41 @@ TEST_CASE("generated sets are deterministic; batches cover every sample once", "
   for (std::int64_t i = 0; i < train.n; ++i) mean0 += train.x[static_cast<std::size_t>(2 * i)];
   CHECK(mean0 / static_cast<double>(train.n) == Approx(0).margin(1e-5));
 }
+
+TEST_CASE("sharded batches: N shards together are the one-process batches", "[data][dist]") {
+  const auto d = nn::make_moons(23, 3);
+  for (int shards : {2, 3, 7}) {
+    nn::Batches whole(d, 5, 9);
+    std::vector<nn::Batches> parts;
+    for (int r = 0; r < shards; ++r) {
+      parts.emplace_back(d, 5, 9);
+      parts.back().set_shard(r, shards);
+    }
+    std::vector<float> x, xr;
+    std::vector<std::int32_t> y, yr;
+    int steps = 0;
+    while (whole.next(x, y)) {
+      ++steps;
+      std::int64_t rows = 0;
+      for (int r = 0; r < shards; ++r) {
+        REQUIRE(parts[static_cast<std::size_t>(r)].next(xr, yr));  // true even with no rows
+        CHECK(parts[static_cast<std::size_t>(r)].global_rows() ==
+              static_cast<std::int64_t>(y.size()));
+        // Shard r holds rows r, r + shards, ... of the whole batch.
+        for (std::size_t k = 0; k < yr.size(); ++k) {
+          const std::size_t row =
+              static_cast<std::size_t>(r) + k * static_cast<std::size_t>(shards);
+          CHECK(yr[k] == y[row]);
+          CHECK(xr[2 * k] == x[2 * row]);
+        }
+        rows += static_cast<std::int64_t>(yr.size());
+      }
+      CHECK(rows == static_cast<std::int64_t>(y.size()));
+    }
+    CHECK(steps == 5);  // 5 + 5 + 5 + 5 + 3
+    for (auto& p : parts) CHECK_FALSE(p.next(xr, yr));
+  }
+  nn::Batches b(d, 5, 1);
+  CHECK_THROWS_WITH(b.set_shard(2, 2), Catch::Contains("shard 2 of 2 does not exist"));
+  CHECK_THROWS_WITH(b.set_shard(0, 0), Catch::Contains("shard 0 of 0 does not exist"));
+}

@@ -92,27 +92,20 @@ void barrier() {
 #endif
 }
 
-void sum(std::span<double> v) {
 #ifdef TAPEGRAD_HAVE_MPI
+namespace {
+void sum_in_place(void* data, std::size_t count, MPI_Datatype type) {
   if (g_active)
-    check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM,
-                        MPI_COMM_WORLD),
+    check(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), type, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce");
-#else
-  (void)v;
-#endif
 }
-
-void sum(std::span<float> v) {
-#ifdef TAPEGRAD_HAVE_MPI
-  if (g_active)
-    check(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_FLOAT, MPI_SUM,
-                        MPI_COMM_WORLD),
-          "MPI_Allreduce");
+}  // namespace
+void sum(std::span<double> v) { sum_in_place(v.data(), v.size(), MPI_DOUBLE); }
+void sum(std::span<float> v) { sum_in_place(v.data(), v.size(), MPI_FLOAT); }
 #else
-  (void)v;
+void sum(std::span<double>) {}
+void sum(std::span<float>) {}
 #endif
-}
 
 std::pair<std::uint64_t, std::uint64_t> min_max(std::uint64_t v) {
   std::uint64_t lo = v, hi = v;

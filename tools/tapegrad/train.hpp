@@ -26,8 +26,8 @@ struct TrainOptions {
   bool resume = false;
   bool quiet = false;
   bool plot = true;
-  bool graph = true;       // graph.svg of one training step
-  std::int64_t limit = 0;  // use only the first N training samples (0: all)
+  bool graph = true;               // graph.svg of one training step
+  std::int64_t limit = 0;          // use only the first N training samples (0: all)
   std::int64_t check_every = 100;  // under mpirun: compare parameters across ranks every N steps
 };
 

@@ -123,7 +123,6 @@ class GradientReducer {
     std::vector<unsigned char> packed;  // empty when the bucket is one parameter
     std::size_t bytes = 0;
     int waiting = 0;  // parameters not final yet in this step
-    bool started = false;
   };
   static void on_leaf(void* self, std::uint32_t leaf);
   void leaf_done(std::uint32_t leaf);

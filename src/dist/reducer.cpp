@@ -55,7 +55,7 @@ void GradientReducer::detach() {
 }
 
 void GradientReducer::reset() {
-  for (Bucket& b : buckets_) b.started = false, b.waiting = 0;
+  for (Bucket& b : buckets_) b.waiting = 0;
   std::fill(leaves_left_.begin(), leaves_left_.end(), 0);
   next_ = 0;
   counted_ = false;
@@ -99,7 +99,6 @@ void GradientReducer::start_ready() {
 }
 
 void GradientReducer::start(Bucket& b) {
-  b.started = true;
 #ifdef TAPEGRAD_HAVE_MPI
   const std::size_t i = static_cast<std::size_t>(&b - buckets_.data());
   nn::Parameter& first = *params_[b.params.front()];
@@ -121,6 +120,8 @@ void GradientReducer::start(Bucket& b) {
       MPI_Iallreduce(MPI_IN_PLACE, data, count, type, MPI_SUM, MPI_COMM_WORLD, &requests_->r[i]);
   if (rc != MPI_SUCCESS)
     throw Error(fmt::format("MPI_Iallreduce of gradient bucket {} failed on rank {}", i, rank()));
+#else
+  (void)b;
 #endif
 }
 

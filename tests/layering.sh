@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the include graph that docs/design.md draws:
-#   core <- ops <- nn / inspect <- dist <- tools
+#   core <- ops <- nn / inspect <- dist, report <- tools
 # Each rule greps the real #include lines, so a header that starts reaching
 # up a layer fails here. Usage: layering.sh SOURCE_DIR
 set -uo pipefail
@@ -36,6 +36,14 @@ done
 for f in "${inspect_h[@]}" src/inspect/*.cpp; do
   for i in $(includes "$f"); do
     case "$i" in tapegrad/nn*|nn/*) bad "$f (inspect) includes $i" ;; esac
+  done
+done
+# The report (training report pages) sits above nn and inspect; below it
+# nothing knows of it.
+for f in include/tapegrad/*.hpp include/tapegrad/nn/*.hpp $(find src -name '*.cpp' -o -name '*.hpp' | grep -v '^src/report/'); do
+  [ "$f" = include/tapegrad/report.hpp ] && continue
+  for i in $(includes "$f"); do
+    case "$i" in tapegrad/report.hpp|report/*) bad "$f includes $i: only tools and the report itself use the report" ;; esac
   done
 done
 # Only src/dist sees MPI; its public header does not.

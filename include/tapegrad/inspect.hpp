@@ -30,6 +30,8 @@ struct DotOptions {
   double vanishing = 1e-8;          // |gradient| below this is flagged as vanishing
   double exploding = 1e3;           // |gradient| above this is flagged as exploding
   std::vector<NodeId> highlight{};  // nodes drawn in red (e.g. a failed node check)
+  std::string font = "Helvetica";   // Graphviz measures labels in this font
+  bool svg_ids = false;             // SVG ids: nodes "s3"/"t2", edges "e_<to>_<k>" (k-th input)
 };
 
 // DOT text of the graph behind `root`: one node per tape node (op, value,
@@ -44,6 +46,24 @@ std::string to_dot(const Tensor& root, const DotOptions& opt = {});
 // .pdf). If rendering fails (say a missing plugin), the DOT text is written to
 // path + ".dot" and the error says so.
 void write_graph(const std::string& dot, const std::string& path);
+
+struct HtmlOptions {
+  std::string title{};    // the page's heading; "tapegrad: <root>" when empty
+  int max_values = 1024;  // tensors up to this many elements carry every number (heat maps);
+                          // larger ones carry min, max, mean and norm
+};
+
+// One self-contained HTML page (no network, works from file://) that shows
+// the graph behind `root` and steps through its backward sweep: the Graphviz
+// layout inlined as SVG (node groups with ids "s3"/"t2" as in the trace), the
+// numbers of every node as JSON, and a script of our own. Each step
+// highlights the node swept and the edges it sends gradients down, and shows
+// that step's lines of trace(root); gradients not yet reached show as "?".
+std::string to_html(const Scalar& root, const HtmlOptions& opt = {});
+std::string to_html(const Tensor& root, const HtmlOptions& opt = {});
+// Writes to_html to `path` (through a temporary file renamed into place).
+void write_html(const Scalar& root, const std::string& path, const HtmlOptions& opt = {});
+void write_html(const Tensor& root, const std::string& path, const HtmlOptions& opt = {});
 
 // The forward and backward sweeps as flat code with the numbers, one line per
 // edge, in the order the engine runs them, e.g.

@@ -58,6 +58,7 @@ struct Edge {
   std::string label;
   double magnitude;  // |carried gradient| (norm for tensors); NaN counts as exploding
   bool has_grad;
+  std::size_t k;  // position of `from` among the inputs of `to`
 };
 
 std::string node_name(const Tape& tape, NodeId n) {
@@ -66,7 +67,9 @@ std::string node_name(const Tape& tape, NodeId n) {
   return "";
 }
 
-std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
+}  // namespace
+
+std::string detail::build_dot(Tape& tape, NodeId root, const DotOptions& opt) {
   const std::vector<NodeId> nodes = detail::ancestors(tape, root);
   std::map<std::string, int> uses;  // consumers of each node inside the graph
   std::vector<Edge> edges;
@@ -77,7 +80,7 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     for (std::size_t k = 0; k < ins.size(); ++k) {
       const auto& e = ins[k];
       ++uses[e.from.str()];
-      Edge out{e.from, n, "", 0, false};
+      Edge out{e.from, n, "", 0, false, k};
       if (!n.tensor) {
         const ScalarEdges& se = tape.scalar_edges(n.index);
         const ScalarOp op = tape.scalar_op(n.index);
@@ -126,11 +129,13 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     return n.str();
   };
 
-  std::string out =
-      "digraph tapegrad {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
-      "  edge [fontname=\"Helvetica\", fontsize=9];\n";
+  std::string out = fmt::format(
+      "digraph tapegrad {{\n  rankdir=LR;\n  node [fontname=\"{0}\", fontsize=10];\n"
+      "  edge [fontname=\"{0}\", fontsize=9];\n",
+      esc(opt.font));
   if (!opt.title.empty())
-    out += fmt::format("  label=\"{}\"; labelloc=t; fontname=\"Helvetica\";\n", esc(opt.title));
+    out += fmt::format("  label=\"{}\"; labelloc=t; fontname=\"{}\";\n", esc(opt.title),
+                       esc(opt.font));
   const auto node_line = [&](const NodeId& n) {
     const std::string name = node_name(tape, n), op = detail::op_name(tape, n);
     const bool highlighted =
@@ -173,6 +178,7 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     else
       style = "rounded,filled", fill = n.tensor ? "#fff6dc" : "#ffffff";  // computed
     if (n == root) extra += ", peripheries=2";
+    if (opt.svg_ids) extra += fmt::format(", id=\"{}\"", n.str());
     if (highlighted)
       fill = "#ffb3b3", extra += ", color=\"red\", penwidth=3", label += "\nFAILED node check";
     return fmt::format("  {} [shape={}, style=\"{}\", fillcolor=\"{}\", label=\"{}\"{}];\n",
@@ -212,11 +218,13 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
     std::string attrs;
     if (!e.has_grad) {
       attrs = "style=dotted, color=\"gray60\"";
+      if (opt.svg_ids) attrs += fmt::format(", id=\"e_{}_{}\"", e.to.str(), e.k);
     } else {
       const double w =
           biggest > 0 && std::isfinite(e.magnitude) ? 1 + 4 * e.magnitude / biggest : 1;
       attrs = fmt::format("label=\"{}\", penwidth={:.2f}", esc(e.label),
                           std::isfinite(e.magnitude) ? w : 5.0);
+      if (opt.svg_ids) attrs += fmt::format(", id=\"e_{}_{}\"", e.to.str(), e.k);
       if (e.magnitude < opt.vanishing)
         attrs += ", color=\"gray55\", style=dashed";
       else if (!(e.magnitude <= opt.exploding))
@@ -228,15 +236,13 @@ std::string build(Tape& tape, NodeId root, const DotOptions& opt) {
   return out;
 }
 
-}  // namespace
-
 std::string to_dot(const Scalar& root, const DotOptions& opt) {
   Tape& tape = root.checked("to_dot");
-  return build(tape, {false, root.index()}, opt);
+  return detail::build_dot(tape, {false, root.index()}, opt);
 }
 std::string to_dot(const Tensor& root, const DotOptions& opt) {
   Tape& tape = root.checked("to_dot");
-  return build(tape, {true, root.index()}, opt);
+  return detail::build_dot(tape, {true, root.index()}, opt);
 }
 
 }  // namespace tapegrad

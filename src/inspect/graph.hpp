@@ -29,4 +29,30 @@ std::vector<double> node_values(const Tape& tape, NodeId n);
 std::vector<double> node_grads(const Tape& tape, NodeId n);
 std::string fmt_num(double v);
 
+// The two sweeps as the trace prints them, kept apart by node and edge so
+// that the HTML explorer steps through exactly the lines `trace` prints.
+struct SweepLine {
+  NodeId from;                  // the input whose gradient grows
+  int edge;                     // position of that input in inputs_of(node)
+  std::string text;             // the whole trace line
+  std::vector<double> carried;  // what the edge carries back
+};
+struct SweepStep {
+  NodeId node;  // the node being swept
+  std::vector<SweepLine> lines;
+};
+struct SweepTrace {
+  std::vector<std::pair<NodeId, std::string>> forward;  // one line per node, creation order
+  std::string seed;                                     // "grad_s7 = 1   (seed)"
+  std::vector<SweepStep> backward;                      // reverse order, nodes with lines only
+  std::vector<std::pair<NodeId, std::string>> finals;   // the leaves' gradients
+};
+// The DOT text of to_dot.
+std::string build_dot(Tape& tape, NodeId root, const DotOptions& opt);
+// The SVG that Graphviz's dot layout makes of `dot`, rendered in process.
+std::string render_svg(const std::string& dot);
+
+SweepTrace describe_sweeps(Tape& tape, NodeId root);
+std::string format_trace(const SweepTrace& t);
+
 }  // namespace tapegrad::detail

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <memory>
 
+#include "inspect/graph.hpp"
 #include "tapegrad/inspect.hpp"
 
 namespace tapegrad {
@@ -74,6 +75,25 @@ void write_graph(const std::string& dot, const std::string& path) {
         "package, or libgvplugin-cairo for png/pdf); the DOT text was written to {}.dot",
         path, ext, path));
   }
+}
+
+std::string detail::render_svg(const std::string& dot) {
+  g_graphviz_error.clear();
+  agseterrf(&capture_error);
+  std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
+  if (!gvc) throw Error("graphviz: cannot create a context");
+  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
+  if (!g) throw Error(fmt::format("graphviz could not parse the DOT text ({})", g_graphviz_error));
+  if (gvLayout(gvc.get(), g.get(), "dot") != 0)
+    throw Error("graphviz has no 'dot' layout plugin (install the graphviz package, run 'dot -c')");
+  char* data = nullptr;
+  unsigned int len = 0;
+  const int rc = gvRenderData(gvc.get(), g.get(), "svg", &data, &len);
+  std::string svg = rc == 0 && data ? std::string(data, len) : std::string();
+  if (data) gvFreeRenderData(data);
+  gvFreeLayout(gvc.get(), g.get());
+  if (rc != 0) throw Error("graphviz cannot render svg (install the graphviz package)");
+  return svg;
 }
 
 }  // namespace tapegrad

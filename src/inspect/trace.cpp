@@ -9,7 +9,7 @@
 namespace tapegrad {
 namespace {
 
-using detail::fmt_num;
+using namespace detail;
 
 const char* symbol(ScalarOp op) {
   switch (op) {
@@ -95,14 +95,18 @@ std::string pad(std::string s, std::size_t width) {
   return s;
 }
 
-std::string build(Tape& tape, NodeId root) {
-  const auto nodes = detail::ancestors(tape, root);
+}  // namespace
+
+namespace detail {
+
+SweepTrace describe_sweeps(Tape& tape, NodeId root) {
+  SweepTrace tr;
+  const auto nodes = ancestors(tape, root);
   std::map<std::string, int> uses;
   for (const NodeId& n : nodes)
-    for (const auto& e : detail::inputs_of(tape, n)) ++uses[e.from.str()];
-  std::string out = "# forward sweep, in creation order\n";
+    for (const auto& e : inputs_of(tape, n)) ++uses[e.from.str()];
   for (const NodeId& n : nodes) {
-    const auto ins = detail::inputs_of(tape, n);
+    const auto ins = inputs_of(tape, n);
     const std::string* name = tape.label(n.tensor, n.index);
     std::string rhs;
     if (!n.tensor) {
@@ -110,11 +114,11 @@ std::string build(Tape& tape, NodeId root) {
       if (op == ScalarOp::leaf || op == ScalarOp::constant)
         rhs = name ? *name : scalar_op_name(op);
       else if (const char* sym = symbol(op))
-        rhs = fmt::format("{} {} {}", detail::operand_str(tape, n.index, 0), sym,
-                          detail::operand_str(tape, n.index, 1));
-      else if (detail::is_binary(op))
-        rhs = fmt::format("{}({}, {})", scalar_op_name(op), detail::operand_str(tape, n.index, 0),
-                          detail::operand_str(tape, n.index, 1));
+        rhs = fmt::format("{} {} {}", operand_str(tape, n.index, 0), sym,
+                          operand_str(tape, n.index, 1));
+      else if (is_binary(op))
+        rhs = fmt::format("{}({}, {})", scalar_op_name(op), operand_str(tape, n.index, 0),
+                          operand_str(tape, n.index, 1));
       else
         rhs = fmt::format("{}({})", scalar_op_name(op), ins.empty() ? "" : ins[0].from.str());
     } else {
@@ -128,37 +132,42 @@ std::string build(Tape& tape, NodeId root) {
                         : fmt::format("{}({})", t.op->name, args);
       if (t.scalar_out == kNone) rhs += " " + t.shape.str();
     }
-    if (n.tensor && tape.tensor_node(n.index).scalar_out != kNone) {
-      out += fmt::format("{} = {}\n", n.str(), rhs);
-      continue;
-    }
-    out += fmt::format("{} = {} = {}\n", n.str(), rhs, value_text(tape, n));
+    if (n.tensor && tape.tensor_node(n.index).scalar_out != kNone)
+      tr.forward.push_back({n, fmt::format("{} = {}", n.str(), rhs)});
+    else
+      tr.forward.push_back({n, fmt::format("{} = {} = {}", n.str(), rhs, value_text(tape, n))});
   }
-  out += "\n# backward sweep, in reverse order: downstream += upstream × local\n";
-  const auto root_grad = detail::node_grads(tape, root);
-  out += fmt::format("grad_{} = {}   (seed)\n", root.str(),
-                     root_grad.size() == 1 ? fmt_num(root_grad[0]) : "seed");
+  const auto root_grad = node_grads(tape, root);
+  tr.seed = fmt::format("grad_{} = {}   (seed)", root.str(),
+                        root_grad.size() == 1 ? fmt_num(root_grad[0]) : "seed");
+  const auto shared = [&](const NodeId& from) {
+    const int u = uses[from.str()];
+    return u > 1 ? fmt::format("; {} has {} uses, their gradients add up", from.str(), u)
+                 : std::string();
+  };
   for (std::size_t i = nodes.size(); i-- > 0;) {
     const NodeId n = nodes[i];
-    const auto ins = detail::inputs_of(tape, n);
+    const auto ins = inputs_of(tape, n);
     if (ins.empty()) continue;
+    SweepStep step{n, {}};
     if (!n.tensor) {
-      const double up = detail::node_grads(tape, n)[0];
+      const double up = node_grads(tape, n)[0];
       const ScalarEdges& se = tape.scalar_edges(n.index);
       if (tape.scalar_op(n.index) == ScalarOp::from_tensor) continue;  // the item node carries it
-      for (const auto& e : ins) {
+      for (std::size_t k = 0; k < ins.size(); ++k) {
+        const auto& e = ins[k];
         const double local = e.slot == 0 ? se.da : se.db;
-        std::string note = gate_note(tape, n, e.slot, local);
-        if (uses[e.from.str()] > 1)
-          note += fmt::format("; {} has {} uses, their gradients add up", e.from.str(),
-                              uses[e.from.str()]);
-        out += pad(fmt::format("grad_{} += grad_{} × {} = {}", e.from.str(), n.str(),
-                               fmt_num(local), fmt_num(up * local)),
-                   44) +
-               " (" + note + ")\n";
+        const std::string note = gate_note(tape, n, e.slot, local) + shared(e.from);
+        step.lines.push_back({e.from,
+                              static_cast<int>(k),
+                              pad(fmt::format("grad_{} += grad_{} × {} = {}", e.from.str(), n.str(),
+                                              fmt_num(local), fmt_num(up * local)),
+                                  44) +
+                                  " (" + note + ")",
+                              {up * local}});
       }
     } else {
-      const auto grads = detail::tensor_edge_grads(tape, n.index);
+      const auto grads = tensor_edge_grads(tape, n.index);
       for (std::size_t k = 0; k < ins.size(); ++k) {
         if (grads[k].empty()) continue;
         std::string carried;
@@ -169,26 +178,25 @@ std::string build(Tape& tape, NodeId root) {
           for (double x : grads[k]) s2 += x * x;
           carried = fmt::format("(norm {})", fmt_num(std::sqrt(s2)));
         }
-        std::string note = gate_note(tape, n, static_cast<int>(k), 1);
-        if (uses[ins[k].from.str()] > 1)
-          note += fmt::format("; {} has {} uses, their gradients add up", ins[k].from.str(),
-                              uses[ins[k].from.str()]);
-        out += pad(fmt::format("grad_{} += {}_backward(grad_{}) = {}", ins[k].from.str(),
-                               tape.tensor_node(n.index).op->name, n.str(), carried),
-                   44) +
-               " (" + note + ")\n";
+        const std::string note = gate_note(tape, n, static_cast<int>(k), 1) + shared(ins[k].from);
+        step.lines.push_back(
+            {ins[k].from, static_cast<int>(k),
+             pad(fmt::format("grad_{} += {}_backward(grad_{}) = {}", ins[k].from.str(),
+                             tape.tensor_node(n.index).op->name, n.str(), carried),
+                 44) +
+                 " (" + note + ")",
+             grads[k]});
       }
     }
+    if (!step.lines.empty()) tr.backward.push_back(std::move(step));
   }
-  out += "\n# gradients\n";
   for (const NodeId& n : nodes) {
-    const auto ins = detail::inputs_of(tape, n);
-    if (!ins.empty()) continue;
+    if (!inputs_of(tape, n).empty()) continue;
     const bool wants = n.tensor ? tape.tensor_node(n.index).requires_grad
                                 : tape.scalar_op(n.index) == ScalarOp::leaf;
     if (!wants) continue;
     const std::string* name = tape.label(n.tensor, n.index);
-    const auto g = detail::node_grads(tape, n);
+    const auto g = node_grads(tape, n);
     std::string gt;
     if (g.size() == 1) {
       gt = fmt_num(g[0]);
@@ -200,20 +208,33 @@ std::string build(Tape& tape, NodeId root) {
       }
       gt += g.size() > 8 ? ", ...]" : "]";
     }
-    out += fmt::format("grad_{}{} = {}\n", n.str(), name ? " (" + *name + ")" : std::string(), gt);
+    tr.finals.push_back(
+        {n, fmt::format("grad_{}{} = {}", n.str(), name ? " (" + *name + ")" : std::string(), gt)});
   }
+  return tr;
+}
+
+std::string format_trace(const SweepTrace& tr) {
+  std::string out = "# forward sweep, in creation order\n";
+  for (const auto& [n, line] : tr.forward) out += line + "\n";
+  out += "\n# backward sweep, in reverse order: downstream += upstream × local\n";
+  out += tr.seed + "\n";
+  for (const SweepStep& s : tr.backward)
+    for (const SweepLine& l : s.lines) out += l.text + "\n";
+  out += "\n# gradients\n";
+  for (const auto& [n, line] : tr.finals) out += line + "\n";
   return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 std::string trace(const Scalar& root) {
   Tape& tape = root.checked("trace");
-  return build(tape, {false, root.index()});
+  return detail::format_trace(detail::describe_sweeps(tape, {false, root.index()}));
 }
 std::string trace(const Tensor& root) {
   Tape& tape = root.checked("trace");
-  return build(tape, {true, root.index()});
+  return detail::format_trace(detail::describe_sweeps(tape, {true, root.index()}));
 }
 
 }  // namespace tapegrad

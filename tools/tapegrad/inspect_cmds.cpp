@@ -120,8 +120,9 @@ void print_check(const Bindings& at, const PointResult& r) {
 // recorded tape is the function everywhere).
 int run_grad(const GradOptions& o) {
   const std::vector<Bindings> points = parse_points(o.at);
-  if (points.size() > 1 && !o.dot.empty())
-    throw Error(fmt::format("--dot draws one point; {} --at points were given", points.size()));
+  if (points.size() > 1 && (!o.dot.empty() || !o.html.empty()))
+    throw Error(fmt::format("--{} draws one point; {} --at points were given",
+                            o.dot.empty() ? "html" : "dot", points.size()));
   Tape tape;
   TapeScope scope(tape);
   DetectAnomaly anomaly(tape);  // a NaN or an infinity is an error naming its op
@@ -170,6 +171,7 @@ int run_grad(const GradOptions& o) {
     results.push_back(std::move(r));
   }
   if (!o.dot.empty()) write_graph(to_dot(f, {.title = o.expression}), o.dot);
+  if (!o.html.empty()) write_html(f, o.html, {.title = "f = " + o.expression});
   if (o.json) {
     std::string s = fmt::format("{{\n  \"expression\": {},\n", json_str(o.expression));
     if (points.size() == 1) {
@@ -317,7 +319,8 @@ int run_example(const ExampleOptions& o) {
   else
     troot.backward();
   fmt::print("{}\n", title);
-  if (o.trace || o.dot.empty()) fmt::print("\n{}", scalar ? trace(sroot) : trace(troot));
+  if (o.trace || (o.dot.empty() && o.html.empty()))
+    fmt::print("\n{}", scalar ? trace(sroot) : trace(troot));
   bool ok = true;
   if (o.check) {
     const NodeCheckResult r = scalar ? check_nodes(sroot) : check_nodes(troot);
@@ -327,6 +330,13 @@ int run_example(const ExampleOptions& o) {
   if (!o.dot.empty()) {
     write_graph(scalar ? to_dot(sroot, {.title = title}) : to_dot(troot, {.title = title}), o.dot);
     fmt::print("wrote {}\n", o.dot);
+  }
+  if (!o.html.empty()) {
+    if (scalar)
+      write_html(sroot, o.html, {.title = title});
+    else
+      write_html(troot, o.html, {.title = title});
+    fmt::print("wrote {}\n", o.html);
   }
   return ok ? 0 : 3;
 }

@@ -10,6 +10,7 @@ struct GradOptions {
   std::string expression;
   std::vector<std::string> at;  // one point per --at; recorded at the first, replayed at the rest
   std::string dot;              // output file; format from the extension
+  std::string html;             // output file: the sweep explorer
   std::string jvp;              // a direction "x=1,y=0": also print the directional derivative
   bool trace = false, check = false, json = false;
 };
@@ -32,7 +33,7 @@ int run_gradcheck(const GradcheckCliOptions& o);
 
 struct ExampleOptions {
   int number = 1;
-  std::string dot;
+  std::string dot, html;
   bool trace = false, check = false;
 };
 int run_example(const ExampleOptions& o);

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   train->add_flag("--quiet", t.quiet, "print only the summary");
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
   train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
+  train->add_flag("!--no-report", t.report, "do not write report.html");
 
   cli::GradOptions g;
   CLI::App* grad =
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
                    "replayed at the rest)")
       ->allow_extra_args(false);
   grad->add_option("--dot", g.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
+  grad->add_option("--html", g.html,
+                   "write FILE: a self-contained page that steps through the backward sweep");
   grad->add_flag("--trace", g.trace, "print the forward and backward sweeps as flat code");
   grad->add_flag("--check", g.check, "check the gradient against central finite differences");
   grad->add_flag("--json", g.json, "print value, gradient (and check) as JSON");
@@ -101,6 +104,8 @@ int main(int argc, char** argv) {
       app.add_subcommand("example", "build a worked example of the reference notes (1-4)");
   example->add_option("number", ex.number, "1, 2, 3 or 4")->required();
   example->add_option("--dot", ex.dot, "write the graph to FILE (.svg, .png, .pdf or .dot)");
+  example->add_option("--html", ex.html,
+                      "write FILE: a self-contained page that steps through the backward sweep");
   example->add_flag("--trace", ex.trace, "print the sweeps as flat code");
   example->add_flag("--check", ex.check, "run the per-node gradient check");
 

@@ -19,6 +19,7 @@
 #include "tapegrad/dist.hpp"
 #include "tapegrad/inspect.hpp"
 #include "tapegrad/nn.hpp"
+#include "tapegrad/report.hpp"
 #include "tapegrad/threads.hpp"
 
 namespace tapegrad::cli {
@@ -269,9 +270,11 @@ int run_train(const TrainOptions& o) {
         o.batch_size, o.epochs, procs, float_gemm_backend());
   ProgressBar bar(!quiet);
   EpochReport report(out / "metrics.csv", quiet);
+  report::TrainingMonitor monitor;
   if (root) {
     trainer.add_callback(bar);
     trainer.add_callback(report);
+    if (o.report) trainer.add_callback(monitor);
   }
   const std::vector<nn::EpochMetrics>& rows = trainer.fit(d.train, &d.test);
   if (!root) return 0;
@@ -308,16 +311,17 @@ int run_train(const TrainOptions& o) {
       "  test accuracy   {:.2f}%\n"
       "  test loss       {:.4f}\n"
       "  training time   {:.1f} s ({:.2f} s per epoch, {:.0f} samples/s, {}, {} matmul)\n"
-      "  outputs         {}/: metrics.csv summary.json curves.svg graph.svg checkpoint.tgc "
-      "summary.txt\n",
+      "  outputs         {}/: metrics.csv summary.json report.html curves.svg graph.svg "
+      "checkpoint.tgc summary.txt\n",
       o.data, d.train.n, d.test.n, join(sizes), model.parameter_count(), o.activation, o.optimizer,
       o.lr, o.schedule, o.batch_size, last.epoch, o.seed, 100 * last.test_accuracy, last.test_loss,
       train_seconds, train_seconds / static_cast<double>(rows.size()), sps, procs,
       float_gemm_backend(), out.string());
   write_file(out / "summary.txt", summary);
   if (o.plot) plot(out, quiet);
-  if (o.graph) {
-    // The graph of one training step (a batch of 8), clustered by layer.
+  if (o.graph || o.report) {
+    // One training step on a batch of 8, clustered by layer: drawn as
+    // graph.svg and swept in the report's explorer.
     Tape& tape = trainer.tape();
     TapeScope scope(tape);
     nn::Batches b(d.test, 8, 0, false);
@@ -331,13 +335,25 @@ int run_train(const TrainOptions& o) {
     Tensor loss = batch_loss(o.loss, logits, yb, onehot).named("loss");
     model.zero_grad();
     loss.backward();
+    const std::string title =
+        fmt::format("one training step of MLP {} (batch of {})", join(sizes), yb.size());
     try {
-      write_graph(to_dot(loss, {.title = fmt::format("one training step of MLP {} (batch of {})",
-                                                     join(sizes), yb.size())}),
-                  (out / "graph.svg").string());
+      if (o.graph) write_graph(to_dot(loss, {.title = title}), (out / "graph.svg").string());
     } catch (const Error& e) {
       fmt::print(stderr, "warning: {}\n", e.what());
     }
+    if (o.report)
+      report::write_training_report(
+          (out / "report.html").string(), rows, monitor,
+          {.title = "tapegrad training report: " + o.data,
+           .facts = {{"data",
+                      fmt::format("{} ({} train, {} test samples)", o.data, d.train.n, d.test.n)},
+                     {"model", fmt::format("MLP {} ({} parameters), {} hidden", join(sizes),
+                                           model.parameter_count(), o.activation)},
+                     {"recipe", fmt::format("{} lr {} ({}), batch {}, seed {}", o.optimizer, o.lr,
+                                            o.schedule, o.batch_size, o.seed)},
+                     {"explorer", title}}},
+          &loss);
     model.zero_grad();
     tape.clear();
   }

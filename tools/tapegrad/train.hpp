@@ -27,6 +27,7 @@ struct TrainOptions {
   bool quiet = false;
   bool plot = true;
   bool graph = true;               // graph.svg of one training step
+  bool report = true;              // report.html: curves, gradient statistics, step explorer
   std::int64_t limit = 0;          // use only the first N training samples (0: all)
   std::int64_t check_every = 100;  // under mpirun: compare parameters across ranks every N steps
 };

@@ -4,7 +4,7 @@
 # UndefinedBehaviorSanitizer. Installs missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/deps.sh test torch
+bash tools/deps.sh test torch browser
 jobs=$(nproc)
 for kind in release sanitize; do
   dir=build/$kind

@@ -144,7 +144,7 @@ std::string line_chart(const std::vector<Series>& series, const ChartOptions& op
     }
     out += "</g>";
   }
-  out += "</svg><div class=\"tg-legend\">";
+  out += "</svg><div class=\"tg-keys\">";
   for (std::size_t k = 0; k < series.size(); ++k)
     out += fmt::format("<span class=\"tg-key{}\"><i style=\"background:{}\"></i>{}</span>",
                        series[k].flagged ? " tg-flagged" : "", kColours[k % std::size(kColours)],

@@ -49,6 +49,29 @@ check "train metrics rows" test "$(wc -l <"$out/metrics.csv")" -eq 3
 check "resume exit code" test $? -eq 0
 check "resume continues the metrics" test "$(wc -l <"$out/metrics.csv")" -eq 4
 
+check "train writes report.html" has "$out/report.html" 'data-series="train_loss"'
+check "the resumed run's report keeps epoch 1's metrics" has "$out/report.html" 'data-x="1" data-y='
+check "the resumed run's report has epoch 3" has "$out/report.html" 'data-x="3" data-y='
+check "the report's explorer sweeps a step" has "$out/report.html" 'class="tg-explorer"'
+check "no temporary file is left" test ! -e "$out/report.html.tmp"
+"$tg" train --data moons --hidden 8 --epochs 1 --out "$work/noreport" --quiet --no-plot --no-report >/dev/null
+check "--no-report writes none" test ! -e "$work/noreport/report.html"
+
+# The sweep explorer from the command line.
+"$tg" example 2 --html "$work/ex2.html" >"$work/ex2.out"
+check "example --html exit code" test $? -eq 0
+check "example --html page" has "$work/ex2.html" '<g id="s10" class="node">'
+check "example --html says where" has "$work/ex2.out" "wrote $work/ex2.html"
+"$tg" grad 'x*y + exp(x)' --at x=1,y=2 --html "$work/g.html" >/dev/null
+check "grad --html exit code" test $? -eq 0
+check "grad --html steps" has "$work/g.html" '"steps":['
+"$tg" grad 'x*y' --at x=1,y=2 --at x=3,y=4 --html "$work/g2.html" 2>"$work/err.txt"
+check "grad --html with two points fails" test $? -eq 1
+check "grad --html with two points says why" has "$work/err.txt" "--html draws one point; 2 --at points were given"
+"$tg" example 2 --html "$work/no-such-dir/x.html" >/dev/null 2>"$work/err.txt"
+check "--html into a missing folder fails" test $? -eq 1
+check "--html into a missing folder names it" has "$work/err.txt" "no-such-dir/x.html: cannot write"
+
 sum_before=$(md5sum <"$out/checkpoint.tgc")
 "$tg" train --data moons --hidden 32 --epochs 4 --out "$out" --resume --quiet --no-plot 2>"$work/err.txt"
 check "resume into another model fails" test $? -eq 1

@@ -258,6 +258,7 @@ int run_gradcheck(const GradcheckCliOptions& o) {
 int run_example(const ExampleOptions& o) {
   Tape tape;
   TapeScope scope(tape);
+  DetectAnomaly anomaly(tape);  // keeps every node's source line for the page and the checks
   const TensorOptions var64{DType::f64, true};
   std::string title;
   Scalar sroot;

@@ -57,6 +57,7 @@
     this.svg.removeAttribute('height');
     this.home = this.svg.getAttribute('viewBox').split(/[\s,]+/).map(Number);
     this.view = this.home.slice();
+    this.applyView();
     // What every node expects: one contribution per trace line that names it.
     this.expected = new Map();
     for (const st of data.steps)
@@ -146,8 +147,8 @@
     if (this.pos >= this.total) this.go(0);
     this.root.querySelector('.tg-play').textContent = '\u23F8 pause';
     this.timer = setInterval(() => {
-      if (this.pos >= this.total) { this.stop(); return; }
       this.go(this.pos + 1);
+      if (this.pos >= this.total) this.stop();
     }, 900);
   };
   Explorer.prototype.stop = function () {

@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <memory>
+#include <mutex>
 
 #include "inspect/graph.hpp"
 #include "tapegrad/inspect.hpp"
@@ -23,6 +24,23 @@ int capture_error(char* msg) {
   g_graphviz_error += msg;
   return 0;
 }
+
+// One Graphviz context for the process. Graphviz's pango text plugin keeps a
+// pointer to the last font name it measured, which a freed context leaves
+// dangling (the next layout reads freed memory: seen under AddressSanitizer
+// when two renders use different fonts); a context that lives as long as the
+// process keeps the name alive. Graphviz is not thread-safe: one render at a
+// time.
+std::mutex g_graphviz_mutex;
+struct Context {
+  GVC_t* gvc;
+  Context() {
+    static GVC_t* const shared = gvContext();
+    if (!shared) throw Error("graphviz: cannot create a context");
+    gvc = shared;
+  }
+  GVC_t* get() const { return gvc; }
+};
 
 std::string extension(const std::string& path) {
   const auto slash = path.find_last_of('/');
@@ -48,8 +66,8 @@ void write_graph(const std::string& dot, const std::string& path) {
   }
   g_graphviz_error.clear();
   agseterrf(&capture_error);
-  std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
-  if (!gvc) throw Error("graphviz: cannot create a context");
+  const std::lock_guard<std::mutex> lock(g_graphviz_mutex);
+  Context gvc;
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
   if (!g) {
     write_text(path + ".dot", dot);
@@ -80,8 +98,8 @@ void write_graph(const std::string& dot, const std::string& path) {
 std::string detail::render_svg(const std::string& dot) {
   g_graphviz_error.clear();
   agseterrf(&capture_error);
-  std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
-  if (!gvc) throw Error("graphviz: cannot create a context");
+  const std::lock_guard<std::mutex> lock(g_graphviz_mutex);
+  Context gvc;
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
   if (!g) throw Error(fmt::format("graphviz could not parse the DOT text ({})", g_graphviz_error));
   if (gvLayout(gvc.get(), g.get(), "dot") != 0)

@@ -30,17 +30,40 @@ int capture_error(char* msg) {
 // dangling (the next layout reads freed memory: seen under AddressSanitizer
 // when two renders use different fonts); a context that lives as long as the
 // process keeps the name alive. Graphviz is not thread-safe: one render at a
-// time.
+// time, under the mutex.
 std::mutex g_graphviz_mutex;
-struct Context {
-  GVC_t* gvc;
-  Context() {
-    static GVC_t* const shared = gvContext();
-    if (!shared) throw Error("graphviz: cannot create a context");
-    gvc = shared;
+GVC_t* context() {
+  static GVC_t* const shared = gvContext();
+  if (!shared) throw Error("graphviz: cannot create a context");
+  return shared;
+}
+
+// Parses and lays out `dot`, then runs render(context, graph), which says
+// whether it worked. Returns what went wrong, or "" when nothing did.
+template <class Render>
+std::string with_layout(const std::string& dot, const std::string& format, Render render) {
+  const std::lock_guard<std::mutex> lock(g_graphviz_mutex);
+  g_graphviz_error.clear();
+  agseterrf(&capture_error);
+  GVC_t* gvc = context();
+  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
+  if (!g) {
+    std::string why = g_graphviz_error;
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return fmt::format("graphviz could not parse the DOT text ({})",
+                       why.empty() ? "no detail" : why);
   }
-  GVC_t* get() const { return gvc; }
-};
+  if (gvLayout(gvc, g.get(), "dot") != 0)
+    return "graphviz has no 'dot' layout plugin (install the graphviz package and run 'dot -c')";
+  const bool ok = render(gvc, g.get());
+  gvFreeLayout(gvc, g.get());
+  if (!ok)
+    return fmt::format(
+        "graphviz cannot render '{}' (renderer plugin missing: install the graphviz package, or "
+        "libgvplugin-cairo for png/pdf)",
+        format);
+  return {};
+}
 
 std::string extension(const std::string& path) {
   const auto slash = path.find_last_of('/');
@@ -64,53 +87,26 @@ void write_graph(const std::string& dot, const std::string& path) {
                     "was written to {}.dot",
                     path, ext, path));
   }
-  g_graphviz_error.clear();
-  agseterrf(&capture_error);
-  const std::lock_guard<std::mutex> lock(g_graphviz_mutex);
-  Context gvc;
-  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
-  if (!g) {
+  const std::string why = with_layout(dot, ext, [&](GVC_t* gvc, Agraph_t* g) {
+    return gvRenderFilename(gvc, g, ext.c_str(), path.c_str()) == 0;
+  });
+  if (!why.empty()) {
     write_text(path + ".dot", dot);
-    std::string why = g_graphviz_error;
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    throw Error(
-        fmt::format("{}: graphviz could not parse the DOT text ({}); it was written to {}.dot",
-                    path, why.empty() ? "no detail" : why, path));
-  }
-  if (gvLayout(gvc.get(), g.get(), "dot") != 0) {
-    write_text(path + ".dot", dot);
-    throw Error(
-        fmt::format("{}: graphviz has no 'dot' layout plugin (install the graphviz package and run "
-                    "'dot -c'); the DOT text was written to {}.dot",
-                    path, path));
-  }
-  const int rc = gvRenderFilename(gvc.get(), g.get(), ext.c_str(), path.c_str());
-  gvFreeLayout(gvc.get(), g.get());
-  if (rc != 0) {
-    write_text(path + ".dot", dot);
-    throw Error(fmt::format(
-        "{}: graphviz cannot render '{}' (renderer plugin missing: install the graphviz "
-        "package, or libgvplugin-cairo for png/pdf); the DOT text was written to {}.dot",
-        path, ext, path));
+    throw Error(fmt::format("{}: {}; the DOT text was written to {}.dot", path, why, path));
   }
 }
 
 std::string detail::render_svg(const std::string& dot) {
-  g_graphviz_error.clear();
-  agseterrf(&capture_error);
-  const std::lock_guard<std::mutex> lock(g_graphviz_mutex);
-  Context gvc;
-  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), &agclose);
-  if (!g) throw Error(fmt::format("graphviz could not parse the DOT text ({})", g_graphviz_error));
-  if (gvLayout(gvc.get(), g.get(), "dot") != 0)
-    throw Error("graphviz has no 'dot' layout plugin (install the graphviz package, run 'dot -c')");
-  char* data = nullptr;
-  unsigned int len = 0;
-  const int rc = gvRenderData(gvc.get(), g.get(), "svg", &data, &len);
-  std::string svg = rc == 0 && data ? std::string(data, len) : std::string();
-  if (data) gvFreeRenderData(data);
-  gvFreeLayout(gvc.get(), g.get());
-  if (rc != 0) throw Error("graphviz cannot render svg (install the graphviz package)");
+  std::string svg;
+  const std::string why = with_layout(dot, "svg", [&](GVC_t* gvc, Agraph_t* g) {
+    char* data = nullptr;
+    unsigned int len = 0;
+    const bool ok = gvRenderData(gvc, g, "svg", &data, &len) == 0 && data;
+    if (ok) svg.assign(data, len);
+    if (data) gvFreeRenderData(data);
+    return ok;
+  });
+  if (!why.empty()) throw Error(why);
   return svg;
 }
 

@@ -62,6 +62,7 @@ struct OptimizeStats {
   std::uint32_t ops = 0;          // ops replayed
   std::uint32_t statements = 0;   // rows of the reverse sweep after preaccumulation
   std::uint32_t edges = 0;        // weighted edges in those rows
+  std::uint32_t blocks = 0;       // runs of same-shape statements executed as one loop per op
   std::uint32_t comparisons = 0;  // recorded comparisons still checked
 };
 
@@ -100,7 +101,9 @@ class Function {
   // partials along it (one row per statement, as an expression-template
   // engine records, but found after the fact). Values and gradients equal
   // the unoptimised replay's up to rounding (the weights multiply partials
-  // in another order). After optimize(), calls no longer write the tape: it
+  // in another order). Consecutive statements of one shape that do not read
+  // each other (a stencil's points, a layer's neurons) then run together, one
+  // loop per op over all of them. After optimize(), calls no longer write the tape: it
   // keeps showing the recorded point for inspection (use a Function without
   // optimize() to inspect a replayed point). Pure scalar tapes only.
   OptimizeStats optimize();

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/rules.hpp"
@@ -20,18 +21,35 @@ bool holds(Compare how, double a, double b);                      // replay.cpp
 namespace {
 enum Ref : std::uint8_t { kLocal, kExt, kNum };
 constexpr std::uint32_t kMaxStatement = 64;  // ops per statement (scratch size)
+constexpr std::uint32_t kBlockSlots = 4096;  // ops x statements per block (scratch size)
+constexpr std::uint32_t kMaxBlock = 256;     // statements per block
 
 }  // namespace
 
+// One op of a statement's shape. A local operand is the result of an earlier
+// op of the same statement (its position); an external one is an operand slot
+// of the statement (0..n_edges), the same slot for every statement of a block.
 struct POp {
   ScalarOp op;
   Ref ka, kb;
+  // The first write of the local reverse into an edge slot assigns its
+  // weight; later ones add (set by Builder::group).
+  bool first_a = false, first_b = false;
   std::uint32_t a, b;  // local position, or edge slot, by ka / kb
   double num;          // the number operand (at most one per op)
+  bool operator==(const POp& o) const {
+    return op == o.op && ka == o.ka && kb == o.kb && a == o.a && b == o.b &&
+           std::memcmp(&num, &o.num, sizeof num) == 0;
+  }
 };
-struct Stmt {
-  std::uint32_t root;  // global value index
-  std::uint32_t first_op, n_ops, first_edge, n_edges;
+// Consecutive statements of one shape (the same ops on the same kinds of
+// operands and numbers) of which none reads another's root run together:
+// each op of the shape is one loop over the block's statements, with no
+// per-op dispatch and no branches, which the compiler vectorises where the
+// op allows. Statement j's root is root0 + j; its operand in slot e is
+// edge_to[edge_base + e * count + j], its weight w[] at the same place.
+struct Block {
+  std::uint32_t first_op, n_ops, n_edges, count, root0, edge_base;
 };
 struct PCompare {
   std::uint32_t rec;  // index into Tape::compares()
@@ -41,49 +59,149 @@ struct PCompare {
   double num;
 };
 
+namespace {
+// One op over n statements: values and local partials.
+template <ScalarOp O>
+void run_op(const double* x, const double* y, double* v, double* da, double* db, std::uint32_t n) {
+  for (std::uint32_t j = 0; j < n; ++j) {
+    const Partials p = eval(O, x[j], y[j]);
+    v[j] = p.v, da[j] = p.da, db[j] = p.db;
+  }
+}
+using RunFn = void (*)(const double*, const double*, double*, double*, double*, std::uint32_t);
+RunFn runner(ScalarOp op) {
+  switch (op) {
+#define TG_RUN(o)   \
+  case ScalarOp::o: \
+    return run_op<ScalarOp::o>;
+    TG_RUN(add)
+    TG_RUN(sub)
+    TG_RUN(mul)
+    TG_RUN(div)
+    TG_RUN(pow)
+    TG_RUN(max)
+    TG_RUN(min)
+    TG_RUN(neg)
+    TG_RUN(exp)
+    TG_RUN(log)
+    TG_RUN(sqrt)
+    TG_RUN(abs)
+    TG_RUN(tanh)
+    TG_RUN(sigmoid)
+    TG_RUN(relu)
+#undef TG_RUN
+    default:
+      return nullptr;
+  }
+}
+}  // namespace
+
 struct Program {
-  std::vector<POp> ops;
-  std::vector<Stmt> stmts;
+  std::vector<POp> ops;    // the shape of each block
+  std::vector<RunFn> run;  // ops[k]'s loop
+  std::vector<Block> blocks;
   std::vector<std::uint32_t> edge_to;  // global value index of each statement operand
   std::vector<double> w;               // its weight, from the last forward
   std::vector<double> val, adj;        // inputs first, then statement roots
-  std::vector<double> lv, lda, ldb, ladj;
+  std::vector<double> lv, lda, ldb, ladj, ta, tb, ones;
   std::vector<PCompare> cmps;
   std::uint32_t n_in = 0, out = kNone;
   double out_const = 0;
   OptimizeStats stats;
 
-  double ref(Ref k, std::uint32_t i, double num) const {
-    return k == kLocal ? lv[i] : (k == kExt ? val[edge_to[i]] : num);
+  // The n values of operand (k, i) of a block's ops.
+  const double* operand(Ref k, std::uint32_t i, double num, std::uint32_t n,
+                        const std::uint32_t* to, double* tmp) const {
+    if (k == kLocal) return lv.data() + std::size_t{i} * n;
+    if (k == kExt) {
+      const std::uint32_t* t = to + std::size_t{i} * n;
+      for (std::uint32_t j = 0; j < n; ++j) tmp[j] = val[t[j]];
+    } else {
+      std::fill_n(tmp, n, num);
+    }
+    return tmp;
+  }
+  // d * g, and 0 where g is 0 (as the sweep: no 0 * inf from an unused path).
+  static double times(double d, double g) { return g == 0.0 ? 0.0 : d * g; }
+
+  // One block: its values, and with weights each statement's local reverse,
+  // which leaves in w the weight of each operand (the sum over the paths
+  // from the root of the products of the partials along them). The last op
+  // writes the roots' values in place; their adjoints are zeroed here too,
+  // while the lines are in cache (reverse() adds into them).
+  void run_block(const Block& b, bool weights) {
+    const std::uint32_t n = b.count;
+    const POp* o = ops.data() + b.first_op;
+    const std::uint32_t* to = edge_to.data() + b.edge_base;
+    for (std::uint32_t k = 0; k < b.n_ops; ++k) {
+      const double* x = operand(o[k].ka, o[k].a, o[k].num, n, to, ta.data());
+      const double* y = operand(o[k].kb, o[k].b, o[k].num, n, to, tb.data());
+      const std::size_t at = std::size_t{k} * n;
+      double* v = k + 1 == b.n_ops ? val.data() + b.root0 : lv.data() + at;
+      run[b.first_op + k](x, y, v, lda.data() + at, ldb.data() + at, n);
+    }
+    std::fill_n(adj.begin() + b.root0, n, 0.0);
+    if (!weights) return;
+    double* wb = w.data() + b.edge_base;
+    for (std::uint32_t k = b.n_ops; k-- > 0;) {
+      const std::size_t at = std::size_t{k} * n;
+      const double* g = k + 1 == b.n_ops ? ones.data() : ladj.data() + at;
+      const auto send = [&](Ref kind, std::uint32_t i, bool first, const double* d) {
+        if (kind == kNum) return;
+        double* t = (kind == kLocal ? ladj.data() : wb) + std::size_t{i} * n;
+        if (kind == kLocal || first)  // the first to reach it: assigned, not added
+          for (std::uint32_t j = 0; j < n; ++j) t[j] = times(d[j], g[j]);
+        else
+          for (std::uint32_t j = 0; j < n; ++j) t[j] += times(d[j], g[j]);
+      };
+      // b before a, the order Builder::group marked first writes in (x * x
+      // on one slot: b assigns, a adds).
+      if (scalar_op_binary(o[k].op)) send(o[k].kb, o[k].b, o[k].first_b, ldb.data() + at);
+      send(o[k].ka, o[k].a, o[k].first_a, lda.data() + at);
+    }
+  }
+
+  // A block of one statement (a chain's link, a sum of varying terms): the
+  // same, without loops of one or calls per op.
+  void run_single(const Block& b, bool weights) {
+    const POp* o = ops.data() + b.first_op;
+    const std::uint32_t* to = edge_to.data() + b.edge_base;
+    const auto ref = [&](Ref k, std::uint32_t i, double num) {
+      return k == kLocal ? lv[i] : (k == kExt ? val[to[i]] : num);
+    };
+    for (std::uint32_t k = 0; k < b.n_ops; ++k) {
+      const Partials p =
+          eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
+      lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
+    }
+    val[b.root0] = lv[b.n_ops - 1];
+    adj[b.root0] = 0.0;
+    if (!weights) return;
+    double* wb = w.data() + b.edge_base;
+    std::fill_n(wb, b.n_edges, 0.0);
+    ladj[b.n_ops - 1] = 1.0;
+    for (std::uint32_t k = b.n_ops; k-- > 0;) {
+      const double g = ladj[k];
+      const double ga = times(lda[k], g), gb = times(ldb[k], g);
+      if (o[k].ka == kLocal)
+        ladj[o[k].a] = ga;
+      else if (o[k].ka == kExt)
+        wb[o[k].a] += ga;
+      if (o[k].kb == kLocal)
+        ladj[o[k].b] = gb;
+      else if (o[k].kb == kExt)
+        wb[o[k].b] += gb;
+    }
   }
 
   // The forward; with weights, also each statement's local reverse.
   bool forward(std::span<const double> x, bool weights, std::uint32_t* first_flip) {
     std::copy(x.begin(), x.end(), val.begin());
-    for (const Stmt& s : stmts) {
-      const POp* o = ops.data() + s.first_op;
-      for (std::uint32_t k = 0; k < s.n_ops; ++k) {
-        const Partials p =
-            eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
-        lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
-      }
-      val[s.root] = lv[s.n_ops - 1];
-      if (!weights) continue;
-      std::fill_n(w.begin() + s.first_edge, s.n_edges, 0.0);
-      std::fill_n(ladj.begin(), s.n_ops - 1, 0.0);
-      ladj[s.n_ops - 1] = 1.0;
-      for (std::uint32_t k = s.n_ops; k-- > 0;) {
-        const double g = ladj[k];
-        if (g == 0.0) continue;  // as the sweep: no 0 * inf from an unused path
-        if (o[k].ka == kLocal)
-          ladj[o[k].a] += lda[k] * g;
-        else if (o[k].ka == kExt)
-          w[o[k].a] += lda[k] * g;
-        if (o[k].kb == kLocal)
-          ladj[o[k].b] += ldb[k] * g;
-        else if (o[k].kb == kExt)
-          w[o[k].b] += ldb[k] * g;
-      }
+    for (const Block& b : blocks) {
+      if (b.count == 1)
+        run_single(b, weights);
+      else
+        run_block(b, weights);
     }
     // Every value is final now (each slot is written once), so the
     // comparisons are checked after the whole forward.
@@ -98,21 +216,37 @@ struct Program {
     return true;
   }
 
+  // The reverse sweep over statements: each root's adjoint times its
+  // operands' weights. No statement of a block reads another's root, so a
+  // block's roots have their final adjoints when its turn comes, and its
+  // statements may go in any order: slot by slot, all statements at once.
+  // (Computing the weights here instead, from the stored values, saves
+  // storing them but costs more than it saves: measured slower on all three
+  // benchmark problems.)
   void reverse() {
-    std::fill(adj.begin(), adj.end(), 0.0);
+    std::fill_n(adj.begin(), n_in, 0.0);  // the roots' were zeroed by forward()
     if (out == kNone) return;
     adj[out] = 1.0;
-    for (std::size_t i = stmts.size(); i-- > 0;) {
-      const Stmt& s = stmts[i];
-      const double g = adj[s.root];
-      if (g == 0.0) continue;
-      for (std::uint32_t e = s.first_edge, end = e + s.n_edges; e < end; ++e)
-        adj[edge_to[e]] += w[e] * g;
+    for (std::size_t i = blocks.size(); i-- > 0;) {
+      const Block& b = blocks[i];
+      const double* g = adj.data() + b.root0;
+      const std::uint32_t* to = edge_to.data() + b.edge_base;
+      const double* wb = w.data() + b.edge_base;
+      for (std::uint32_t e = 0; e < b.n_edges; ++e, to += b.count, wb += b.count)
+        for (std::uint32_t j = 0; j < b.count; ++j)
+          if (g[j] != 0.0) adj[to[j]] += wb[j] * g[j];
     }
   }
 };
 
 namespace {
+
+// A statement as emitted: its ops (ext operands as positions in edges) and
+// operands, before grouping into blocks.
+struct Stmt {
+  std::uint32_t root;  // global value index
+  std::uint32_t first_op, n_ops, first_edge, n_edges;
+};
 
 bool is_op(ScalarOp op) {
   return op != ScalarOp::sink && op != ScalarOp::leaf && op != ScalarOp::constant &&
@@ -145,6 +279,7 @@ class Builder {
       if (is_root(i)) gid_[i] = g++;
     for (std::uint32_t i = 1; i < n_; ++i)
       if (is_root(i)) emit_statement(i);
+    group();
     for (std::size_t c = 0; c < t_.compares().size(); ++c) add_compare(c);
     if (vary_[r_])
       p_.out = gid_[r_];
@@ -152,13 +287,20 @@ class Builder {
       p_.out_const = t_.scalar_value(r_);
     p_.val.assign(g, 0.0);
     p_.adj.assign(g, 0.0);
+    std::size_t slots = 1, widest = 1;
+    for (const Block& b : p_.blocks) {
+      slots = std::max<std::size_t>(slots, std::size_t{b.n_ops} * b.count);
+      widest = std::max<std::size_t>(widest, b.count);
+    }
+    for (auto* v : {&p_.lv, &p_.lda, &p_.ldb, &p_.ladj}) v->assign(slots, 0.0);
+    for (auto* v : {&p_.ta, &p_.tb}) v->assign(widest, 0.0);
+    p_.ones.assign(widest, 1.0);
     p_.w.assign(p_.edge_to.size(), 0.0);
-    std::uint32_t longest = 1;
-    for (const Stmt& s : p_.stmts) longest = std::max(longest, s.n_ops);
-    for (auto* v : {&p_.lv, &p_.lda, &p_.ldb, &p_.ladj}) v->assign(longest, 0.0);
-    p_.stats.ops = static_cast<std::uint32_t>(p_.ops.size());
-    p_.stats.statements = static_cast<std::uint32_t>(p_.stmts.size());
-    p_.stats.edges = static_cast<std::uint32_t>(p_.edge_to.size());
+    p_.run.reserve(p_.ops.size());
+    for (const POp& o : p_.ops) p_.run.push_back(runner(o.op));
+    p_.stats.statements = static_cast<std::uint32_t>(stmts_.size());
+    p_.stats.edges = static_cast<std::uint32_t>(edges_.size());
+    p_.stats.blocks = static_cast<std::uint32_t>(p_.blocks.size());
     p_.stats.comparisons = static_cast<std::uint32_t>(p_.cmps.size());
     return std::make_unique<Program>(std::move(p_));
   }
@@ -244,7 +386,7 @@ class Builder {
     const std::uint32_t a = in_a(i), b = in_b(i);
     if (local(a)) emit_tree(a, s);
     if (b != a && local(b)) emit_tree(b, s);
-    POp o{op(i), kNum, kNum, 0, 0, 0.0};
+    POp o{op(i), kNum, kNum, false, false, 0, 0, 0.0};
     const auto operand = [&](std::uint32_t j, int slot, Ref& k, std::uint32_t& idx) {
       if (j == 0) {
         o.num = t_.scalar_operand(i, slot);  // a number kept on the node
@@ -256,24 +398,67 @@ class Builder {
         k = kExt;
         const std::uint32_t g = gid_[j];
         std::uint32_t e = s.first_edge;
-        while (e < p_.edge_to.size() && p_.edge_to[e] != g) ++e;
-        if (e == p_.edge_to.size()) p_.edge_to.push_back(g);
-        idx = e;
+        while (e < edges_.size() && edges_[e] != g) ++e;
+        if (e == edges_.size()) edges_.push_back(g);
+        idx = e - s.first_edge;
       }
     };
     operand(a, 0, o.ka, o.a);
     if (scalar_op_binary(op(i))) operand(b, 1, o.kb, o.b);
-    lpos_[i] = static_cast<std::uint32_t>(p_.ops.size()) - s.first_op;
-    p_.ops.push_back(o);
+    lpos_[i] = static_cast<std::uint32_t>(sops_.size()) - s.first_op;
+    sops_.push_back(o);
   }
 
   void emit_statement(std::uint32_t i) {
-    Stmt s{gid_[i], static_cast<std::uint32_t>(p_.ops.size()), 0,
-           static_cast<std::uint32_t>(p_.edge_to.size()), 0};
+    Stmt s{gid_[i], static_cast<std::uint32_t>(sops_.size()), 0,
+           static_cast<std::uint32_t>(edges_.size()), 0};
     emit_tree(i, s);
-    s.n_ops = static_cast<std::uint32_t>(p_.ops.size()) - s.first_op;
-    s.n_edges = static_cast<std::uint32_t>(p_.edge_to.size()) - s.first_edge;
-    p_.stmts.push_back(s);
+    s.n_ops = static_cast<std::uint32_t>(sops_.size()) - s.first_op;
+    s.n_edges = static_cast<std::uint32_t>(edges_.size()) - s.first_edge;
+    p_.stats.ops += s.n_ops;
+    stmts_.push_back(s);
+  }
+
+  bool same_shape(const Stmt& x, const Stmt& y) const {
+    return x.n_ops == y.n_ops && x.n_edges == y.n_edges &&
+           std::equal(sops_.begin() + x.first_op, sops_.begin() + x.first_op + x.n_ops,
+                      sops_.begin() + y.first_op);
+  }
+
+  // Runs of statements of one shape, none reading a root of its run (roots
+  // are numbered in statement order, so that is: every operand below the
+  // run's first root), become blocks, their operands laid out slot-major.
+  void group() {
+    for (std::size_t s = 0; s < stmts_.size();) {
+      const Stmt& first = stmts_[s];
+      const std::uint32_t cap =
+          std::min<std::uint32_t>(kMaxBlock, std::max<std::uint32_t>(1, kBlockSlots / first.n_ops));
+      std::size_t end = s + 1;
+      while (end < stmts_.size() && end - s < cap && same_shape(first, stmts_[end]) &&
+             std::all_of(edges_.begin() + stmts_[end].first_edge,
+                         edges_.begin() + stmts_[end].first_edge + stmts_[end].n_edges,
+                         [&](std::uint32_t g) { return g < first.root; }))
+        ++end;
+      const auto n = static_cast<std::uint32_t>(end - s);
+      p_.blocks.push_back(Block{static_cast<std::uint32_t>(p_.ops.size()), first.n_ops,
+                                first.n_edges, n, first.root,
+                                static_cast<std::uint32_t>(p_.edge_to.size())});
+      const std::size_t op0 = p_.ops.size();
+      p_.ops.insert(p_.ops.end(), sops_.begin() + first.first_op,
+                    sops_.begin() + first.first_op + first.n_ops);
+      // The local reverse runs the ops backwards, b before a: the first to
+      // reach each slot assigns.
+      std::vector<char> seen(first.n_edges, 0);
+      for (std::size_t k = p_.ops.size(); k-- > op0;) {
+        POp& o = p_.ops[k];
+        if (scalar_op_binary(o.op) && o.kb == kExt && !seen[o.b]) o.first_b = true, seen[o.b] = 1;
+        if (o.ka == kExt && !seen[o.a]) o.first_a = true, seen[o.a] = 1;
+      }
+      for (std::uint32_t e = 0; e < first.n_edges; ++e)
+        for (std::size_t j = s; j < end; ++j)
+          p_.edge_to.push_back(edges_[stmts_[j].first_edge + e]);
+      s = end;
+    }
   }
 
   void add_compare(std::size_t c) {
@@ -299,6 +484,9 @@ class Builder {
   std::uint32_t n_, r_;
   std::vector<char> live_, vary_, root_;
   std::vector<std::uint32_t> uses_, size_, gid_, lpos_;
+  std::vector<POp> sops_;             // every statement's ops, in statement order
+  std::vector<std::uint32_t> edges_;  // every statement's operands
+  std::vector<Stmt> stmts_;
   Program p_;
 };
 

@@ -148,6 +148,7 @@ void BM_Optimized(benchmark::State& state) {
   counters(state, static_cast<double>(fn.tape().scalar_count()));
   state.counters["statements"] = st.statements;
   state.counters["edges"] = st.edges;
+  state.counters["blocks"] = st.blocks;
 }
 
 #ifdef TAPEGRAD_BENCH_ADOLC

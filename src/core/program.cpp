@@ -47,9 +47,16 @@ struct POp {
 // each op of the shape is one loop over the block's statements, with no
 // per-op dispatch and no branches, which the compiler vectorises where the
 // op allows. Statement j's root is root0 + j; its operand in slot e is
-// edge_to[edge_base + e * count + j], its weight w[] at the same place.
+// described by slots[slot0 + e], and its weight is w[w0 + e * count + j].
 struct Block {
-  std::uint32_t first_op, n_ops, n_edges, count, root0, edge_base;
+  std::uint32_t first_op, n_ops, n_edges, count, root0, w0, slot0;
+};
+// Where the operands of one slot of a block are: base + j for statement j
+// when they are consecutive (a stencil's neighbours, the previous step's
+// points: then they are read and updated as plain vectors), else
+// edge_to[at + j].
+struct Slot {
+  std::uint32_t base, at;
 };
 struct PCompare {
   std::uint32_t rec;  // index into Tape::compares()
@@ -100,8 +107,9 @@ struct Program {
   std::vector<POp> ops;    // the shape of each block
   std::vector<RunFn> run;  // ops[k]'s loop
   std::vector<Block> blocks;
-  std::vector<std::uint32_t> edge_to;  // global value index of each statement operand
-  std::vector<double> w;               // its weight, from the last forward
+  std::vector<Slot> slots;
+  std::vector<std::uint32_t> edge_to;  // operands of the slots that are not consecutive
+  std::vector<double> w;               // each operand's weight, from the last forward
   std::vector<double> val, adj;        // inputs first, then statement roots
   std::vector<double> lv, lda, ldb, ladj, ta, tb, ones;
   std::vector<PCompare> cmps;
@@ -110,11 +118,12 @@ struct Program {
   OptimizeStats stats;
 
   // The n values of operand (k, i) of a block's ops.
-  const double* operand(Ref k, std::uint32_t i, double num, std::uint32_t n,
-                        const std::uint32_t* to, double* tmp) const {
+  const double* operand(Ref k, std::uint32_t i, double num, std::uint32_t n, const Slot* sl,
+                        double* tmp) const {
     if (k == kLocal) return lv.data() + std::size_t{i} * n;
     if (k == kExt) {
-      const std::uint32_t* t = to + std::size_t{i} * n;
+      if (sl[i].base != kNone) return val.data() + sl[i].base;
+      const std::uint32_t* t = edge_to.data() + sl[i].at;
       for (std::uint32_t j = 0; j < n; ++j) tmp[j] = val[t[j]];
     } else {
       std::fill_n(tmp, n, num);
@@ -123,6 +132,12 @@ struct Program {
   }
   // d * g, and 0 where g is 0 (as the sweep: no 0 * inf from an unused path).
   static double times(double d, double g) { return g == 0.0 ? 0.0 : d * g; }
+  // t += w * g over a slot of consecutive operands; t never overlaps g (a
+  // block does not read its own roots).
+  static void add_weighted(double* __restrict t, const double* __restrict w,
+                           const double* __restrict g, std::uint32_t n) {
+    for (std::uint32_t j = 0; j < n; ++j) t[j] += times(w[j], g[j]);
+  }
 
   // One block: its values, and with weights each statement's local reverse,
   // which leaves in w the weight of each operand (the sum over the paths
@@ -132,17 +147,17 @@ struct Program {
   void run_block(const Block& b, bool weights) {
     const std::uint32_t n = b.count;
     const POp* o = ops.data() + b.first_op;
-    const std::uint32_t* to = edge_to.data() + b.edge_base;
+    const Slot* sl = slots.data() + b.slot0;
     for (std::uint32_t k = 0; k < b.n_ops; ++k) {
-      const double* x = operand(o[k].ka, o[k].a, o[k].num, n, to, ta.data());
-      const double* y = operand(o[k].kb, o[k].b, o[k].num, n, to, tb.data());
+      const double* x = operand(o[k].ka, o[k].a, o[k].num, n, sl, ta.data());
+      const double* y = operand(o[k].kb, o[k].b, o[k].num, n, sl, tb.data());
       const std::size_t at = std::size_t{k} * n;
       double* v = k + 1 == b.n_ops ? val.data() + b.root0 : lv.data() + at;
       run[b.first_op + k](x, y, v, lda.data() + at, ldb.data() + at, n);
     }
     std::fill_n(adj.begin() + b.root0, n, 0.0);
     if (!weights) return;
-    double* wb = w.data() + b.edge_base;
+    double* wb = w.data() + b.w0;
     for (std::uint32_t k = b.n_ops; k-- > 0;) {
       const std::size_t at = std::size_t{k} * n;
       const double* g = k + 1 == b.n_ops ? ones.data() : ladj.data() + at;
@@ -165,9 +180,9 @@ struct Program {
   // same, without loops of one or calls per op.
   void run_single(const Block& b, bool weights) {
     const POp* o = ops.data() + b.first_op;
-    const std::uint32_t* to = edge_to.data() + b.edge_base;
+    const Slot* sl = slots.data() + b.slot0;  // one statement: every slot is "consecutive"
     const auto ref = [&](Ref k, std::uint32_t i, double num) {
-      return k == kLocal ? lv[i] : (k == kExt ? val[to[i]] : num);
+      return k == kLocal ? lv[i] : (k == kExt ? val[sl[i].base] : num);
     };
     for (std::uint32_t k = 0; k < b.n_ops; ++k) {
       const Partials p =
@@ -177,7 +192,7 @@ struct Program {
     val[b.root0] = lv[b.n_ops - 1];
     adj[b.root0] = 0.0;
     if (!weights) return;
-    double* wb = w.data() + b.edge_base;
+    double* wb = w.data() + b.w0;
     std::fill_n(wb, b.n_edges, 0.0);
     ladj[b.n_ops - 1] = 1.0;
     for (std::uint32_t k = b.n_ops; k-- > 0;) {
@@ -230,11 +245,17 @@ struct Program {
     for (std::size_t i = blocks.size(); i-- > 0;) {
       const Block& b = blocks[i];
       const double* g = adj.data() + b.root0;
-      const std::uint32_t* to = edge_to.data() + b.edge_base;
-      const double* wb = w.data() + b.edge_base;
-      for (std::uint32_t e = 0; e < b.n_edges; ++e, to += b.count, wb += b.count)
-        for (std::uint32_t j = 0; j < b.count; ++j)
-          if (g[j] != 0.0) adj[to[j]] += wb[j] * g[j];
+      const double* wb = w.data() + b.w0;
+      for (std::uint32_t e = 0; e < b.n_edges; ++e, wb += b.count) {
+        const Slot& sl = slots[b.slot0 + e];
+        if (sl.base != kNone) {
+          add_weighted(adj.data() + sl.base, wb, g, b.count);
+        } else {
+          const std::uint32_t* to = edge_to.data() + sl.at;
+          for (std::uint32_t j = 0; j < b.count; ++j)
+            if (g[j] != 0.0) adj[to[j]] += wb[j] * g[j];
+        }
+      }
     }
   }
 };
@@ -295,7 +316,7 @@ class Builder {
     for (auto* v : {&p_.lv, &p_.lda, &p_.ldb, &p_.ladj}) v->assign(slots, 0.0);
     for (auto* v : {&p_.ta, &p_.tb}) v->assign(widest, 0.0);
     p_.ones.assign(widest, 1.0);
-    p_.w.assign(p_.edge_to.size(), 0.0);
+    p_.w.assign(edges_.size(), 0.0);
     p_.run.reserve(p_.ops.size());
     for (const POp& o : p_.ops) p_.run.push_back(runner(o.op));
     p_.stats.statements = static_cast<std::uint32_t>(stmts_.size());
@@ -429,6 +450,7 @@ class Builder {
   // are numbered in statement order, so that is: every operand below the
   // run's first root), become blocks, their operands laid out slot-major.
   void group() {
+    std::uint32_t w0 = 0;
     for (std::size_t s = 0; s < stmts_.size();) {
       const Stmt& first = stmts_[s];
       const std::uint32_t cap =
@@ -441,8 +463,9 @@ class Builder {
         ++end;
       const auto n = static_cast<std::uint32_t>(end - s);
       p_.blocks.push_back(Block{static_cast<std::uint32_t>(p_.ops.size()), first.n_ops,
-                                first.n_edges, n, first.root,
-                                static_cast<std::uint32_t>(p_.edge_to.size())});
+                                first.n_edges, n, first.root, w0,
+                                static_cast<std::uint32_t>(p_.slots.size())});
+      w0 += first.n_edges * n;
       const std::size_t op0 = p_.ops.size();
       p_.ops.insert(p_.ops.end(), sops_.begin() + first.first_op,
                     sops_.begin() + first.first_op + first.n_ops);
@@ -454,9 +477,17 @@ class Builder {
         if (scalar_op_binary(o.op) && o.kb == kExt && !seen[o.b]) o.first_b = true, seen[o.b] = 1;
         if (o.ka == kExt && !seen[o.a]) o.first_a = true, seen[o.a] = 1;
       }
-      for (std::uint32_t e = 0; e < first.n_edges; ++e)
-        for (std::size_t j = s; j < end; ++j)
-          p_.edge_to.push_back(edges_[stmts_[j].first_edge + e]);
+      for (std::uint32_t e = 0; e < first.n_edges; ++e) {
+        const auto to = [&](std::size_t j) { return edges_[stmts_[s + j].first_edge + e]; };
+        bool consecutive = true;
+        for (std::uint32_t j = 1; j < n && consecutive; ++j) consecutive = to(j) == to(0) + j;
+        if (consecutive) {
+          p_.slots.push_back(Slot{to(0), 0});
+        } else {
+          p_.slots.push_back(Slot{kNone, static_cast<std::uint32_t>(p_.edge_to.size())});
+          for (std::uint32_t j = 0; j < n; ++j) p_.edge_to.push_back(to(j));
+        }
+      }
       s = end;
     }
   }

@@ -1,0 +1,165 @@
+// The optimiser's blocks: statements of one shape that do not read each other
+// run as one loop per op. Every shape of block below is checked against the
+// unoptimised replay (which itself equals a fresh recording, test_replay.cpp)
+// and against finite differences, at the recorded point and at new ones.
+#include <cmath>
+#include <random>
+
+#include "helpers.hpp"
+
+namespace {
+
+void require_near(double got, double want) {
+  INFO("got " << got << ", want " << want);
+  REQUIRE(std::abs(got - want) <= 1e-12 * (1 + std::abs(want)));
+}
+
+// Records f twice at x0, optimises one copy, and compares the two at x0 and
+// at `trials` random points near it; returns the optimiser's stats.
+template <class F>
+tg::OptimizeStats same_as_replay(const std::vector<double>& x0, F f, int trials = 8,
+                                 double spread = 0.3) {
+  tg::Function plain = tg::Function::record(x0, f);
+  tg::Function fast = tg::Function::record(x0, f);
+  const tg::OptimizeStats st = fast.optimize();
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(-spread, spread);
+  std::vector<double> g1(x0.size()), g2(x0.size());
+  for (int t = 0; t <= trials; ++t) {
+    std::vector<double> x = x0;
+    if (t > 0)
+      for (double& v : x) v += u(rng);
+    INFO("trial " << t);
+    const double v1 = plain.gradient(x, g1), v2 = fast.gradient(x, g2);
+    require_near(v2, v1);
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      INFO("input " << k);
+      require_near(g2[k], g1[k]);
+      REQUIRE(std::isfinite(g2[k]));
+    }
+    REQUIRE(fast.value(x) == v2);
+  }
+  return st;
+}
+
+// A few steps of the Lax-Wendroff stencil of the benchmarks on n points.
+tg::Scalar stencil(std::span<const tg::Scalar> in) {
+  std::vector<tg::Scalar> q(in.begin(), in.end()), flux(q.size());
+  const std::size_t n = q.size();
+  const double c = 0.125;
+  for (int step = 0; step < 6; ++step) {
+    for (std::size_t i = 0; i + 1 < n; ++i)
+      flux[i] = 0.5 * c * (q[i] + q[i + 1] + c * (q[i] - q[i + 1]));
+    for (std::size_t i = 1; i + 1 < n; ++i) q[i] += flux[i - 1] - flux[i];
+    q[0] = q[n - 2];
+    q[n - 1] = q[1];
+  }
+  tg::Scalar sum = q[0];
+  for (std::size_t i = 1; i < n; ++i) sum += q[i] * q[i];
+  return 0.1 * sum;
+}
+
+std::vector<double> points(std::size_t n, double lo, double hi, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> x(n);
+  for (double& v : x) v = u(rng);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("a stencil becomes blocks and keeps the replay's gradient", "[replay][optimize]") {
+  const std::vector<double> x0 = points(16, 1.0, 2.0, 3);
+  const tg::OptimizeStats st = same_as_replay(x0, stencil);
+  // Per step: a block of fluxes and a block of updates, plus the edge
+  // statements that took in the single-use end fluxes.
+  CHECK(st.blocks < st.statements / 4);
+  // And against central differences.
+  tg::Function fn = tg::Function::record(x0, stencil);
+  fn.optimize();
+  std::vector<double> g(x0.size());
+  fn.gradient(x0, g);
+  for (std::size_t k = 0; k < x0.size(); ++k) {
+    std::vector<double> xp = x0, xm = x0;
+    xp[k] += 1e-6, xm[k] -= 1e-6;
+    const double fd = (fn.value(xp) - fn.value(xm)) / 2e-6;
+    INFO("input " << k);
+    CHECK(std::abs(g[k] - fd) <= 1e-7 + 1e-6 * std::abs(fd));
+  }
+}
+
+TEST_CASE("blocks whose operands are scattered, shared or repeated", "[replay][optimize]") {
+  const std::vector<double> x0 = points(12, -1.5, 1.5, 4);
+  SECTION("gathered operands: a permutation, and one input in every statement") {
+    const auto f = [](std::span<const tg::Scalar> x) {
+      static const int perm[12] = {5, 2, 9, 0, 11, 7, 3, 10, 1, 8, 6, 4};
+      tg::Scalar s = x[0] * 0.5;
+      std::vector<tg::Scalar> y;
+      for (int j = 0; j < 12; ++j)
+        y.push_back(tg::tanh(x[static_cast<std::size_t>(perm[j])]) * x[3] + 1.0);
+      for (const auto& v : y) s = s + v * v;
+      return s;
+    };
+    const tg::OptimizeStats st = same_as_replay(x0, f);
+    CHECK(st.blocks < st.statements);
+    // Consecutive but for one swap: the slot must not be read as a range.
+    const auto g = [](std::span<const tg::Scalar> x) {
+      static const int near[12] = {0, 1, 2, 7, 4, 5, 6, 3, 8, 9, 10, 11};
+      std::vector<tg::Scalar> y;
+      for (int j = 0; j < 12; ++j) y.push_back(x[static_cast<std::size_t>(near[j])] * x[11 - j]);
+      tg::Scalar s = y[0] * y[0];  // every y used twice: one block of 12
+      for (std::size_t j = 1; j < 12; ++j) s = s + y[j] * y[j] * static_cast<double>(j);
+      return s;
+    };
+    CHECK(same_as_replay(x0, g).blocks == 2);  // the 12 products, the sum
+  }
+  SECTION("one operand twice in an op (x * x) and in two ops") {
+    const auto f = [](std::span<const tg::Scalar> x) {
+      std::vector<tg::Scalar> y;
+      for (std::size_t j = 0; j < 12; ++j) y.push_back((x[j] * x[j] + 1.0) * x[j] - tg::exp(x[j]));
+      tg::Scalar s = y[0];
+      for (std::size_t j = 1; j < 12; ++j) s = s + y[j] * y[j];
+      return s;
+    };
+    const tg::OptimizeStats st = same_as_replay(x0, f);
+    CHECK(st.blocks < st.statements);
+  }
+  SECTION("routers and kinks re-decide per statement") {
+    const auto f = [](std::span<const tg::Scalar> x) {
+      std::vector<tg::Scalar> y;
+      for (std::size_t j = 0; j + 1 < 12; ++j)
+        y.push_back(tg::max(x[j], x[j + 1]) + tg::relu(x[j] - 0.2) * tg::abs(x[j + 1]) +
+                    tg::min(x[j], 0.3));
+      tg::Scalar s = y[0];
+      for (std::size_t j = 1; j < y.size(); ++j) s = s + y[j] * y[j];
+      return s;
+    };
+    same_as_replay(x0, f, 40, 1.0);
+  }
+  SECTION("a zero upstream does not meet an infinite partial") {
+    // For x < 0, sqrt(relu(x)) has an infinite partial and its only user
+    // multiplies it by relu(x) = 0: the upstream is 0, the product must be
+    // 0, not 0 * inf.
+    const auto f = [](std::span<const tg::Scalar> x) {
+      std::vector<tg::Scalar> r, y;
+      for (std::size_t j = 0; j < 12; ++j) r.push_back(tg::relu(x[j]));
+      for (std::size_t j = 0; j < 12; ++j) y.push_back(tg::sqrt(r[j]) * r[j]);
+      tg::Scalar s = x[0] * 0.5;
+      for (std::size_t j = 0; j < 12; ++j) s = s + y[j] * y[j] + y[j];  // y: used twice
+      return s;
+    };
+    std::vector<double> x = x0;
+    for (std::size_t j = 0; j < 12; j += 2) x[j] = -1.0;
+    const tg::OptimizeStats st = same_as_replay(x, f, 0);
+    CHECK(st.blocks < st.statements);
+  }
+  SECTION("different numbers make different shapes") {
+    const auto f = [](std::span<const tg::Scalar> x) {
+      tg::Scalar s = x[0];
+      for (std::size_t j = 0; j < 12; ++j) s = s + (x[j] * (1.0 + static_cast<double>(j % 3)));
+      return s;
+    };
+    same_as_replay(x0, f);
+  }
+}

@@ -63,6 +63,7 @@ struct OptimizeStats {
   std::uint32_t statements = 0;   // rows of the reverse sweep after preaccumulation
   std::uint32_t edges = 0;        // weighted edges in those rows
   std::uint32_t blocks = 0;       // runs of same-shape statements executed as one loop per op
+  std::uint32_t fixed = 0;        // blocks of linear statements, whose weights are computed once
   std::uint32_t comparisons = 0;  // recorded comparisons still checked
 };
 

@@ -48,8 +48,13 @@ struct POp {
 // per-op dispatch and no branches, which the compiler vectorises where the
 // op allows. Statement j's root is root0 + j; its operand in slot e is
 // described by slots[slot0 + e], and its weight is w[w0 + e * count + j].
+// A block whose ops are all linear with fixed coefficients (add, sub, neg,
+// products with and division by numbers) has weights that do not depend on
+// the point: they are computed once, by optimize(), and shared by its
+// statements (wfix[w0 + e]); replay then skips its local reverse.
 struct Block {
   std::uint32_t first_op, n_ops, n_edges, count, root0, w0, slot0;
+  bool fixed;
 };
 // Where the operands of one slot of a block are: base + j for statement j
 // when they are consecutive (a stencil's neighbours, the previous step's
@@ -110,6 +115,7 @@ struct Program {
   std::vector<Slot> slots;
   std::vector<std::uint32_t> edge_to;  // operands of the slots that are not consecutive
   std::vector<double> w;               // each operand's weight, from the last forward
+  std::vector<double> wfix;            // the weights of fixed blocks, per slot
   std::vector<double> val, adj;        // inputs first, then statement roots
   std::vector<double> lv, lda, ldb, ladj, ta, tb, ones;
   std::vector<PCompare> cmps;
@@ -214,9 +220,9 @@ struct Program {
     std::copy(x.begin(), x.end(), val.begin());
     for (const Block& b : blocks) {
       if (b.count == 1)
-        run_single(b, weights);
+        run_single(b, weights && !b.fixed);
       else
-        run_block(b, weights);
+        run_block(b, weights && !b.fixed);
     }
     // Every value is final now (each slot is written once), so the
     // comparisons are checked after the whole forward.
@@ -245,6 +251,10 @@ struct Program {
     for (std::size_t i = blocks.size(); i-- > 0;) {
       const Block& b = blocks[i];
       const double* g = adj.data() + b.root0;
+      if (b.fixed) {
+        reverse_fixed(b, g);
+        continue;
+      }
       const double* wb = w.data() + b.w0;
       for (std::uint32_t e = 0; e < b.n_edges; ++e, wb += b.count) {
         const Slot& sl = slots[b.slot0 + e];
@@ -255,6 +265,20 @@ struct Program {
           for (std::uint32_t j = 0; j < b.count; ++j)
             if (g[j] != 0.0) adj[to[j]] += wb[j] * g[j];
         }
+      }
+    }
+  }
+
+  void reverse_fixed(const Block& b, const double* g) {
+    for (std::uint32_t e = 0; e < b.n_edges; ++e) {
+      const double we = wfix[b.w0 + e];
+      const Slot& sl = slots[b.slot0 + e];
+      if (sl.base != kNone) {
+        double* __restrict t = adj.data() + sl.base;  // never overlaps g
+        for (std::uint32_t j = 0; j < b.count; ++j) t[j] += times(we, g[j]);
+      } else {
+        const std::uint32_t* to = edge_to.data() + sl.at;
+        for (std::uint32_t j = 0; j < b.count; ++j) adj[to[j]] += times(we, g[j]);
       }
     }
   }
@@ -462,10 +486,18 @@ class Builder {
                          [&](std::uint32_t g) { return g < first.root; }))
         ++end;
       const auto n = static_cast<std::uint32_t>(end - s);
+      const POp* shape = sops_.data() + first.first_op;
+      const bool fixed = linear(shape, first.n_ops);
       p_.blocks.push_back(Block{static_cast<std::uint32_t>(p_.ops.size()), first.n_ops,
-                                first.n_edges, n, first.root, w0,
-                                static_cast<std::uint32_t>(p_.slots.size())});
-      w0 += first.n_edges * n;
+                                first.n_edges, n, first.root,
+                                fixed ? static_cast<std::uint32_t>(p_.wfix.size()) : w0,
+                                static_cast<std::uint32_t>(p_.slots.size()), fixed});
+      if (fixed) {
+        fixed_weights(shape, first.n_ops, first.n_edges);
+        ++p_.stats.fixed;
+      } else {
+        w0 += first.n_edges * n;
+      }
       const std::size_t op0 = p_.ops.size();
       p_.ops.insert(p_.ops.end(), sops_.begin() + first.first_op,
                     sops_.begin() + first.first_op + first.n_ops);
@@ -489,6 +521,47 @@ class Builder {
         }
       }
       s = end;
+    }
+  }
+
+  // Whether every op's partials are the same at every point: add, sub, neg,
+  // a product with a number, a division by one.
+  static bool linear(const POp* o, std::uint32_t n) {
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const ScalarOp op = o[k].op;
+      const bool num = o[k].ka == kNum || o[k].kb == kNum;
+      if (op == ScalarOp::add || op == ScalarOp::sub || op == ScalarOp::neg) continue;
+      if (op == ScalarOp::mul && num) continue;
+      if (op == ScalarOp::div && o[k].kb == kNum) continue;
+      return false;
+    }
+    return true;
+  }
+  // A linear shape's weights, by one local reverse (at operands of 1: the
+  // partials do not depend on them), appended to wfix.
+  void fixed_weights(const POp* o, std::uint32_t n, std::uint32_t n_edges) {
+    std::vector<double> lv(n), lda(n), ldb(n), ladj(n);
+    const auto ref = [&](Ref k, std::uint32_t i, double num) {
+      return k == kLocal ? lv[i] : (k == kExt ? 1.0 : num);
+    };
+    for (std::uint32_t k = 0; k < n; ++k) {
+      const Partials p =
+          eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
+      lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
+    }
+    const std::size_t w0 = p_.wfix.size();
+    p_.wfix.resize(w0 + n_edges, 0.0);
+    ladj[n - 1] = 1.0;
+    for (std::uint32_t k = n; k-- > 0;) {
+      const double ga = Program::times(lda[k], ladj[k]), gb = Program::times(ldb[k], ladj[k]);
+      if (o[k].ka == kLocal)
+        ladj[o[k].a] = ga;
+      else if (o[k].ka == kExt)
+        p_.wfix[w0 + o[k].a] += ga;
+      if (o[k].kb == kLocal)
+        ladj[o[k].b] = gb;
+      else if (o[k].kb == kExt)
+        p_.wfix[w0 + o[k].b] += gb;
     }
   }
 

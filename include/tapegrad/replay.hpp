@@ -59,6 +59,7 @@ struct OptimizeStats {
   std::uint32_t recorded = 0;     // op nodes in the recorded range
   std::uint32_t dead = 0;         // dropped: they do not reach the output
   std::uint32_t folded = 0;       // dropped: they do not depend on an input
+  std::uint32_t merged = 0;       // dropped: the same op on the same inputs as an earlier one
   std::uint32_t ops = 0;          // ops replayed
   std::uint32_t statements = 0;   // rows of the reverse sweep after preaccumulation
   std::uint32_t edges = 0;        // weighted edges in those rows
@@ -97,7 +98,8 @@ class Function {
 
   // Compiles the recorded tape into a replay program, once: nodes that do
   // not reach the output are dropped, nodes that do not depend on an input
-  // become numbers, and each single-use chain of ops is preaccumulated into
+  // become numbers, an op equal to an earlier one (same op, same inputs,
+  // same numbers) is that one, and each single-use chain of ops is preaccumulated into
   // one row of the reverse sweep whose weights are the products of the
   // partials along it (one row per statement, as an expression-template
   // engine records, but found after the fact). Values and gradients equal

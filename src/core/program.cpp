@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/rules.hpp"
@@ -310,7 +312,9 @@ class Builder {
         uses_(n_),
         size_(n_),
         gid_(n_, kNone),
-        lpos_(n_, kNone) {
+        lpos_(n_, kNone),
+        rep_(n_) {
+    for (std::uint32_t i = 0; i < n_; ++i) rep_[i] = i;
     for (std::size_t k = 0; k < in.size(); ++k) gid_[in[k].index()] = static_cast<std::uint32_t>(k);
     p_.n_in = static_cast<std::uint32_t>(in.size());
   }
@@ -318,6 +322,7 @@ class Builder {
   std::unique_ptr<Program> build() {
     mark_live();
     mark_varying();
+    merge_common();
     choose_roots();
     std::uint32_t g = p_.n_in;
     for (std::uint32_t i = 1; i < n_; ++i)
@@ -352,12 +357,57 @@ class Builder {
 
  private:
   ScalarOp op(std::uint32_t i) const { return t_.scalar_op(i); }
-  std::uint32_t in_a(std::uint32_t i) const { return t_.scalar_input_a(i); }
+  // Inputs, after merge_common(): the first of equal ops stands for all.
+  std::uint32_t in_a(std::uint32_t i) const { return rep_[t_.scalar_input_a(i)]; }
   std::uint32_t in_b(std::uint32_t i) const {
-    return scalar_op_binary(op(i)) ? t_.scalar_edges(i).b : 0;
+    return scalar_op_binary(op(i)) ? rep_[t_.scalar_edges(i).b] : 0;
   }
+  bool gone(std::uint32_t i) const { return rep_[i] != i; }  // merged into an earlier op
   bool local(std::uint32_t j) const { return j && vary_[j] && is_op(op(j)) && !root_[j]; }
-  bool is_root(std::uint32_t i) const { return vary_[i] && is_op(op(i)) && root_[i]; }
+  bool is_root(std::uint32_t i) const { return vary_[i] && is_op(op(i)) && root_[i] && !gone(i); }
+
+  // Common subexpressions: a varying op with the same code, the same inputs
+  // (after merging) and the same numbers as an earlier one computes the same
+  // value, bit for bit, so it becomes that one, and its uses add up on it
+  // (as CppAD's optimize does). add and mul are commutative in IEEE
+  // arithmetic, so their operands are ordered first.
+  struct Key {
+    ScalarOp op;
+    std::uint32_t a, b;
+    std::uint64_t na, nb;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const {
+      std::uint64_t h = static_cast<std::uint64_t>(k.op) * 0x9e3779b97f4a7c15ull;
+      for (std::uint64_t v : {std::uint64_t{k.a}, std::uint64_t{k.b}, k.na, k.nb})
+        h = (h ^ v) * 0xff51afd7ed558ccdull + (h >> 29);
+      return static_cast<std::size_t>(h);
+    }
+  };
+  void merge_common() {
+    std::unordered_map<Key, std::uint32_t, KeyHash> seen;
+    seen.reserve(n_);
+    for (std::uint32_t i = 1; i < n_; ++i) {
+      if (!live_[i] || !vary_[i] || !is_op(op(i))) continue;
+      const bool binary = scalar_op_binary(op(i));
+      // An input that is a number (on the node or folded) is keyed by its bits.
+      const auto side = [&](std::uint32_t j, int slot, std::uint32_t& at, std::uint64_t& num) {
+        if (j && vary_[j]) return void(at = j);
+        const double v = j ? t_.scalar_value(j) : t_.scalar_operand(i, slot);
+        at = 0, std::memcpy(&num, &v, sizeof v);
+      };
+      Key k{op(i), 0, 0, 0, 0};
+      side(in_a(i), 0, k.a, k.na);
+      if (binary) side(in_b(i), 1, k.b, k.nb);
+      if ((k.op == ScalarOp::add || k.op == ScalarOp::mul) &&
+          std::pair(k.b, k.nb) < std::pair(k.a, k.na))
+        std::swap(k.a, k.b), std::swap(k.na, k.nb);
+      const auto [it, fresh] = seen.try_emplace(k, i);
+      if (!fresh) rep_[i] = it->second, ++p_.stats.merged;
+    }
+    r_ = rep_[r_];
+  }
 
   void mark_live() {
     live_[r_] = 1;
@@ -400,7 +450,7 @@ class Builder {
   // longer than the scratch area are cut by making children roots.
   void choose_roots() {
     for (std::uint32_t i = 1; i < n_; ++i) {
-      if (!live_[i] || !vary_[i] || op(i) == ScalarOp::leaf) continue;
+      if (!live_[i] || !vary_[i] || op(i) == ScalarOp::leaf || gone(i)) continue;
       const bool cmp = op(i) == ScalarOp::compare;
       for (std::uint32_t j : {in_a(i), in_b(i)}) {
         if (!j || !vary_[j]) continue;
@@ -412,7 +462,7 @@ class Builder {
     }
     root_[r_] = 1;
     for (std::uint32_t i = 1; i < n_; ++i) {
-      if (!live_[i] || !vary_[i] || !is_op(op(i))) continue;
+      if (!live_[i] || !vary_[i] || !is_op(op(i)) || gone(i)) continue;
       if (uses_[i] != 1) root_[i] = 1;
       std::uint32_t size = 1;
       for (std::uint32_t j : {in_a(i), in_b(i)})
@@ -474,7 +524,6 @@ class Builder {
   // are numbered in statement order, so that is: every operand below the
   // run's first root), become blocks, their operands laid out slot-major.
   void group() {
-    std::uint32_t w0 = 0;
     for (std::size_t s = 0; s < stmts_.size();) {
       const Stmt& first = stmts_[s];
       const std::uint32_t cap =
@@ -485,42 +534,71 @@ class Builder {
                          edges_.begin() + stmts_[end].first_edge + stmts_[end].n_edges,
                          [&](std::uint32_t g) { return g < first.root; }))
         ++end;
-      const auto n = static_cast<std::uint32_t>(end - s);
-      const POp* shape = sops_.data() + first.first_op;
-      const bool fixed = linear(shape, first.n_ops);
-      p_.blocks.push_back(Block{static_cast<std::uint32_t>(p_.ops.size()), first.n_ops,
-                                first.n_edges, n, first.root,
-                                fixed ? static_cast<std::uint32_t>(p_.wfix.size()) : w0,
-                                static_cast<std::uint32_t>(p_.slots.size()), fixed});
-      if (fixed) {
-        fixed_weights(shape, first.n_ops, first.n_edges);
-        ++p_.stats.fixed;
-      } else {
-        w0 += first.n_edges * n;
-      }
-      const std::size_t op0 = p_.ops.size();
-      p_.ops.insert(p_.ops.end(), sops_.begin() + first.first_op,
-                    sops_.begin() + first.first_op + first.n_ops);
-      // The local reverse runs the ops backwards, b before a: the first to
-      // reach each slot assigns.
-      std::vector<char> seen(first.n_edges, 0);
-      for (std::size_t k = p_.ops.size(); k-- > op0;) {
-        POp& o = p_.ops[k];
-        if (scalar_op_binary(o.op) && o.kb == kExt && !seen[o.b]) o.first_b = true, seen[o.b] = 1;
-        if (o.ka == kExt && !seen[o.a]) o.first_a = true, seen[o.a] = 1;
-      }
-      for (std::uint32_t e = 0; e < first.n_edges; ++e) {
-        const auto to = [&](std::size_t j) { return edges_[stmts_[s + j].first_edge + e]; };
-        bool consecutive = true;
-        for (std::uint32_t j = 1; j < n && consecutive; ++j) consecutive = to(j) == to(0) + j;
-        if (consecutive) {
-          p_.slots.push_back(Slot{to(0), 0});
-        } else {
-          p_.slots.push_back(Slot{kNone, static_cast<std::uint32_t>(p_.edge_to.size())});
-          for (std::uint32_t j = 0; j < n; ++j) p_.edge_to.push_back(to(j));
-        }
-      }
+      // A run whose ends break its ranges (a periodic boundary: the first
+      // point reads the last) runs as its middle, with ranges, and the ends
+      // alone.
+      std::size_t lo = s, hi = end;
+      if (!ranges(s, end))
+        for (const auto& [l, h] :
+             {std::pair(s + 1, end), std::pair(s, end - 1), std::pair(s + 1, end - 1)})
+          if (h > l + 1 && ranges(l, h)) {
+            lo = l, hi = h;
+            break;
+          }
+      for (std::size_t j = s; j < lo; ++j) emit_block(j, j + 1);
+      emit_block(lo, hi);
+      for (std::size_t j = hi; j < end; ++j) emit_block(j, j + 1);
       s = end;
+    }
+  }
+
+  // Operand e of statements s..end-1: consecutive values?
+  bool range(std::size_t s, std::size_t end, std::uint32_t e) const {
+    const std::uint32_t t0 = edges_[stmts_[s].first_edge + e];
+    for (std::size_t j = s + 1; j < end; ++j)
+      if (edges_[stmts_[j].first_edge + e] != t0 + (j - s)) return false;
+    return true;
+  }
+  bool ranges(std::size_t s, std::size_t end) const {
+    for (std::uint32_t e = 0; e < stmts_[s].n_edges; ++e)
+      if (!range(s, end, e)) return false;
+    return true;
+  }
+
+  // Statements s..end-1, of one shape, as a block.
+  void emit_block(std::size_t s, std::size_t end) {
+    const Stmt& first = stmts_[s];
+    const auto n = static_cast<std::uint32_t>(end - s);
+    const POp* shape = sops_.data() + first.first_op;
+    const bool fixed = linear(shape, first.n_ops);
+    p_.blocks.push_back(Block{static_cast<std::uint32_t>(p_.ops.size()), first.n_ops, first.n_edges,
+                              n, first.root,
+                              fixed ? static_cast<std::uint32_t>(p_.wfix.size()) : w0_,
+                              static_cast<std::uint32_t>(p_.slots.size()), fixed});
+    if (fixed) {
+      fixed_weights(shape, first.n_ops, first.n_edges);
+      ++p_.stats.fixed;
+    } else {
+      w0_ += first.n_edges * n;
+    }
+    const std::size_t op0 = p_.ops.size();
+    p_.ops.insert(p_.ops.end(), shape, shape + first.n_ops);
+    // The local reverse runs the ops backwards, b before a: the first to
+    // reach each slot assigns.
+    std::vector<char> seen(first.n_edges, 0);
+    for (std::size_t k = p_.ops.size(); k-- > op0;) {
+      POp& o = p_.ops[k];
+      if (scalar_op_binary(o.op) && o.kb == kExt && !seen[o.b]) o.first_b = true, seen[o.b] = 1;
+      if (o.ka == kExt && !seen[o.a]) o.first_a = true, seen[o.a] = 1;
+    }
+    for (std::uint32_t e = 0; e < first.n_edges; ++e) {
+      if (range(s, end, e)) {
+        p_.slots.push_back(Slot{edges_[first.first_edge + e], 0});
+      } else {
+        p_.slots.push_back(Slot{kNone, static_cast<std::uint32_t>(p_.edge_to.size())});
+        for (std::size_t j = s; j < end; ++j)
+          p_.edge_to.push_back(edges_[stmts_[j].first_edge + e]);
+      }
     }
   }
 
@@ -569,7 +647,7 @@ class Builder {
     const CompareRecord& rec = t_.compares()[c];
     const std::uint32_t i = rec.node;
     if (i >= n_) return;
-    const std::uint32_t a = in_a(i), b = t_.scalar_edges(i).b;
+    const std::uint32_t a = in_a(i), b = rep_[t_.scalar_edges(i).b];
     if (!(a && vary_[a]) && !(b && vary_[b])) return;  // fixed: it cannot flip
     PCompare pc{
         static_cast<std::uint32_t>(c), rec.how, t_.scalar_value(i) != 0.0, kNone, kNone, 0.0};
@@ -587,10 +665,11 @@ class Builder {
   const Tape& t_;
   std::uint32_t n_, r_;
   std::vector<char> live_, vary_, root_;
-  std::vector<std::uint32_t> uses_, size_, gid_, lpos_;
+  std::vector<std::uint32_t> uses_, size_, gid_, lpos_, rep_;
   std::vector<POp> sops_;             // every statement's ops, in statement order
   std::vector<std::uint32_t> edges_;  // every statement's operands
   std::vector<Stmt> stmts_;
+  std::uint32_t w0_ = 0;  // weights of the blocks emitted so far
   Program p_;
 };
 

@@ -109,7 +109,9 @@ TEST_CASE("blocks whose operands are scattered, shared or repeated", "[replay][o
     const auto g = [](std::span<const tg::Scalar> x) {
       static const int near[12] = {0, 1, 2, 7, 4, 5, 6, 3, 8, 9, 10, 11};
       std::vector<tg::Scalar> y;
-      for (int j = 0; j < 12; ++j) y.push_back(x[static_cast<std::size_t>(near[j])] * x[11 - j]);
+      for (int j = 0; j < 12; ++j)
+        y.push_back(x[static_cast<std::size_t>(near[j])] *
+                    x[static_cast<std::size_t>((j + 5) % 12)]);
       tg::Scalar s = y[0] * y[0];  // every y used twice: one block of 12
       for (std::size_t j = 1; j < 12; ++j) s = s + y[j] * y[j] * static_cast<double>(j);
       return s;
@@ -163,5 +165,51 @@ TEST_CASE("blocks whose operands are scattered, shared or repeated", "[replay][o
       return s;
     };
     same_as_replay(x0, f);
+  }
+}
+
+TEST_CASE("equal ops are computed once", "[replay][optimize]") {
+  SECTION("the same product both ways round, and a repeated exp") {
+    const auto f = [](std::span<const tg::Scalar> x) {
+      return x[0] * x[1] + tg::exp(x[2] * 0.5) * (x[1] * x[0]) - tg::exp(x[2] * 0.5);
+    };
+    const tg::OptimizeStats st = same_as_replay({0.7, -1.1, 0.4}, f);
+    CHECK(st.merged == 3);  // x1 * x0, x2 * 0.5, exp
+    CHECK(st.ops + st.dead + st.folded + st.merged == st.recorded);
+  }
+  SECTION("different numbers or different ops stay apart") {
+    const auto f = [](std::span<const tg::Scalar> x) {
+      return x[0] * 0.5 + x[0] * 0.25 + tg::max(x[0], x[1]) * tg::min(x[0], x[1]) + (x[0] - x[1]) +
+             (x[1] - x[0]);
+    };
+    CHECK(same_as_replay({0.7, -1.1}, f, 20, 2.0).merged == 0);
+  }
+  SECTION("det by minors: every minor once") {
+    // Expansion along the first row recomputes each minor of the lower rows
+    // many times: 4! products of entries, but only 2^4 column subsets.
+    const auto det = [](std::span<const tg::Scalar> a) {
+      const auto rec = [&](auto&& self, int r, unsigned used) -> tg::Scalar {
+        if (r == 3)
+          for (int c = 0; c < 4; ++c)
+            if (!(used >> c & 1u)) return a[static_cast<std::size_t>(r * 4 + c)];
+        tg::Scalar sum;
+        bool first = true, plus = true;
+        for (int c = 0; c < 4; ++c) {
+          if (used >> c & 1u) continue;
+          tg::Scalar t = a[static_cast<std::size_t>(r * 4 + c)] * self(self, r + 1, used | 1u << c);
+          sum = first ? t : (plus ? sum + t : sum - t);
+          first = false, plus = !plus;
+        }
+        return sum;
+      };
+      return rec(rec, 0, 0);
+    };
+    const tg::OptimizeStats st = same_as_replay(points(16, 0.0, 1.0, 9), det);
+    // Recorded: 7 ops at row 0 (4 products, 3 sums), and under each of its 4
+    // terms 5 at row 1 and 3 x 3 at row 2: 7 + 4 (5 + 9) = 63. Distinct:
+    // 7, 4 x 5 for the 4 one-column minors, 6 x 3 for the 6 two-column ones.
+    CHECK(st.recorded == 63);
+    CHECK(st.ops == 7 + 4 * 5 + 6 * 3);
+    CHECK(st.merged == 63 - 45);
   }
 }

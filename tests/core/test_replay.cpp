@@ -351,7 +351,7 @@ TEST_CASE("the optimised program gives the replay's values and gradients", "[rep
     tg::Function fast = tg::Function::record(x0, f);
     const tg::OptimizeStats st = fast.optimize();
     CHECK(fast.optimized());
-    CHECK(st.ops + st.dead + st.folded == st.recorded);
+    CHECK(st.ops + st.dead + st.folded + st.merged == st.recorded);
     CHECK(st.statements <= st.ops);
     std::vector<double> g1(3), g2(3);
     for (int trial = 0; trial < 5; ++trial) {

@@ -1,0 +1,132 @@
+#pragma once
+// Private: the replay program that Function::optimize() compiles a tape into
+// (program.cpp builds it, program_run.cpp runs it).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "tapegrad/replay.hpp"
+
+namespace tapegrad::detail {
+
+enum Ref : std::uint8_t { kLocal, kExt, kNum };
+constexpr std::uint32_t kMaxStatement = 64;  // ops per statement (scratch size)
+constexpr std::uint32_t kBlockSlots = 4096;  // ops x statements per block (scratch size)
+constexpr std::uint32_t kMaxBlock = 256;     // statements per block
+
+// One op of a statement's shape. A local operand is the result of an earlier
+// op of the same statement (its position); an external one is an operand slot
+// of the statement (0..n_edges), the same slot for every statement of a block.
+struct POp {
+  ScalarOp op;
+  Ref ka, kb;
+  // The first write of the local reverse into an edge slot assigns its
+  // weight; later ones add (set by Builder::group).
+  bool first_a = false, first_b = false;
+  std::uint32_t a, b;  // local position, or edge slot, by ka / kb
+  double num;          // the number operand (at most one per op)
+  bool operator==(const POp& o) const {
+    return op == o.op && ka == o.ka && kb == o.kb && a == o.a && b == o.b &&
+           std::memcmp(&num, &o.num, sizeof num) == 0;
+  }
+};
+// Consecutive statements of one shape (the same ops on the same kinds of
+// operands and numbers) of which none reads another's root run together:
+// each op of the shape is one loop over the block's statements, with no
+// per-op dispatch and no branches, which the compiler vectorises where the
+// op allows. Statement j's root is root0 + j; its operand in slot e is
+// described by slots[slot0 + e], and its weight is w[w0 + e * count + j].
+// A block whose ops are all linear with fixed coefficients (add, sub, neg,
+// products with and division by numbers) has weights that do not depend on
+// the point: they are computed once, by optimize(), and shared by its
+// statements (wfix[w0 + e]); replay then skips its local reverse.
+struct Block {
+  std::uint32_t first_op, n_ops, n_edges, count, root0, w0, slot0;
+  bool fixed;
+};
+// Where the operands of one slot of a block are: base + j for statement j
+// when they are consecutive (a stencil's neighbours, the previous step's
+// points: then they are read and updated as plain vectors), else
+// edge_to[at + j].
+struct Slot {
+  std::uint32_t base, at;
+};
+struct PCompare {
+  std::uint32_t rec;  // index into Tape::compares()
+  Compare how;
+  bool recorded;       // the outcome on the tape
+  std::uint32_t a, b;  // global value index, or kNone for the number
+  double num;
+};
+
+using RunFn = void (*)(const double*, const double*, double*, double*, double*, std::uint32_t);
+// The loop that runs op over n statements (values and local partials), or
+// null for codes that are not ops.
+RunFn runner(ScalarOp op);
+
+struct Program {
+  std::vector<POp> ops;    // the shape of each block
+  std::vector<RunFn> run;  // ops[k]'s loop
+  std::vector<Block> blocks;
+  std::vector<Slot> slots;
+  std::vector<std::uint32_t> edge_to;  // operands of the slots that are not consecutive
+  std::vector<double> w;               // each operand's weight, from the last forward
+  std::vector<double> wfix;            // the weights of fixed blocks, per slot
+  std::vector<double> val, adj;        // inputs first, then statement roots
+  std::vector<double> lv, lda, ldb, ladj, ta, tb, ones;
+  std::vector<PCompare> cmps;
+  std::uint32_t n_in = 0, out = kNone;
+  double out_const = 0;
+  OptimizeStats stats;
+
+  // The n values of operand (k, i) of a block's ops.
+  const double* operand(Ref k, std::uint32_t i, double num, std::uint32_t n, const Slot* sl,
+                        double* tmp) const {
+    if (k == kLocal) return lv.data() + std::size_t{i} * n;
+    if (k == kExt) {
+      if (sl[i].base != kNone) return val.data() + sl[i].base;
+      const std::uint32_t* t = edge_to.data() + sl[i].at;
+      for (std::uint32_t j = 0; j < n; ++j) tmp[j] = val[t[j]];
+    } else {
+      std::fill_n(tmp, n, num);
+    }
+    return tmp;
+  }
+  // d * g, and 0 where g is 0 (as the sweep: no 0 * inf from an unused path).
+  static double times(double d, double g) { return g == 0.0 ? 0.0 : d * g; }
+  // t += w * g over a slot of consecutive operands; t never overlaps g (a
+  // block does not read its own roots).
+  static void add_weighted(double* __restrict t, const double* __restrict w,
+                           const double* __restrict g, std::uint32_t n) {
+    for (std::uint32_t j = 0; j < n; ++j) t[j] += times(w[j], g[j]);
+  }
+
+  // One block: its values, and with weights each statement's local reverse,
+  // which leaves in w the weight of each operand (the sum over the paths
+  // from the root of the products of the partials along them). The last op
+  // writes the roots' values in place; their adjoints are zeroed here too,
+  // while the lines are in cache (reverse() adds into them).
+  void run_block(const Block& b, bool weights);
+
+  // A block of one statement (a chain's link, a sum of varying terms): the
+  // same, without loops of one or calls per op.
+  void run_single(const Block& b, bool weights);
+
+  // The forward; with weights, also each statement's local reverse.
+  bool forward(std::span<const double> x, bool weights, std::uint32_t* first_flip);
+
+  // The reverse sweep over statements: each root's adjoint times its
+  // operands' weights. No statement of a block reads another's root, so a
+  // block's roots have their final adjoints when its turn comes, and its
+  // statements may go in any order: slot by slot, all statements at once.
+  // (Computing the weights here instead, from the stored values, saves
+  // storing them but costs more than it saves: measured slower on all three
+  // benchmark problems.)
+  void reverse();
+
+  void reverse_fixed(const Block& b, const double* g);
+};
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,171 @@
+// Running the replay program (program.hpp): the forward over blocks, with
+// each statement's local reverse, and the reverse sweep over statements.
+#include <algorithm>
+
+#include "core/program.hpp"
+#include "core/rules.hpp"
+
+namespace tapegrad::detail {
+bool holds(Compare how, double a, double b);  // replay.cpp
+
+namespace {
+// One op over n statements: values and local partials.
+template <ScalarOp O>
+void run_op(const double* x, const double* y, double* v, double* da, double* db, std::uint32_t n) {
+  for (std::uint32_t j = 0; j < n; ++j) {
+    const Partials p = eval(O, x[j], y[j]);
+    v[j] = p.v, da[j] = p.da, db[j] = p.db;
+  }
+}
+}  // namespace
+
+RunFn runner(ScalarOp op) {
+  switch (op) {
+#define TG_RUN(o)   \
+  case ScalarOp::o: \
+    return run_op<ScalarOp::o>;
+    TG_RUN(add)
+    TG_RUN(sub)
+    TG_RUN(mul)
+    TG_RUN(div)
+    TG_RUN(pow)
+    TG_RUN(max)
+    TG_RUN(min)
+    TG_RUN(neg)
+    TG_RUN(exp)
+    TG_RUN(log)
+    TG_RUN(sqrt)
+    TG_RUN(abs)
+    TG_RUN(tanh)
+    TG_RUN(sigmoid)
+    TG_RUN(relu)
+#undef TG_RUN
+    default:
+      return nullptr;
+  }
+}
+
+void Program::run_block(const Block& b, bool weights) {
+  const std::uint32_t n = b.count;
+  const POp* o = ops.data() + b.first_op;
+  const Slot* sl = slots.data() + b.slot0;
+  for (std::uint32_t k = 0; k < b.n_ops; ++k) {
+    const double* x = operand(o[k].ka, o[k].a, o[k].num, n, sl, ta.data());
+    const double* y = operand(o[k].kb, o[k].b, o[k].num, n, sl, tb.data());
+    const std::size_t at = std::size_t{k} * n;
+    double* v = k + 1 == b.n_ops ? val.data() + b.root0 : lv.data() + at;
+    run[b.first_op + k](x, y, v, lda.data() + at, ldb.data() + at, n);
+  }
+  std::fill_n(adj.begin() + b.root0, n, 0.0);
+  if (!weights) return;
+  double* wb = w.data() + b.w0;
+  for (std::uint32_t k = b.n_ops; k-- > 0;) {
+    const std::size_t at = std::size_t{k} * n;
+    const double* g = k + 1 == b.n_ops ? ones.data() : ladj.data() + at;
+    const auto send = [&](Ref kind, std::uint32_t i, bool first, const double* d) {
+      if (kind == kNum) return;
+      double* t = (kind == kLocal ? ladj.data() : wb) + std::size_t{i} * n;
+      if (kind == kLocal || first)  // the first to reach it: assigned, not added
+        for (std::uint32_t j = 0; j < n; ++j) t[j] = times(d[j], g[j]);
+      else
+        for (std::uint32_t j = 0; j < n; ++j) t[j] += times(d[j], g[j]);
+    };
+    // b before a, the order Builder::group marked first writes in (x * x
+    // on one slot: b assigns, a adds).
+    if (scalar_op_binary(o[k].op)) send(o[k].kb, o[k].b, o[k].first_b, ldb.data() + at);
+    send(o[k].ka, o[k].a, o[k].first_a, lda.data() + at);
+  }
+}
+
+void Program::run_single(const Block& b, bool weights) {
+  const POp* o = ops.data() + b.first_op;
+  const Slot* sl = slots.data() + b.slot0;  // one statement: every slot is "consecutive"
+  const auto ref = [&](Ref k, std::uint32_t i, double num) {
+    return k == kLocal ? lv[i] : (k == kExt ? val[sl[i].base] : num);
+  };
+  for (std::uint32_t k = 0; k < b.n_ops; ++k) {
+    const Partials p =
+        eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
+    lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
+  }
+  val[b.root0] = lv[b.n_ops - 1];
+  adj[b.root0] = 0.0;
+  if (!weights) return;
+  double* wb = w.data() + b.w0;
+  std::fill_n(wb, b.n_edges, 0.0);
+  ladj[b.n_ops - 1] = 1.0;
+  for (std::uint32_t k = b.n_ops; k-- > 0;) {
+    const double g = ladj[k];
+    const double ga = times(lda[k], g), gb = times(ldb[k], g);
+    if (o[k].ka == kLocal)
+      ladj[o[k].a] = ga;
+    else if (o[k].ka == kExt)
+      wb[o[k].a] += ga;
+    if (o[k].kb == kLocal)
+      ladj[o[k].b] = gb;
+    else if (o[k].kb == kExt)
+      wb[o[k].b] += gb;
+  }
+}
+
+bool Program::forward(std::span<const double> x, bool weights, std::uint32_t* first_flip) {
+  std::copy(x.begin(), x.end(), val.begin());
+  for (const Block& b : blocks) {
+    if (b.count == 1)
+      run_single(b, weights && !b.fixed);
+    else
+      run_block(b, weights && !b.fixed);
+  }
+  // Every value is final now (each slot is written once), so the
+  // comparisons are checked after the whole forward.
+  *first_flip = kNone;
+  for (const PCompare& c : cmps) {
+    const double a = c.a == kNone ? c.num : val[c.a], b = c.b == kNone ? c.num : val[c.b];
+    if (holds(c.how, a, b) != c.recorded) {
+      *first_flip = c.rec;
+      return false;
+    }
+  }
+  return true;
+}
+
+void Program::reverse() {
+  std::fill_n(adj.begin(), n_in, 0.0);  // the roots' were zeroed by forward()
+  if (out == kNone) return;
+  adj[out] = 1.0;
+  for (std::size_t i = blocks.size(); i-- > 0;) {
+    const Block& b = blocks[i];
+    const double* g = adj.data() + b.root0;
+    if (b.fixed) {
+      reverse_fixed(b, g);
+      continue;
+    }
+    const double* wb = w.data() + b.w0;
+    for (std::uint32_t e = 0; e < b.n_edges; ++e, wb += b.count) {
+      const Slot& sl = slots[b.slot0 + e];
+      if (sl.base != kNone) {
+        add_weighted(adj.data() + sl.base, wb, g, b.count);
+      } else {
+        const std::uint32_t* to = edge_to.data() + sl.at;
+        for (std::uint32_t j = 0; j < b.count; ++j)
+          if (g[j] != 0.0) adj[to[j]] += wb[j] * g[j];
+      }
+    }
+  }
+}
+
+void Program::reverse_fixed(const Block& b, const double* g) {
+  for (std::uint32_t e = 0; e < b.n_edges; ++e) {
+    const double we = wfix[b.w0 + e];
+    const Slot& sl = slots[b.slot0 + e];
+    if (sl.base != kNone) {
+      double* __restrict t = adj.data() + sl.base;  // never overlaps g
+      for (std::uint32_t j = 0; j < b.count; ++j) t[j] += times(we, g[j]);
+    } else {
+      const std::uint32_t* to = edge_to.data() + sl.at;
+      for (std::uint32_t j = 0; j < b.count; ++j) adj[to[j]] += times(we, g[j]);
+    }
+  }
+}
+
+}  // namespace tapegrad::detail

@@ -286,11 +286,17 @@ class Builder {
     }
   }
 
-  // Operand e of statements s..end-1: consecutive values?
-  bool range(std::size_t s, std::size_t end, std::uint32_t e) const {
-    const std::uint32_t t0 = edges_[stmts_[s].first_edge + e];
-    for (std::size_t j = s + 1; j < end; ++j)
-      if (edges_[stmts_[j].first_edge + e] != t0 + (j - s)) return false;
+  // Operand e of statements s..end-1: evenly spaced values? (*stride)
+  bool range(std::size_t s, std::size_t end, std::uint32_t e,
+             std::int32_t* stride = nullptr) const {
+    const auto at = [&](std::size_t j) {
+      return static_cast<std::int64_t>(edges_[stmts_[j].first_edge + e]);
+    };
+    const std::int64_t d = end - s > 1 ? at(s + 1) - at(s) : 1;
+    if (d > INT32_MAX || d < INT32_MIN) return false;
+    for (std::size_t j = s + 2; j < end; ++j)
+      if (at(j) != at(s) + d * static_cast<std::int64_t>(j - s)) return false;
+    if (stride) *stride = static_cast<std::int32_t>(d);
     return true;
   }
   bool ranges(std::size_t s, std::size_t end) const {
@@ -326,10 +332,11 @@ class Builder {
       if (o.ka == kExt && !seen[o.a]) o.first_a = true, seen[o.a] = 1;
     }
     for (std::uint32_t e = 0; e < first.n_edges; ++e) {
-      if (range(s, end, e)) {
-        p_.slots.push_back(Slot{edges_[first.first_edge + e], 0});
+      std::int32_t stride = 1;
+      if (range(s, end, e, &stride)) {
+        p_.slots.push_back(Slot{edges_[first.first_edge + e], stride, kNone});
       } else {
-        p_.slots.push_back(Slot{kNone, static_cast<std::uint32_t>(p_.edge_to.size())});
+        p_.slots.push_back(Slot{kNone, 0, static_cast<std::uint32_t>(p_.edge_to.size())});
         for (std::size_t j = s; j < end; ++j)
           p_.edge_to.push_back(edges_[stmts_[j].first_edge + e]);
       }

@@ -46,12 +46,16 @@ struct Block {
   std::uint32_t first_op, n_ops, n_edges, count, root0, w0, slot0;
   bool fixed;
 };
-// Where the operands of one slot of a block are: base + j for statement j
-// when they are consecutive (a stencil's neighbours, the previous step's
-// points: then they are read and updated as plain vectors), else
-// edge_to[at + j].
+// Where the operands of one slot of a block are: base + j * stride for
+// statement j when they are evenly spaced (stride 1: a stencil's
+// neighbours, the previous step's points, read and updated as plain vectors;
+// 0: one value that every statement reads, a layer's input; other: a
+// column of a weight matrix), else edge_to[at + j].
 struct Slot {
-  std::uint32_t base, at;
+  std::uint32_t base;
+  std::int32_t stride;
+  std::uint32_t at;  // kNone when strided
+  bool strided() const { return at == kNone; }
 };
 struct PCompare {
   std::uint32_t rec;  // index into Tape::compares()
@@ -86,9 +90,15 @@ struct Program {
                         double* tmp) const {
     if (k == kLocal) return lv.data() + std::size_t{i} * n;
     if (k == kExt) {
-      if (sl[i].base != kNone) return val.data() + sl[i].base;
-      const std::uint32_t* t = edge_to.data() + sl[i].at;
-      for (std::uint32_t j = 0; j < n; ++j) tmp[j] = val[t[j]];
+      const Slot& s = sl[i];
+      if (s.strided()) {
+        if (s.stride == 1) return val.data() + s.base;
+        const double* v = val.data() + s.base;
+        for (std::uint32_t j = 0; j < n; ++j) tmp[j] = v[std::ptrdiff_t{s.stride} * j];
+      } else {
+        const std::uint32_t* t = edge_to.data() + s.at;
+        for (std::uint32_t j = 0; j < n; ++j) tmp[j] = val[t[j]];
+      }
     } else {
       std::fill_n(tmp, n, num);
     }
@@ -102,6 +112,9 @@ struct Program {
                            const double* __restrict g, std::uint32_t n) {
     for (std::uint32_t j = 0; j < n; ++j) t[j] += times(w[j], g[j]);
   }
+  // adj[operand j of slot s] += w[j] * g[j] (w[j] = w[0] for all j when
+  // `shared`, the weight of a fixed block).
+  void send(const Slot& s, const double* w, bool shared, const double* g, std::uint32_t n);
 
   // One block: its values, and with weights each statement's local reverse,
   // which leaves in w the weight of each operand (the sum over the paths

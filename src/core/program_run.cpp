@@ -79,7 +79,7 @@ void Program::run_block(const Block& b, bool weights) {
 
 void Program::run_single(const Block& b, bool weights) {
   const POp* o = ops.data() + b.first_op;
-  const Slot* sl = slots.data() + b.slot0;  // one statement: every slot is "consecutive"
+  const Slot* sl = slots.data() + b.slot0;  // one statement: every slot is strided
   const auto ref = [&](Ref k, std::uint32_t i, double num) {
     return k == kLocal ? lv[i] : (k == kExt ? val[sl[i].base] : num);
   };
@@ -136,36 +136,46 @@ void Program::reverse() {
   for (std::size_t i = blocks.size(); i-- > 0;) {
     const Block& b = blocks[i];
     const double* g = adj.data() + b.root0;
+    if (b.count == 1) {  // one statement: its slots are its operands
+      const double gi = *g;
+      if (gi == 0.0) continue;  // as the sweep: no 0 * inf from an unused path
+      const double* wb = (b.fixed ? wfix.data() : w.data()) + b.w0;
+      const Slot* sl = slots.data() + b.slot0;
+      for (std::uint32_t e = 0; e < b.n_edges; ++e) adj[sl[e].base] += wb[e] * gi;
+      continue;
+    }
     if (b.fixed) {
       reverse_fixed(b, g);
       continue;
     }
     const double* wb = w.data() + b.w0;
-    for (std::uint32_t e = 0; e < b.n_edges; ++e, wb += b.count) {
-      const Slot& sl = slots[b.slot0 + e];
-      if (sl.base != kNone) {
-        add_weighted(adj.data() + sl.base, wb, g, b.count);
-      } else {
-        const std::uint32_t* to = edge_to.data() + sl.at;
-        for (std::uint32_t j = 0; j < b.count; ++j)
-          if (g[j] != 0.0) adj[to[j]] += wb[j] * g[j];
-      }
-    }
+    for (std::uint32_t e = 0; e < b.n_edges; ++e, wb += b.count)
+      send(slots[b.slot0 + e], wb, false, g, b.count);
+  }
+}
+
+void Program::send(const Slot& s, const double* w, bool shared, const double* g, std::uint32_t n) {
+  const auto wj = [&](std::uint32_t j) { return shared ? w[0] : w[j]; };
+  if (!s.strided()) {
+    const std::uint32_t* to = edge_to.data() + s.at;
+    for (std::uint32_t j = 0; j < n; ++j) adj[to[j]] += times(wj(j), g[j]);
+  } else if (s.stride == 1) {
+    if (!shared) return add_weighted(adj.data() + s.base, w, g, n);
+    double* __restrict t = adj.data() + s.base;  // never overlaps g
+    for (std::uint32_t j = 0; j < n; ++j) t[j] += times(w[0], g[j]);
+  } else if (s.stride == 0) {
+    double sum = 0.0;
+    for (std::uint32_t j = 0; j < n; ++j) sum += times(wj(j), g[j]);
+    adj[s.base] += sum;
+  } else {
+    double* t = adj.data() + s.base;
+    for (std::uint32_t j = 0; j < n; ++j) t[std::ptrdiff_t{s.stride} * j] += times(wj(j), g[j]);
   }
 }
 
 void Program::reverse_fixed(const Block& b, const double* g) {
-  for (std::uint32_t e = 0; e < b.n_edges; ++e) {
-    const double we = wfix[b.w0 + e];
-    const Slot& sl = slots[b.slot0 + e];
-    if (sl.base != kNone) {
-      double* __restrict t = adj.data() + sl.base;  // never overlaps g
-      for (std::uint32_t j = 0; j < b.count; ++j) t[j] += times(we, g[j]);
-    } else {
-      const std::uint32_t* to = edge_to.data() + sl.at;
-      for (std::uint32_t j = 0; j < b.count; ++j) adj[to[j]] += times(we, g[j]);
-    }
-  }
+  for (std::uint32_t e = 0; e < b.n_edges; ++e)
+    send(slots[b.slot0 + e], wfix.data() + b.w0 + e, true, g, b.count);
 }
 
 }  // namespace tapegrad::detail

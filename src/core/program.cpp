@@ -198,6 +198,14 @@ class Builder {
     for (std::uint32_t i = 1; i < n_; ++i) {
       if (!live_[i] || !vary_[i] || !is_op(op(i)) || gone(i)) continue;
       if (uses_[i] != 1) root_[i] = 1;
+      // Where two sizeable trees join, the smaller (or the second) becomes a
+      // statement of its own. Repeated subtrees (a layer's neurons, each
+      // weighted into the next layer's sum) then stay whole and alike, and
+      // group into blocks, instead of being swallowed by one long tree and
+      // cut at the cap into pieces of irregular shapes.
+      const std::uint32_t a = in_a(i), b = in_b(i);
+      if (a != b && local(a) && local(b) && std::min(size_[a], size_[b]) >= kJoinCut)
+        root_[size_[a] < size_[b] ? a : b] = 1;
       std::uint32_t size = 1;
       for (std::uint32_t j : {in_a(i), in_b(i)})
         if (local(j)) size += size_[j];

@@ -13,6 +13,7 @@ namespace tapegrad::detail {
 
 enum Ref : std::uint8_t { kLocal, kExt, kNum };
 constexpr std::uint32_t kMaxStatement = 64;  // ops per statement (scratch size)
+constexpr std::uint32_t kJoinCut = 8;        // trees this size joining: the smaller is cut
 constexpr std::uint32_t kBlockSlots = 4096;  // ops x statements per block (scratch size)
 constexpr std::uint32_t kMaxBlock = 256;     // statements per block
 

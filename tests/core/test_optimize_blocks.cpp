@@ -213,3 +213,27 @@ TEST_CASE("equal ops are computed once", "[replay][optimize]") {
     CHECK(st.merged == 63 - 45);
   }
 }
+
+TEST_CASE("a layer's neurons stay whole statements and form blocks", "[replay][optimize]") {
+  // 3 inputs, a hidden layer of 8 tanh neurons, one output neuron: the
+  // output's single-use tree would swallow the hidden neurons; the join rule
+  // keeps each weighted hidden neuron a statement of one shape.
+  const auto net = [](std::span<const tg::Scalar> p) {
+    const double x[3] = {0.5, -1.25, 2.0};
+    std::vector<tg::Scalar> h;
+    std::size_t k = 0;
+    for (int o = 0; o < 8; ++o, k += 4) {
+      tg::Scalar acc = p[k + 3];
+      for (std::size_t i = 0; i < 3; ++i) acc = acc + p[k + i] * x[i];
+      h.push_back(tg::tanh(acc));
+    }
+    tg::Scalar out = p[k + 8];
+    for (std::size_t i = 0; i < 8; ++i) out = out + p[k + i] * h[i];
+    return out * out;
+  };
+  const tg::OptimizeStats st = same_as_replay(points(41, -1.0, 1.0, 12), net);
+  // Hidden neurons 1..7, each weighted by its output weight: one block; the
+  // output's sum with neuron 0 inlined, and the square: single statements.
+  CHECK(st.blocks == 3);
+  CHECK(st.statements == 9);
+}

@@ -5,12 +5,14 @@
 //   <problem>Replay       tapegrad: replay a recorded tape, sweep,
 //   <problem>Optimized    tapegrad: the same after Function::optimize(),
 //   <problem>AdolcRetape / AdolcReplay   ADOL-C (Debian libadolc-dev), when built
-// so one run gives every figure of docs/performance.md's replay table.
+// so one run gives every figure of docs/performance.md's replay table; and
+// the scalar moons MLP replayed (BM_MoonsReplay, BM_MoonsOptimized).
 #include <benchmark/benchmark.h>
 #include <tapegrad/tapegrad.hpp>
 
 #include <random>
 
+#include "moons.hpp"
 #include "problems.hpp"
 #ifdef TAPEGRAD_BENCH_ADOLC
 #include <adolc/adolc.h>
@@ -219,6 +221,26 @@ void BM_AdolcReplay(benchmark::State& state) {
   BENCHMARK(BM_Replay<which>)->Name(name "Replay")->args->Unit(benchmark::kMillisecond);       \
   BENCHMARK(BM_Optimized<which>)->Name(name "Optimized")->args->Unit(benchmark::kMillisecond); \
   PEER(which, name, args)
+
+// The scalar moons MLP step (BM_MoonsStep's network and loss) as a Function
+// of its 337 parameters: replayed, and replayed after optimize().
+template <bool Optimize>
+void BM_MoonsFunction(benchmark::State& state) {
+  tapegrad_bench::MoonsNet net;
+  const tg::Scalar loss = net.loss();
+  std::vector<double> p0;
+  for (const tg::Scalar& s : net.params) p0.push_back(s.value());
+  tg::Function fn(net.tape, net.params, loss);
+  if constexpr (Optimize) {
+    const tg::OptimizeStats st = fn.optimize();
+    state.counters["statements"] = st.statements;
+    state.counters["blocks"] = st.blocks;
+  }
+  std::vector<double> g(p0.size());
+  for (auto _ : state) benchmark::DoNotOptimize(fn.gradient(p0, g));
+}
+BENCHMARK(BM_MoonsFunction<false>)->Name("BM_MoonsReplay")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MoonsFunction<true>)->Name("BM_MoonsOptimized")->Unit(benchmark::kMillisecond);
 
 PROBLEM(0, "BM_DetMinor", DenseRange(5, 9))
 PROBLEM(1, "BM_LaxWendroff", Arg(bp::kSteps))

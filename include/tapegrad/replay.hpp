@@ -105,7 +105,7 @@ class Function {
   // engine records, but found after the fact). Values and gradients equal
   // the unoptimised replay's up to rounding (the weights multiply partials
   // in another order). Consecutive statements of one shape that do not read
-  // each other (a stencil's points, an element-wise loop) then run together, one
+  // each other (a stencil's points, a layer's neurons) then run together, one
   // loop per op over all of them. After optimize(), calls no longer write the tape: it
   // keeps showing the recorded point for inspection (use a Function without
   // optimize() to inspect a replayed point). Pure scalar tapes only.

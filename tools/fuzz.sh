@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes one target (expr, idx, csv, checkpoint, graph, or all) with libFuzzer
+# Fuzzes one target (expr, idx, csv, checkpoint, graph, optimize, or all) with libFuzzer
 # under AddressSanitizer and UndefinedBehaviorSanitizer for SECONDS each.
 #   bash tools/fuzz.sh expr 600
 # New corpus entries go to build/fuzz/corpus/TARGET; crashes to build/fuzz/crashes/.
@@ -16,7 +16,7 @@ if ((${#missing[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive
 CC=clang-14 CXX=clang++-14 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_FUZZ=ON \
   -DTAPEGRAD_BUILD_TOOLS=OFF -DTAPEGRAD_WITH_DNNL=OFF >/dev/null
 targets=("$target")
-[ "$target" = all ] && targets=(expr idx csv checkpoint graph)
+[ "$target" = all ] && targets=(expr idx csv checkpoint graph optimize)
 mkdir -p build/fuzz/crashes
 for t in "${targets[@]}"; do
   cmake --build build/fuzz --target "fuzz_$t"

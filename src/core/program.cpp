@@ -79,7 +79,7 @@ class Builder {
     for (auto* v : {&p_.lv, &p_.lda, &p_.ldb, &p_.ladj}) v->assign(slots, 0.0);
     for (auto* v : {&p_.ta, &p_.tb}) v->assign(widest, 0.0);
     p_.ones.assign(widest, 1.0);
-    p_.w.assign(edges_.size(), 0.0);
+    p_.w.assign(w0_, 0.0);  // per-operand weights of the blocks that are not fixed
     p_.run.reserve(p_.ops.size());
     for (const POp& o : p_.ops) p_.run.push_back(runner(o.op));
     p_.stats.statements = static_cast<std::uint32_t>(stmts_.size());

@@ -24,7 +24,7 @@ struct POp {
   ScalarOp op;
   Ref ka, kb;
   // The first write of the local reverse into an edge slot assigns its
-  // weight; later ones add (set by Builder::group).
+  // weight; later ones add (set by Builder::emit_block).
   bool first_a = false, first_b = false;
   std::uint32_t a, b;  // local position, or edge slot, by ka / kb
   double num;          // the number operand (at most one per op)

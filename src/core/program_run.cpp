@@ -70,7 +70,7 @@ void Program::run_block(const Block& b, bool weights) {
       else
         for (std::uint32_t j = 0; j < n; ++j) t[j] += times(d[j], g[j]);
     };
-    // b before a, the order Builder::group marked first writes in (x * x
+    // b before a, the order Builder::emit_block marked first writes in (x * x
     // on one slot: b assigns, a adds).
     if (scalar_op_binary(o[k].op)) send(o[k].kb, o[k].b, o[k].first_b, ldb.data() + at);
     send(o[k].ka, o[k].a, o[k].first_a, lda.data() + at);

@@ -368,28 +368,11 @@ class Builder {
   // partials do not depend on them), appended to wfix.
   void fixed_weights(const POp* o, std::uint32_t n, std::uint32_t n_edges) {
     std::vector<double> lv(n), lda(n), ldb(n), ladj(n);
-    const auto ref = [&](Ref k, std::uint32_t i, double num) {
-      return k == kLocal ? lv[i] : (k == kExt ? 1.0 : num);
-    };
-    for (std::uint32_t k = 0; k < n; ++k) {
-      const Partials p =
-          eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
-      lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
-    }
+    eval_statement(
+        o, n, [](std::uint32_t) { return 1.0; }, lv.data(), lda.data(), ldb.data());
     const std::size_t w0 = p_.wfix.size();
     p_.wfix.resize(w0 + n_edges, 0.0);
-    ladj[n - 1] = 1.0;
-    for (std::uint32_t k = n; k-- > 0;) {
-      const double ga = Program::times(lda[k], ladj[k]), gb = Program::times(ldb[k], ladj[k]);
-      if (o[k].ka == kLocal)
-        ladj[o[k].a] = ga;
-      else if (o[k].ka == kExt)
-        p_.wfix[w0 + o[k].a] += ga;
-      if (o[k].kb == kLocal)
-        ladj[o[k].b] = gb;
-      else if (o[k].kb == kExt)
-        p_.wfix[w0 + o[k].b] += gb;
-    }
+    statement_weights(o, n, lda.data(), ldb.data(), ladj.data(), p_.wfix.data() + w0);
   }
 
   void add_compare(std::size_t c) {

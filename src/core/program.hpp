@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "core/rules.hpp"
 #include "tapegrad/replay.hpp"
 
 namespace tapegrad::detail {
@@ -71,6 +72,41 @@ using RunFn = void (*)(const double*, const double*, double*, double*, double*, 
 // null for codes that are not ops.
 RunFn runner(ScalarOp op);
 
+// d * g, and 0 where g is 0 (as the sweep: no 0 * inf from an unused path).
+inline double times(double d, double g) { return g == 0.0 ? 0.0 : d * g; }
+
+// One statement, op by op: values and local partials into lv, lda, ldb;
+// value(i) is the value of external slot i.
+template <class Value>
+void eval_statement(const POp* o, std::uint32_t n, Value value, double* lv, double* lda,
+                    double* ldb) {
+  const auto ref = [&](Ref k, std::uint32_t i, double num) {
+    return k == kLocal ? lv[i] : (k == kExt ? value(i) : num);
+  };
+  for (std::uint32_t k = 0; k < n; ++k) {
+    const Partials p =
+        eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
+    lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
+  }
+}
+// Its local reverse from the root: the weight of each external slot added
+// into w (zeroed by the caller); ladj is scratch of n.
+inline void statement_weights(const POp* o, std::uint32_t n, const double* lda, const double* ldb,
+                              double* ladj, double* w) {
+  ladj[n - 1] = 1.0;
+  for (std::uint32_t k = n; k-- > 0;) {
+    const double ga = times(lda[k], ladj[k]), gb = times(ldb[k], ladj[k]);
+    if (o[k].ka == kLocal)
+      ladj[o[k].a] = ga;
+    else if (o[k].ka == kExt)
+      w[o[k].a] += ga;
+    if (o[k].kb == kLocal)
+      ladj[o[k].b] = gb;
+    else if (o[k].kb == kExt)
+      w[o[k].b] += gb;
+  }
+}
+
 struct Program {
   std::vector<POp> ops;    // the shape of each block
   std::vector<RunFn> run;  // ops[k]'s loop
@@ -105,8 +141,6 @@ struct Program {
     }
     return tmp;
   }
-  // d * g, and 0 where g is 0 (as the sweep: no 0 * inf from an unused path).
-  static double times(double d, double g) { return g == 0.0 ? 0.0 : d * g; }
   // t += w * g over a slot of consecutive operands; t never overlaps g (a
   // block does not read its own roots).
   static void add_weighted(double* __restrict t, const double* __restrict w,

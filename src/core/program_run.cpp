@@ -80,32 +80,15 @@ void Program::run_block(const Block& b, bool weights) {
 void Program::run_single(const Block& b, bool weights) {
   const POp* o = ops.data() + b.first_op;
   const Slot* sl = slots.data() + b.slot0;  // one statement: every slot is strided
-  const auto ref = [&](Ref k, std::uint32_t i, double num) {
-    return k == kLocal ? lv[i] : (k == kExt ? val[sl[i].base] : num);
-  };
-  for (std::uint32_t k = 0; k < b.n_ops; ++k) {
-    const Partials p =
-        eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
-    lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
-  }
+  eval_statement(
+      o, b.n_ops, [&](std::uint32_t i) { return val[sl[i].base]; }, lv.data(), lda.data(),
+      ldb.data());
   val[b.root0] = lv[b.n_ops - 1];
   adj[b.root0] = 0.0;
   if (!weights) return;
   double* wb = w.data() + b.w0;
   std::fill_n(wb, b.n_edges, 0.0);
-  ladj[b.n_ops - 1] = 1.0;
-  for (std::uint32_t k = b.n_ops; k-- > 0;) {
-    const double g = ladj[k];
-    const double ga = times(lda[k], g), gb = times(ldb[k], g);
-    if (o[k].ka == kLocal)
-      ladj[o[k].a] = ga;
-    else if (o[k].ka == kExt)
-      wb[o[k].a] += ga;
-    if (o[k].kb == kLocal)
-      ladj[o[k].b] = gb;
-    else if (o[k].kb == kExt)
-      wb[o[k].b] += gb;
-  }
+  statement_weights(o, b.n_ops, lda.data(), ldb.data(), ladj.data(), wb);
 }
 
 bool Program::forward(std::span<const double> x, bool weights, std::uint32_t* first_flip) {

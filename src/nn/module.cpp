@@ -51,9 +51,61 @@ void Parameter::set_values(std::span<const double> v) {
     for (std::size_t i = 0; i < v.size(); ++i) p[i] = static_cast<decltype(z)>(v[i]);
   });
 }
+namespace {
+thread_local int t_replica = 0;
+}  // namespace
+ReplicaScope::ReplicaScope(int k) : prev_(t_replica) { t_replica = k; }
+ReplicaScope::~ReplicaScope() { t_replica = prev_; }
+int current_replica() { return t_replica; }
+
 Tensor Parameter::var(Tape& tape, Site where) {
-  return {tape, tape.push_external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(),
-                                   where, &zero_pending_)};
+  const int k = t_replica;
+  if (k == 0)
+    return {tape, tape.push_external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(),
+                                     where, &zero_pending_)};
+  if (k < 0 || k >= replicas())
+    throw Error(fmt::format("parameter {}: recording replica {} but it has {} (set_replicas)",
+                            name_, k, replicas()));
+  Replica& r = replicas_[static_cast<std::size_t>(k - 1)];
+  return {tape, tape.push_external(shape_, dtype_, value_.data(), r.grad.data(), name_.c_str(),
+                                   where, &r.zero_pending)};
+}
+void Parameter::set_replicas(int n) {
+  if (n < 1) throw Error(fmt::format("parameter {}: {} replicas; need at least 1", name_, n));
+  replicas_.resize(static_cast<std::size_t>(n - 1));
+  for (Replica& r : replicas_) {
+    if (r.grad.bytes() != bytes()) r.grad = Buffer(bytes());
+    r.zero_pending = 1;
+  }
+}
+bool Parameter::reduce_begin() {
+  bool any = false;
+  for (const Replica& r : replicas_) any |= !r.zero_pending;
+  reduce_overwrite_ = zero_pending_ != 0;
+  return any;
+}
+void Parameter::reduce_range(std::int64_t b, std::int64_t e) {
+  dispatch_dtype(dtype_, [&](auto z) {
+    using T = decltype(z);
+    T* g = static_cast<T*>(grad_.data());
+    bool first = reduce_overwrite_;
+    for (const Replica& r : replicas_) {
+      if (r.zero_pending) continue;
+      const T* s = static_cast<const T*>(r.grad.data());
+      if (first) {
+        std::memcpy(g + b, s + b, static_cast<std::size_t>(e - b) * sizeof(T));
+        first = false;
+        continue;
+      }
+#pragma omp simd
+      for (std::int64_t i = b; i < e; ++i) g[i] += s[i];
+    }
+  });
+}
+void Parameter::reduce_end() {
+  bool any = false;
+  for (Replica& r : replicas_) any |= !r.zero_pending, r.zero_pending = 1;
+  if (any) zero_pending_ = 0;
 }
 void Parameter::settle_grad() {
   if (zero_pending_ && bytes()) std::memset(grad_.data(), 0, bytes());

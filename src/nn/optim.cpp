@@ -9,6 +9,7 @@
 
 #include <xmmintrin.h>
 
+#include "slices.hpp"
 #include "tapegrad/threads.hpp"
 
 namespace tapegrad::nn {
@@ -31,31 +32,19 @@ class DenormalsAreZero {
 // waking the other threads costs more than it saves.
 constexpr std::int64_t kParallelElements = 32768;
 
-// Runs f(i, begin, end) over the element ranges of every parameter, with the
-// parameters laid end to end and that one range cut evenly over the threads,
-// so small and large parameters share the work alike (one parallel region
-// per step, not one per parameter). Denormals are flushed to zero inside:
-// the moments of parameters whose gradient stays 0 decay into denormal
-// numbers, which cost ~100 cycles an operation.
+// Runs f(i, begin, end) over the element ranges of every parameter, cut
+// evenly over the threads (slices::for_share: one parallel region per step,
+// not one per parameter). Denormals are flushed to zero inside: the moments
+// of parameters whose gradient stays 0 decay into denormal numbers, which
+// cost ~100 cycles an operation.
 template <class F>
 void for_each_slice(const std::vector<Parameter*>& params, F&& f) {
-  std::int64_t total = 0;
-  for (Parameter* p : params) total += p->numel();
+  const std::int64_t total = slices::total_elements(params);
   const int threads = total >= kParallelElements ? num_threads() : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const DenormalsAreZero ftz;
-    const std::int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-    // Cuts fall on 16-element boundaries (whole cache lines of floats).
-    const std::int64_t lo = total * t / n / 16 * 16;
-    const std::int64_t hi = t + 1 == n ? total : total * (t + 1) / n / 16 * 16;
-    std::int64_t off = 0;
-    for (std::size_t i = 0; i < params.size() && off < hi; ++i) {
-      const std::int64_t size = params[i]->numel();
-      const std::int64_t b = std::max<std::int64_t>(lo - off, 0), e = std::min(hi - off, size);
-      if (b < e) f(i, b, e);
-      off += size;
-    }
+    slices::for_share(params, total, omp_get_thread_num(), omp_get_num_threads(), f);
   }
 }
 }  // namespace

@@ -7,6 +7,12 @@
 #include <limits>
 #include <numbers>
 
+#include <omp.h>
+
+#include <exception>
+#include <memory>
+
+#include "slices.hpp"
 #include "tapegrad/nn/loss.hpp"
 
 namespace tapegrad::nn {
@@ -24,6 +30,9 @@ Trainer::Trainer(Module& model, Optimizer& opt, TrainerOptions options)
     throw Error(fmt::format("trainer: epochs must be positive, got {}", opt_.epochs));
   if (opt_.batch_size <= 0)
     throw Error(fmt::format("trainer: batch size must be positive, got {}", opt_.batch_size));
+  if (opt_.replicas < 1 || opt_.replicas > kMaxReplicas)
+    throw Error(
+        fmt::format("trainer: replicas must lie in [1, {}], got {}", kMaxReplicas, opt_.replicas));
   if (opt_.eval_batch_size <= 0)
     throw Error(fmt::format("trainer: evaluation batch size must be positive, got {}",
                             opt_.eval_batch_size));
@@ -124,6 +133,76 @@ EvalMetrics Trainer::evaluate(const Dataset& d) {
   return e;
 }
 
+// The loss of rows [lo, hi) of the batch (x, y) recorded on `tape` and swept
+// back, weighted by their share of the whole batch's `rows` when that is not
+// all of them; returns the loss summed over those rows.
+double Trainer::record_rows(Tape& tape, float* x, std::span<const std::int32_t> y, std::int64_t lo,
+                            std::int64_t hi, std::int64_t features, std::int64_t rows) {
+  tape.clear();
+  const std::int64_t n = hi - lo;
+  const Tensor out = model_(external({n, features}, DType::f32, x + lo * features, nullptr));
+  const Tensor loss =
+      batch_loss(out, y.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(n)));
+  const double value = loss.value(0);
+  // In a group or over replicas, each share's mean is weighted by its share
+  // of the batch: the gradients summed over all of them are the batch mean's.
+  if (n == rows)
+    loss.backward();
+  else
+    (loss * (static_cast<double>(n) / static_cast<double>(rows))).backward();
+  return value * static_cast<double>(n);
+}
+
+double Trainer::forward_backward(float* x, std::span<const std::int32_t> y, std::int64_t features,
+                                 std::int64_t rows) {
+  const auto local = static_cast<std::int64_t>(y.size());
+  const int k = static_cast<int>(opt_.replicas);
+  if (k == 1) return record_rows(tape_, x, y, 0, local, features, rows);
+  // Replicas: share j of the rows is recorded on tape j by one thread, with
+  // products on that thread alone, into replica j's gradient buffers; the
+  // buffers are then summed into the parameters' own, each thread taking an
+  // even share of all the elements.
+  std::vector<double> sums(static_cast<std::size_t>(k), 0.0);
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(k));
+  const std::vector<Parameter*> params = model_.parameters();
+  std::vector<Parameter*> touched;
+#pragma omp parallel num_threads(k)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    omp_set_num_threads(1);
+    for (int j = t; j < k; j += n) {
+      try {
+        Tape& tape = j == 0 ? tape_ : *replica_tapes_[static_cast<std::size_t>(j - 1)];
+        tape.adopt();
+        const TapeScope scope(tape);
+        const ReplicaScope replica(j);
+        const std::int64_t lo = local * j / k, hi = local * (j + 1) / k;
+        if (lo < hi)
+          sums[static_cast<std::size_t>(j)] = record_rows(tape, x, y, lo, hi, features, rows);
+      } catch (...) {
+        errors[static_cast<std::size_t>(j)] = std::current_exception();
+      }
+    }
+#pragma omp barrier
+#pragma omp single
+    for (Parameter* p : params)
+      if (p->reduce_begin()) touched.push_back(p);
+    // (the single's implicit barrier: every thread sees `touched`)
+    if (!touched.empty()) {
+      const std::int64_t all = slices::total_elements(touched);
+      slices::for_share(touched, all, t, n, [&](std::size_t i, std::int64_t b, std::int64_t e) {
+        touched[i]->reduce_range(b, e);
+      });
+    }
+  }
+  for (Parameter* p : touched) p->reduce_end();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  double sum = 0;
+  for (double s : sums) sum += s;
+  return sum;
+}
+
 const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Dataset* test) {
   using Clock = std::chrono::steady_clock;
   check_data(train, "training");
@@ -132,6 +211,16 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
   Batches batches(train, opt_.batch_size, opt_.seed);
   const int world = group_ ? group_->size() : 1;
   if (world > 1) batches.set_shard(group_->rank(), world);
+  if (opt_.replicas > 1) {
+    if (world > 1)
+      throw Error(fmt::format(
+          "trainer: {} replicas in a group of {} processes; replicas split a batch over the "
+          "threads of one process (run one process per core instead)",
+          opt_.replicas, world));
+    while (replica_tapes_.size() + 1 < static_cast<std::size_t>(opt_.replicas))
+      replica_tapes_.push_back(std::make_unique<Tape>());
+    for (Parameter* p : model_.parameters()) p->set_replicas(static_cast<int>(opt_.replicas));
+  }
   const std::int64_t steps_per_epoch = batches.batches_per_epoch();
   const std::int64_t total_steps = steps_per_epoch * opt_.epochs;
   std::vector<float> xb;
@@ -150,22 +239,12 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
       info.lr = lr_at(info.global_step, total_steps);
       optim_.set_lr(info.lr);
       for (Callback* cb : callbacks_) cb->on_step_begin(*this, info);
-      tape_.clear();
       optim_.zero_grad();
-      double loss_value = 0;  // this process's mean loss
-      if (info.local_rows > 0) {
-        const Tensor out =
-            model_(external({info.local_rows, train.features}, DType::f32, xb.data(), nullptr));
-        const Tensor loss = batch_loss(out, yb);
-        loss_value = loss.value(0);
-        // In a group, each process's mean is weighted by its share of the
-        // batch: the gradients summed over the group are the batch mean's.
-        if (world > 1)
-          (loss * (static_cast<double>(info.local_rows) / static_cast<double>(info.rows)))
-              .backward();
-        else
-          loss.backward();
-      }
+      // This process's mean loss.
+      const double loss_value = info.local_rows == 0
+                                    ? 0.0
+                                    : forward_backward(xb.data(), yb, train.features, info.rows) /
+                                          static_cast<double>(info.local_rows);
       for (Callback* cb : callbacks_) cb->on_after_backward(*this, info);
       info.loss = loss_value;
       if (world > 1) {

@@ -57,6 +57,16 @@ check "no temporary file is left" test ! -e "$out/report.html.tmp"
 "$tg" train --data moons --hidden 8 --epochs 1 --out "$work/noreport" --quiet --no-plot --no-report >/dev/null
 check "--no-report writes none" test ! -e "$work/noreport/report.html"
 
+# Replicas: the batch split over threads, with the mse loss whose targets are
+# per replica; the run trains and says how it ran.
+"$tg" train --data moons --hidden 16 --epochs 3 --loss mse --lr 0.01 --replicas 3 --out "$work/rep" \
+  --quiet --no-plot --no-report --no-graph >/dev/null
+check "--replicas exit code" test $? -eq 0
+check "--replicas in summary.json" has "$work/rep/summary.json" '"replicas": 3'
+check "--replicas trains" awk -F': ' '/final_test_accuracy/ { exit !($2 + 0 > 0.8) }' "$work/rep/summary.json"
+"$tg" train --data moons --replicas -1 --out "$work/x" 2>"$work/err.txt"
+check "--replicas -1 is refused" has "$work/err.txt" "--replicas"
+
 # The sweep explorer from the command line.
 "$tg" example 2 --html "$work/ex2.html" >"$work/ex2.out"
 check "example --html exit code" test $? -eq 0

@@ -27,9 +27,31 @@ void BM_MLPStep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_MLPStep)
-    ->ArgsProduct({{1, 64, 256}, {1, 2}})
+    ->ArgsProduct({{1, 32, 64, 256}, {1, 2}})
     ->ArgNames({"batch", "threads"})
     ->Unit(benchmark::kMicrosecond);
+
+// Training steps through nn::Trainer (one epoch of 20 batches per
+// iteration, random data), with the batch split over `replicas` threads.
+void BM_TrainerStep(benchmark::State& state) {
+  const std::int64_t batch = state.range(0), replicas = state.range(1), steps = 20;
+  tg::set_num_threads(2);
+  Fixture f(batch * steps);
+  tg::nn::Dataset d{.x = f.x, .y = f.y, .n = batch * steps, .features = 784, .classes = 10};
+  tg::nn::Trainer t(f.model, f.adam, {.epochs = 1, .batch_size = batch, .replicas = replicas});
+  for (auto _ : state) {
+    t.set_epochs_done(0);
+    t.fit(d);
+  }
+  state.SetItemsProcessed(state.iterations() * batch * steps);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * steps) * 1e-6,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_TrainerStep)
+    ->ArgsProduct({{32, 64, 128, 256}, {1, 2}})
+    ->ArgNames({"batch", "replicas"})
+    ->Unit(benchmark::kMillisecond);
 
 // The same step with SGD and momentum 0.9 (it must not be slower than Adam,
 // which moves more memory per parameter).
@@ -47,7 +69,7 @@ void BM_MLPStepSGDMomentum(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_MLPStepSGDMomentum)
-    ->ArgsProduct({{1, 64, 256}, {1, 2}})
+    ->ArgsProduct({{1, 32, 64, 256}, {1, 2}})
     ->ArgNames({"batch", "threads"})
     ->Unit(benchmark::kMicrosecond);
 
@@ -132,7 +154,7 @@ void BM_MLPProductFloor(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 BENCHMARK(BM_MLPProductFloor)
-    ->ArgsProduct({{1, 64, 256}, {1, 2}})
+    ->ArgsProduct({{1, 32, 64, 256}, {1, 2}})
     ->ArgNames({"batch", "threads"})
     ->Unit(benchmark::kMicrosecond);
 

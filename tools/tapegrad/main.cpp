@@ -49,6 +49,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train->add_option("--threads", t.threads, "threads for matrix products (0: all cores)")
       ->capture_default_str();
+  train
+      ->add_option("--replicas", t.replicas,
+                   "split each batch over N threads, each with its own tape and one core for its "
+                   "products (0: one per thread when the batch allows)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   train->add_option("--out", t.out, "output folder")->capture_default_str();
   train->add_option("--limit", t.limit, "use only the first N training samples")
       ->capture_default_str();

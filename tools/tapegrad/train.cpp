@@ -202,6 +202,17 @@ class EpochReport : public nn::Callback {
 
 }  // namespace
 
+// --replicas, 0 meaning: one per thread in a single process whose batches
+// give each replica at least kAutoReplicaRows rows, else 1.
+std::int64_t train_replicas(const TrainOptions& o) {
+  constexpr std::int64_t kAutoReplicaRows = 128;
+  if (o.replicas < 0)
+    throw Error(fmt::format("--replicas must not be negative, got {}", o.replicas));
+  if (o.replicas > 0) return o.replicas;
+  const int n = num_threads();
+  return dist::size() == 1 && n > 1 && o.batch_size >= kAutoReplicaRows * n ? n : 1;
+}
+
 int run_train(const TrainOptions& o) {
   // Under mpirun, rank 0 alone prints and writes; the cores of a machine are
   // shared among its ranks unless --threads says otherwise.
@@ -238,16 +249,20 @@ int run_train(const TrainOptions& o) {
     throw Error(fmt::format("unknown --optimizer '{}': use adam or sgd", o.optimizer));
 
   const fs::path ckpt = out / "checkpoint.tgc";
+  const std::int64_t replicas = train_replicas(o);
   nn::Trainer trainer(model, *opt,
                       {.epochs = o.epochs,
                        .batch_size = o.batch_size,
                        .seed = o.seed,
                        .schedule = schedule,
+                       .replicas = replicas,
                        .checkpoint = ckpt.string(),
                        .checkpoint_meta = {{"sizes", join(sizes)}, {"data", o.data}}});
-  std::vector<float> onehot;  // the targets of the mse loss: outlive each step's tape
+  // The targets of the mse loss outlive each step's tape; one buffer per
+  // replica, since replicas compute their losses at the same time.
+  std::vector<std::vector<float>> onehot(static_cast<std::size_t>(replicas));
   trainer.set_loss([&](const Tensor& logits, std::span<const std::int32_t> y) {
-    return batch_loss(o.loss, logits, y, onehot);
+    return batch_loss(o.loss, logits, y, onehot[static_cast<std::size_t>(nn::current_replica())]);
   });
   // Rank 0 reads the checkpoint; DataParallel hands its state to the others.
   dist::DataParallel data_parallel(trainer, {.check_every = o.check_every});
@@ -261,6 +276,7 @@ int run_train(const TrainOptions& o) {
   }
   const std::string procs =
       dist::size() > 1 ? fmt::format("{} processes x {} threads", dist::size(), num_threads())
+      : replicas > 1   ? fmt::format("{} threads ({} replicas)", num_threads(), replicas)
                        : fmt::format("{} threads", num_threads());
   if (!quiet)
     fmt::print(
@@ -295,13 +311,14 @@ int run_train(const TrainOptions& o) {
       "    \"data\": {}, \"layers\": [{}], \"activation\": {}, \"loss\": \"{}\",\n"
       "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
       "\"schedule\": \"{}\",\n"
-      "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"resumed\": {}\n  "
+      "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"replicas\": {}, "
+      "\"resumed\": {}\n  "
       "}}\n}}\n",
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
       float_gemm_backend(), dist::size(), allreduce_ms, json_str(o.data), join(sizes),
       json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule,
-      o.batch_size, o.epochs, o.seed, num_threads(), o.resume ? "true" : "false");
+      o.batch_size, o.epochs, o.seed, num_threads(), replicas, o.resume ? "true" : "false");
   write_file(out / "summary.json", json);
   const std::string summary = fmt::format(
       "tapegrad training summary\n"
@@ -332,7 +349,7 @@ int run_train(const TrainOptions& o) {
     Tensor logits = model(external({static_cast<std::int64_t>(yb.size()), d.train.features},
                                    DType::f32, xb.data(), nullptr)
                               .named("batch"));
-    Tensor loss = batch_loss(o.loss, logits, yb, onehot).named("loss");
+    Tensor loss = batch_loss(o.loss, logits, yb, onehot[0]).named("loss");
     model.zero_grad();
     loss.backward();
     const std::string title =

@@ -21,7 +21,8 @@ struct TrainOptions {
   std::int64_t batch_size = 64;
   std::int64_t epochs = 10;
   std::uint64_t seed = 1;
-  int threads = 0;  // 0: all cores
+  int threads = 0;            // 0: all cores
+  std::int64_t replicas = 0;  // batch shares run at once on their own threads; 0: auto
   std::string out = "runs/fashion-mnist";
   bool resume = false;
   bool quiet = false;

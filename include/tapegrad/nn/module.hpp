@@ -53,9 +53,29 @@ class Parameter {
   // adding to it (no memset, no read), and the accessors above see zeros
   // until then. (A pointer taken from grad() earlier still sees the old
   // values until an accessor or a backward writes the memory.)
-  void zero_grad() { zero_pending_ = 1; }
+  void zero_grad() {
+    zero_pending_ = 1;
+    for (Replica& r : replicas_) r.zero_pending = 1;
+  }
+
+  // Replicas (in-process data parallelism, TrainerOptions::replicas): while
+  // a thread is inside a ReplicaScope for replica k > 0, var() gives its
+  // leaves a gradient buffer of replica k's own, so k threads can run
+  // backward over their shares of a batch at once. The sums are then folded
+  // into grad() in three parts, the middle one safe to run on several
+  // threads over disjoint element ranges:
+  //   reduce_begin() (one thread), reduce_range(b, e) (any), reduce_end() (one).
+  void set_replicas(int n);  // n >= 1; allocates n - 1 buffers, zeroed lazily
+  int replicas() const { return static_cast<int>(replicas_.size()) + 1; }
+  bool reduce_begin();  // false when no replica > 0 wrote a gradient
+  void reduce_range(std::int64_t b, std::int64_t e);
+  void reduce_end();
 
  private:
+  struct Replica {
+    Buffer grad;
+    std::uint8_t zero_pending = 1;
+  };
   template <class T>
   void* check(void* p) const {
     if (dtype_of<T>() != dtype_) throw_dtype();
@@ -68,7 +88,24 @@ class Parameter {
   DType dtype_;
   Buffer value_, grad_;
   std::uint8_t zero_pending_ = 0;  // shared with this parameter's tape nodes
+  std::deque<Replica> replicas_;   // replicas 1, 2, ...
+  bool reduce_overwrite_ = false;  // set by reduce_begin: grad() held zeros
 };
+
+// Marks the calling thread as recording replica k (0: the parameters' own
+// gradients) for its lifetime; see Parameter::set_replicas.
+class ReplicaScope {
+ public:
+  explicit ReplicaScope(int k);
+  ~ReplicaScope();
+  ReplicaScope(const ReplicaScope&) = delete;
+  ReplicaScope& operator=(const ReplicaScope&) = delete;
+
+ private:
+  int prev_;
+};
+// The calling thread's replica (0 outside any ReplicaScope).
+int current_replica();
 
 // Modules hold their parameters and refer to their children by address, so
 // they are neither copied nor moved; hold them by value in place or by pointer.

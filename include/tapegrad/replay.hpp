@@ -65,6 +65,8 @@ struct OptimizeStats {
   std::uint32_t edges = 0;        // weighted edges in those rows
   std::uint32_t blocks = 0;       // runs of same-shape statements executed as one loop per op
   std::uint32_t fixed = 0;        // blocks of linear statements, whose weights are computed once
+  std::uint32_t chains = 0;       // single statements of at most two operands, each op reading
+                                  // the one before: weights by forward mode, in registers
   std::uint32_t comparisons = 0;  // recorded comparisons still checked
 };
 

@@ -323,6 +323,8 @@ class Builder {
                               n, first.root,
                               fixed ? static_cast<std::uint32_t>(p_.wfix.size()) : w0_,
                               static_cast<std::uint32_t>(p_.slots.size()), fixed});
+    p_.blocks.back().chain = !fixed && n == 1 && chain(shape, first.n_ops, first.n_edges);
+    p_.stats.chains += p_.blocks.back().chain;
     if (fixed) {
       fixed_weights(shape, first.n_ops, first.n_edges);
       ++p_.stats.fixed;
@@ -366,6 +368,16 @@ class Builder {
   }
   // A linear shape's weights, by one local reverse (at operands of 1: the
   // partials do not depend on them), appended to wfix.
+  // See Block::chain.
+  static bool chain(const POp* o, std::uint32_t n, std::uint32_t n_edges) {
+    if (n_edges > 2) return false;
+    for (std::uint32_t k = 0; k < n; ++k)
+      if ((o[k].ka == kLocal && o[k].a + 1 != k) ||
+          (scalar_op_binary(o[k].op) && o[k].kb == kLocal && o[k].b + 1 != k))
+        return false;
+    return true;
+  }
+
   void fixed_weights(const POp* o, std::uint32_t n, std::uint32_t n_edges) {
     std::vector<double> lv(n), lda(n), ldb(n), ladj(n);
     eval_statement(

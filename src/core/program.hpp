@@ -2,6 +2,7 @@
 // Private: the replay program that Function::optimize() compiles a tape into
 // (program.cpp builds it, program_run.cpp runs it).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -44,9 +45,14 @@ struct POp {
 // products with and division by numbers) has weights that do not depend on
 // the point: they are computed once, by optimize(), and shared by its
 // statements (wfix[w0 + e]); replay then skips its local reverse.
+// A chain (a single statement whose every local operand is the op just
+// before, with at most two operand slots: a running sum or product, a
+// Horner polynomial) gets its weights by forward mode instead
+// (chain_statement).
 struct Block {
   std::uint32_t first_op, n_ops, n_edges, count, root0, w0, slot0;
   bool fixed;
+  bool chain = false;
 };
 // Where the operands of one slot of a block are: base + j * stride for
 // statement j when they are evenly spaced (stride 1: a stencil's
@@ -105,6 +111,44 @@ inline void statement_weights(const POp* o, std::uint32_t n, const double* lda, 
     else if (o[k].kb == kExt)
       w[o[k].b] += gb;
   }
+}
+
+// A chain statement's value and the weights of its (at most two) slots in
+// one forward pass that carries the running value's partials with respect
+// to both slots (forward mode), all in registers: no per-op arrays and no
+// local reverse, whose stores and reloads are a chain's critical path.
+// x(i) is the value of slot i. Returns false, with nothing written, when a
+// weight is not finite: forward mode cannot follow the local reverse's rule
+// that a zero adjoint sends nothing (0 * inf), so the caller takes the
+// general path there. Finite weights are the same sums of products of
+// partials as the local reverse's, added in another order (an infinite or
+// NaN partial anywhere on the way leaves a weight NaN or infinite: NaN
+// sticks, and an infinity can only leave through 0 * inf = NaN).
+template <class Value>
+bool chain_statement(const POp* o, std::uint32_t n, Value x, double* v_out, double* w) {
+  double v = 0, t0 = 0, t1 = 0;
+  for (std::uint32_t k = 0; k < n; ++k) {
+    const POp& p = o[k];
+    double a = p.num, a0 = 0, a1 = 0, b = p.num, b0 = 0, b1 = 0;
+    if (p.ka == kLocal)
+      a = v, a0 = t0, a1 = t1;
+    else if (p.ka == kExt)
+      a = x(p.a), a0 = p.a == 0, a1 = p.a == 1;
+    if (p.kb == kLocal)
+      b = v, b0 = t0, b1 = t1;
+    else if (p.kb == kExt)
+      b = x(p.b), b0 = p.b == 0, b1 = p.b == 1;
+    const Partials q = eval(p.op, a, b);
+    v = q.v;
+    // Plain products: where the local reverse's rule would have dropped a
+    // 0 * inf, this gives NaN, which the check below sends to that path.
+    t0 = q.da * a0 + q.db * b0;
+    t1 = q.da * a1 + q.db * b1;
+  }
+  if (!std::isfinite(t0) || !std::isfinite(t1)) return false;
+  *v_out = v;
+  w[0] = t0, w[1] = t1;
+  return true;
 }
 
 struct Program {

@@ -237,3 +237,89 @@ TEST_CASE("a layer's neurons stay whole statements and form blocks", "[replay][o
   CHECK(st.blocks == 3);
   CHECK(st.statements == 9);
 }
+
+TEST_CASE("chains get their weights by forward mode", "[replay][optimize]") {
+  SECTION("the benchmark's add/mul chain, against the replay and differences") {
+    const auto f = [](std::span<const tg::Scalar> in) {
+      tg::Scalar acc = in[0];
+      for (int i = 0; i < 1000; ++i) acc = (i & 1) ? acc + in[1] : acc * in[1];
+      return acc;
+    };
+    const std::vector<double> x0{0.7, 0.9995};
+    const tg::OptimizeStats st = same_as_replay(x0, f, 8, 0.0004);
+    CHECK(st.statements > 10);
+    CHECK(st.chains == st.statements);  // each piece reads the last piece and y
+    tg::Function fn = tg::Function::record(x0, f);
+    fn.optimize();
+    std::vector<double> g(2);
+    fn.gradient(x0, g);
+    for (std::size_t k = 0; k < 2; ++k) {
+      std::vector<double> hi = x0, lo = x0;
+      const double h = 1e-6;
+      hi[k] += h, lo[k] -= h;
+      CHECK(g[k] == Approx((fn.value(hi) - fn.value(lo)) / (2 * h)).epsilon(1e-6));
+    }
+  }
+  SECTION("Horner's rule against the exact derivative") {
+    // p(x) = s x^5 + 3 x^4 - 2 x^3 + x^2 + 0.5 x - 1, as acc = acc * x + c.
+    const auto f = [](std::span<const tg::Scalar> in) {
+      const double c[] = {3, -2, 1, 0.5, -1};
+      tg::Scalar acc = in[1];
+      for (double ck : c) acc = acc * in[0] + ck;
+      return acc;
+    };
+    const std::vector<double> x0{0.5, 2.0};
+    tg::Function fn = tg::Function::record(x0, f);
+    const tg::OptimizeStats st = fn.optimize();
+    CHECK(st.chains == 1);
+    CHECK(st.statements == 1);
+    for (const double x : {-1.5, 0.0, 0.5, 2.0}) {
+      const double s = 2.0;
+      std::vector<double> g(2);
+      const std::vector<double> at{x, s};
+      const double v = fn.gradient(at, g);
+      CHECK(v == Approx(s * std::pow(x, 5) + 3 * std::pow(x, 4) - 2 * std::pow(x, 3) + x * x +
+                        0.5 * x - 1));
+      CHECK(g[0] == Approx(5 * s * std::pow(x, 4) + 12 * std::pow(x, 3) - 6 * x * x + 2 * x + 0.5)
+                        .margin(1e-12));
+      CHECK(g[1] == Approx(std::pow(x, 5)).margin(1e-12));
+    }
+  }
+  SECTION("an operand read twice, and a chain of squares") {
+    const auto f = [](std::span<const tg::Scalar> in) {
+      tg::Scalar acc = in[0];
+      for (int i = 0; i < 6; ++i) acc = acc * acc * 0.5 + in[1];
+      return acc;
+    };
+    const tg::OptimizeStats st = same_as_replay({0.8, 0.1}, f, 12, 0.2);
+    CHECK(st.chains == st.statements);
+  }
+  SECTION("an infinite partial whose path is cut by a zero: the local reverse decides") {
+    // sqrt at 0 has an infinite partial, and the product by 0 after it cuts
+    // its path: d/dx must be 0, as in the plain replay, where forward mode
+    // alone would give 0 * inf = NaN.
+    const auto f = [](std::span<const tg::Scalar> in) {
+      return (tg::sqrt(in[0]) * 0.0 + in[1]) * in[1];
+    };
+    const std::vector<double> x0{1.0, 3.0}, zero{0.0, 3.0}, quarter{0.25, 3.0};
+    tg::Function fn = tg::Function::record(x0, f);
+    const tg::OptimizeStats st = fn.optimize();
+    CHECK(st.chains == 1);
+    std::vector<double> g(2);
+    CHECK(fn.gradient(zero, g) == 9.0);
+    CHECK(g[0] == 0.0);
+    CHECK(g[1] == 6.0);
+    CHECK(fn.gradient(quarter, g) == 9.0);  // and the chain path again where it is finite
+    CHECK(g[0] == 0.0);
+    CHECK(g[1] == 6.0);
+  }
+  SECTION("three operands are not a chain") {
+    const auto f = [](std::span<const tg::Scalar> in) {
+      tg::Scalar acc = in[0];
+      for (int i = 0; i < 6; ++i) acc = acc * in[1] + in[2];
+      return acc;
+    };
+    const tg::OptimizeStats st = same_as_replay({0.8, 0.9, 0.1}, f);
+    CHECK(st.chains == 0);
+  }
+}

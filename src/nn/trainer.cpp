@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -166,7 +167,10 @@ double Trainer::forward_backward(float* x, std::span<const std::int32_t> y, std:
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(k));
   const std::vector<Parameter*> params = model_.parameters();
   std::vector<Parameter*> touched;
-#pragma omp parallel num_threads(k)
+  // No more threads than cores: spinning OpenMP threads beyond them would
+  // wait on each other at the barrier; extra replicas take turns instead.
+  const int threads = std::min(k, std::max(1, omp_get_num_procs()));
+#pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     omp_set_num_threads(1);

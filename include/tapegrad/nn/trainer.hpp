@@ -46,13 +46,14 @@ struct TrainerOptions {
   std::uint64_t seed = 1;        // shuffling: the order depends on seed and epoch only
   Schedule schedule = Schedule::constant;
   std::int64_t eval_batch_size = 1000;
-  // Splits every batch over this many threads of this process, each with a
-  // tape and gradient buffers of its own and its products on one core; the
-  // gradients are summed before the update, so a step computes the same
-  // mean gradient as with 1 (up to the order of float additions). On a
-  // small model, two half-batches on two cores beat one batch whose every
-  // product is cut in two. The loss function then runs on several threads
-  // at once (current_replica() tells which). Not in a process group.
+  // Splits every batch into this many shares, run at once by threads of
+  // this process (one per core at most; extra shares take turns), each
+  // share with a tape and gradient buffers of its own and its products on
+  // one core. The gradients are summed before the update, so a step
+  // computes the same mean gradient as with 1 (up to the order of float
+  // additions). It pays on large batches (docs/performance.md, "Replicas").
+  // The loss function then runs on several threads at once
+  // (current_replica() tells which). Not in a process group.
   std::int64_t replicas = 1;
   // Written (atomically) after every epoch when not empty, with the epoch in
   // its metadata beside checkpoint_meta; resume() reads it back. In a

@@ -366,9 +366,7 @@ class Builder {
     }
     return true;
   }
-  // A linear shape's weights, by one local reverse (at operands of 1: the
-  // partials do not depend on them), appended to wfix.
-  // See Block::chain.
+  // Whether a statement's shape is a chain: see Block::chain.
   static bool chain(const POp* o, std::uint32_t n, std::uint32_t n_edges) {
     if (n_edges > 2) return false;
     for (std::uint32_t k = 0; k < n; ++k)
@@ -377,7 +375,8 @@ class Builder {
         return false;
     return true;
   }
-
+  // A linear shape's weights, by one local reverse (at operands of 1: the
+  // partials do not depend on them), appended to wfix.
   void fixed_weights(const POp* o, std::uint32_t n, std::uint32_t n_edges) {
     std::vector<double> lv(n), lda(n), ldb(n), ladj(n);
     eval_statement(

@@ -244,6 +244,7 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
       optim_.set_lr(info.lr);
       for (Callback* cb : callbacks_) cb->on_step_begin(*this, info);
       optim_.zero_grad();
+      if (info.local_rows == 0) tape_.clear();  // no share here: no graph either
       // This process's mean loss.
       const double loss_value = info.local_rows == 0
                                     ? 0.0

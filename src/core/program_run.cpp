@@ -80,21 +80,17 @@ void Program::run_block(const Block& b, bool weights) {
 void Program::run_single(const Block& b, bool weights) {
   const POp* o = ops.data() + b.first_op;
   const Slot* sl = slots.data() + b.slot0;  // one statement: every slot is strided
+  const auto slot_value = [&](std::uint32_t i) { return val[sl[i].base]; };
+  adj[b.root0] = 0.0;
   if (weights && b.chain) {
     double w2[2];
-    if (chain_statement(
-            o, b.n_ops, [&](std::uint32_t i) { return val[sl[i].base]; }, val.data() + b.root0,
-            w2)) {
-      adj[b.root0] = 0.0;
+    if (chain_statement(o, b.n_ops, slot_value, val.data() + b.root0, w2)) {
       std::copy_n(w2, b.n_edges, w.data() + b.w0);
       return;
     }
   }
-  eval_statement(
-      o, b.n_ops, [&](std::uint32_t i) { return val[sl[i].base]; }, lv.data(), lda.data(),
-      ldb.data());
+  eval_statement(o, b.n_ops, slot_value, lv.data(), lda.data(), ldb.data());
   val[b.root0] = lv[b.n_ops - 1];
-  adj[b.root0] = 0.0;
   if (!weights) return;
   double* wb = w.data() + b.w0;
   std::fill_n(wb, b.n_edges, 0.0);

@@ -13,6 +13,9 @@ class Scalar {
  public:
   Scalar() = default;  // empty: any use throws
   Scalar(Tape& tape, std::uint32_t index) : tape_(&tape), index_(index), gen_(tape.generation()) {}
+  // A handle made at generation gen (one taken from another handle).
+  Scalar(Tape& tape, std::uint32_t index, std::uint32_t gen)
+      : tape_(&tape), index_(index), gen_(gen) {}
 
   double value() const { return checked().scalar_value(index_); }
   // d(root)/d(this) accumulated by backward calls; 0 for constants.
@@ -59,6 +62,12 @@ namespace detail {
 struct Partials {
   double v, da, db;
 };
+// The value of a lin node from its operands' values x and y, its weights da
+// and db, and whether b is a node (else db is the number added). Recording
+// (real.hpp) and replay both use it.
+inline double lin_value(double x, double y, double da, double db, bool b_node) {
+  return b_node ? da * x + db * y : da * x + db;
+}
 
 // Checks an operand without building an error string on the fast path.
 inline Tape& operand(ScalarOp op, const Scalar& x) {

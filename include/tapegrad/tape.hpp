@@ -63,6 +63,10 @@ enum class ScalarOp : std::uint8_t {
   from_tensor,  // a one-element tensor read as a Scalar
   custom,       // reserved for scalar ops defined outside the library
   compare,      // a recorded comparison (value 1 or 0), checked on replay
+  // A weighted sum with fixed weights: da * a + db * b, or da * a + db when
+  // b is the sink (db is then a number added, kept in the slot as usual).
+  // Real records the linear part of a statement as these (real.hpp).
+  lin,
   count_
 };
 const char* scalar_op_name(ScalarOp op);
@@ -70,7 +74,7 @@ const char* scalar_op_name(ScalarOp op);
 constexpr bool scalar_op_binary(ScalarOp op) {
   return op == ScalarOp::add || op == ScalarOp::sub || op == ScalarOp::mul || op == ScalarOp::div ||
          op == ScalarOp::pow || op == ScalarOp::max || op == ScalarOp::min ||
-         op == ScalarOp::custom || op == ScalarOp::compare;
+         op == ScalarOp::custom || op == ScalarOp::compare || op == ScalarOp::lin;
 }
 
 using BackwardFn = void (*)(Tape& tape, std::uint32_t node);

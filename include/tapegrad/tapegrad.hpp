@@ -23,6 +23,7 @@
 #include "tapegrad/gradcheck.hpp"
 #include "tapegrad/higher.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/real.hpp"
 #include "tapegrad/replay.hpp"
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/shape.hpp"

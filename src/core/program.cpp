@@ -109,12 +109,13 @@ class Builder {
     ScalarOp op;
     std::uint32_t a, b;
     std::uint64_t na, nb;
+    std::uint64_t wa = 0, wb = 0;  // a lin node's weights (as bits)
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
     std::size_t operator()(const Key& k) const {
       std::uint64_t h = static_cast<std::uint64_t>(k.op) * 0x9e3779b97f4a7c15ull;
-      for (std::uint64_t v : {std::uint64_t{k.a}, std::uint64_t{k.b}, k.na, k.nb})
+      for (std::uint64_t v : {std::uint64_t{k.a}, std::uint64_t{k.b}, k.na, k.nb, k.wa, k.wb})
         h = (h ^ v) * 0xff51afd7ed558ccdull + (h >> 29);
       return static_cast<std::size_t>(h);
     }
@@ -134,6 +135,11 @@ class Builder {
       Key k{op(i), 0, 0, 0, 0};
       side(in_a(i), 0, k.a, k.na);
       if (binary) side(in_b(i), 1, k.b, k.nb);
+      if (k.op == ScalarOp::lin) {
+        const ScalarEdges& e = t_.scalar_edges(i);
+        std::memcpy(&k.wa, &e.da, sizeof e.da);
+        std::memcpy(&k.wb, &e.db, sizeof e.db);
+      }
       if ((k.op == ScalarOp::add || k.op == ScalarOp::mul) &&
           std::pair(k.b, k.nb) < std::pair(k.a, k.na))
         std::swap(k.a, k.b), std::swap(k.na, k.nb);
@@ -206,7 +212,7 @@ class Builder {
       const std::uint32_t a = in_a(i), b = in_b(i);
       if (a != b && local(a) && local(b) && std::min(size_[a], size_[b]) >= kJoinCut)
         root_[size_[a] < size_[b] ? a : b] = 1;
-      std::uint32_t size = 1;
+      std::uint32_t size = op(i) == ScalarOp::lin ? kLinOps : 1;
       for (std::uint32_t j : {in_a(i), in_b(i)})
         if (local(j)) size += size_[j];
       if (size > kMaxStatement) {
@@ -224,12 +230,9 @@ class Builder {
     if (local(a)) emit_tree(a, s);
     if (b != a && local(b)) emit_tree(b, s);
     POp o{op(i), kNum, kNum, false, false, 0, 0, 0.0};
-    const auto operand = [&](std::uint32_t j, int slot, Ref& k, std::uint32_t& idx) {
-      if (j == 0) {
-        o.num = t_.scalar_operand(i, slot);  // a number kept on the node
-      } else if (!vary_[j]) {
-        o.num = t_.scalar_value(j);  // folded
-      } else if (local(j)) {
+    // Where operand j (a varying node) is: a local op, or an edge slot.
+    const auto place = [&](std::uint32_t j, Ref& k, std::uint32_t& idx) {
+      if (local(j)) {
         k = kLocal, idx = lpos_[j];
       } else {
         k = kExt;
@@ -240,10 +243,52 @@ class Builder {
         idx = e - s.first_edge;
       }
     };
+    if (op(i) == ScalarOp::lin) return emit_lin(i, s, a, b, place);
+    const auto operand = [&](std::uint32_t j, int slot, Ref& k, std::uint32_t& idx) {
+      if (j == 0)
+        o.num = t_.scalar_operand(i, slot);  // a number kept on the node
+      else if (!vary_[j])
+        o.num = t_.scalar_value(j);  // folded
+      else
+        place(j, k, idx);
+    };
     operand(a, 0, o.ka, o.a);
     if (scalar_op_binary(op(i))) operand(b, 1, o.kb, o.b);
     lpos_[i] = static_cast<std::uint32_t>(sops_.size()) - s.first_op;
     sops_.push_back(o);
+  }
+
+  // A lin node, w_a a + w_b b (+ c), as the ops the program runs: each
+  // varying operand times its weight, the products added, then the number
+  // (the slot's own, plus any operand folded to a number times its weight).
+  // All are linear, so a statement of lin nodes keeps fixed weights.
+  template <class Place>
+  void emit_lin(std::uint32_t i, const Stmt& s, std::uint32_t a, std::uint32_t b, Place& place) {
+    const ScalarEdges& e = t_.scalar_edges(i);
+    double c = 0.0;
+    std::uint32_t scaled[2], n = 0;
+    const auto term = [&](std::uint32_t j, double w) {
+      if (!vary_[j]) return void(c += w * t_.scalar_value(j));
+      POp m{ScalarOp::mul, kNum, kNum, false, false, 0, 0, w};
+      place(j, m.ka, m.a);
+      scaled[n++] = static_cast<std::uint32_t>(sops_.size()) - s.first_op;
+      sops_.push_back(m);
+    };
+    term(a, e.da);
+    if (b)
+      term(b, e.db);
+    else
+      c += e.db;
+    std::uint32_t at = scaled[0];  // one varying operand at least: i varies
+    if (n == 2) {
+      sops_.push_back(POp{ScalarOp::add, kLocal, kLocal, false, false, scaled[0], scaled[1], 0.0});
+      at = static_cast<std::uint32_t>(sops_.size()) - 1 - s.first_op;
+    }
+    if (c != 0.0 || std::isnan(c)) {
+      sops_.push_back(POp{ScalarOp::add, kLocal, kNum, false, false, at, 0, c});
+      at = static_cast<std::uint32_t>(sops_.size()) - 1 - s.first_op;
+    }
+    lpos_[i] = at;
   }
 
   void emit_statement(std::uint32_t i) {

@@ -18,6 +18,7 @@ constexpr std::uint32_t kMaxStatement = 64;  // ops per statement (scratch size)
 constexpr std::uint32_t kJoinCut = 8;        // trees this size joining: the smaller is cut
 constexpr std::uint32_t kBlockSlots = 4096;  // ops x statements per block (scratch size)
 constexpr std::uint32_t kMaxBlock = 256;     // statements per block
+constexpr std::uint32_t kLinOps = 4;         // program ops of one lin node at most
 
 // One op of a statement's shape. A local operand is the result of an earlier
 // op of the same statement (its position); an external one is an operand slot

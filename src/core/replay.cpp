@@ -102,6 +102,10 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
         v[i] = x - y;
         if constexpr (Checked) check_scalar_forward(i);
         continue;
+      case ScalarOp::lin:  // fixed weights: only the value changes
+        v[i] = lin_value(x, y, n.da, n.db, b != 0);
+        if constexpr (Checked) check_scalar_forward(i);
+        continue;
       case ScalarOp::compare: {
         while (compares_[cmp].node < i) ++cmp;
         const bool now = holds(compares_[cmp].how, x, y);

@@ -9,8 +9,9 @@
 
 namespace tapegrad::detail {
 
-// {0, 0, 0} for ops without a scalar rule (leaves, item, custom, compare):
-// callers handle those first.
+// {0, 0, 0} for ops without a scalar rule (leaves, item, custom, compare)
+// and for lin, whose rule needs its weights (lin_value): callers handle
+// those first.
 inline Partials eval(ScalarOp op, double x, double y) {
   switch (op) {
     case ScalarOp::add:

@@ -97,6 +97,7 @@ std::string detail::build_dot(Tape& tape, NodeId root, const DotOptions& opt) {
             out.label += "\n(routed away)";
           if (op == ScalarOp::mul && local != 0) out.label += " (other input)";
           if (op == ScalarOp::add || op == ScalarOp::sub) out.label += " (distributes)";
+          if (op == ScalarOp::lin) out.label += " (weight)";
         }
       } else {
         const auto& g = tgrads[k];

@@ -79,8 +79,13 @@ std::string op_name(const Tape& tape, NodeId n) {
   const ScalarOp op = tape.scalar_op(n.index);
   const std::string name = scalar_op_name(op);
   if (!is_binary(op) || op == ScalarOp::custom) return name;
-  // A plain number kept on the node: "mul(·, 2)", "sub(1, ·)".
   const ScalarEdges& e = tape.scalar_edges(n.index);
+  // A weighted sum shows its weights: "lin(w 0.5, -2)", or with a number
+  // added, "lin(w 0.5; + 1)".
+  if (op == ScalarOp::lin)
+    return e.b ? fmt::format("lin(w {}, {})", fmt_num(e.da), fmt_num(e.db))
+               : fmt::format("lin(w {}; + {})", fmt_num(e.da), fmt_num(e.db));
+  // A plain number kept on the node: "mul(·, 2)", "sub(1, ·)".
   const bool num_a = tape.scalar_input_a(n.index) == 0, num_b = e.b == 0;
   if (!num_a && !num_b) return name;
   return fmt::format("{}({}, {})", name, num_a ? fmt_num(e.da) : "·", num_b ? fmt_num(e.db) : "·");

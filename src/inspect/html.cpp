@@ -111,6 +111,7 @@ std::string gate_of(const Tape& tape, NodeId n) {
   switch (tape.scalar_op(n.index)) {
     case ScalarOp::add:
     case ScalarOp::sub:
+    case ScalarOp::lin:
       return "distributes";
     case ScalarOp::mul:
       return "switches";

@@ -7,14 +7,18 @@
 #include <cstring>
 #include <random>
 
+#include "core/rules.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
 namespace {
 
-// The forward of a built-in scalar op (NaN for ops it does not know).
-double scalar_forward(ScalarOp op, double a, double b) {
+// The forward of a built-in scalar op (NaN for ops it does not know); e is
+// the node, whose weights are a lin node's rule.
+double scalar_forward(ScalarOp op, double a, double b, const ScalarEdges& e) {
   switch (op) {
+    case ScalarOp::lin:
+      return detail::lin_value(a, b, e.da, e.db, e.b != 0);
     case ScalarOp::add:
       return a + b;
     case ScalarOp::sub:
@@ -92,7 +96,7 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
   for (const auto& in : ins) {
     const bool first = in.slot == 0;
     const auto f = [&](double d) {
-      return first ? scalar_forward(op, a + d, b) : scalar_forward(op, a, b + d);
+      return first ? scalar_forward(op, a + d, b, e) : scalar_forward(op, a, b + d, e);
     };
     const double h = o.eps, f0 = f(0), fp = f(h), fm = f(-h);
     t.add(first ? e.da : e.db, (fp - fm) / (2 * h), (fp - f0) / h, (f0 - fm) / h, o,

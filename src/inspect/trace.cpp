@@ -41,6 +41,8 @@ std::string gate_note(const Tape& tape, NodeId n, int slot, double local) {
       return "add: distributes";
     case ScalarOp::sub:
       return slot == 0 ? "sub: distributes" : "sub: distributes, negated";
+    case ScalarOp::lin:
+      return "lin: distributes, × its weight";
     case ScalarOp::mul:
       return "mul: switches, × the other input";
     case ScalarOp::max:
@@ -113,6 +115,13 @@ SweepTrace describe_sweeps(Tape& tape, NodeId root) {
       const ScalarOp op = tape.scalar_op(n.index);
       if (op == ScalarOp::leaf || op == ScalarOp::constant)
         rhs = name ? *name : scalar_op_name(op);
+      else if (op == ScalarOp::lin)  // "0.5·s3 + 2·s4", "0.5·s3 + 1"
+        rhs = fmt::format("{}·{} + {}", fmt_num(tape.scalar_edges(n.index).da),
+                          operand_str(tape, n.index, 0),
+                          tape.scalar_edges(n.index).b
+                              ? fmt::format("{}·{}", fmt_num(tape.scalar_edges(n.index).db),
+                                            operand_str(tape, n.index, 1))
+                              : operand_str(tape, n.index, 1));
       else if (const char* sym = symbol(op))
         rhs = fmt::format("{} {} {}", operand_str(tape, n.index, 0), sym,
                           operand_str(tape, n.index, 1));

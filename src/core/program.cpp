@@ -265,6 +265,23 @@ class Builder {
   template <class Place>
   void emit_lin(std::uint32_t i, const Stmt& s, std::uint32_t a, std::uint32_t b, Place& place) {
     const ScalarEdges& e = t_.scalar_edges(i);
+    // Weights of 1 and -1 are a plain add or sub, exactly (1 * x is x): one
+    // op, and a running sum stays a chain (Block::chain).
+    if (e.da == 1.0 && vary_[a] && (b ? vary_[b] && (e.db == 1.0 || e.db == -1.0) : true)) {
+      POp o{b && e.db == -1.0 ? ScalarOp::sub : ScalarOp::add,
+            kNum,
+            kNum,
+            false,
+            false,
+            0,
+            0,
+            b ? 0.0 : e.db};
+      place(a, o.ka, o.a);
+      if (b) place(b, o.kb, o.b);
+      lpos_[i] = static_cast<std::uint32_t>(sops_.size()) - s.first_op;
+      sops_.push_back(o);
+      return;
+    }
     double c = 0.0;
     std::uint32_t scaled[2], n = 0;
     const auto term = [&](std::uint32_t j, double w) {
@@ -464,27 +481,6 @@ class Builder {
 }  // namespace
 }  // namespace detail
 
-Function::Function(Tape& tape, std::vector<Scalar> inputs, Scalar output)
-    : tape_(&tape), in_(std::move(inputs)), out_(output) {
-  out_.checked("Function output");
-  if (&out_.tape() != &tape) throw Error("Function: the output lives on another tape");
-  for (std::size_t k = 0; k < in_.size(); ++k) {
-    const Scalar& x = in_[k];
-    x.checked("Function input");
-    if (&x.tape() != &tape) throw Error(fmt::format("Function: input {} lives on another tape", k));
-    if (x.op() != ScalarOp::leaf)
-      throw Error(fmt::format(
-          "Function: input {} (s{}) is a '{}' node; inputs must be variables (tape.variable)", k,
-          x.index(), scalar_op_name(x.op())));
-  }
-  s_hi_ = out_.index() + 1;
-  t_hi_ = detail::tensors_before(tape, out_.index());
-}
-
-Function::Function(Function&&) noexcept = default;
-Function& Function::operator=(Function&&) noexcept = default;
-Function::~Function() = default;
-
 OptimizeStats Function::optimize() {
   out_.checked("Function::optimize");
   if (t_hi_ > 0)
@@ -494,22 +490,6 @@ OptimizeStats Function::optimize() {
         t_hi_, t_hi_ == 1 ? "" : "s"));
   prog_ = detail::Builder(*tape_, in_, out_.index()).build();
   return prog_->stats;
-}
-
-// The optimised path of value() and gradient(); on a flipped comparison it
-// replays the tape itself, which names the comparison with the new values.
-double Function::run_program(std::span<const double> x, std::span<double> grad, bool want_grad) {
-  std::uint32_t flip = kNone;
-  if (!prog_->forward(x, want_grad, &flip)) {
-    ReplayStatus st = tape_->replay(s_hi_, t_hi_);
-    if (st.ok()) st.flipped = 1, st.first = flip;
-    throw BranchChanged(st.describe(*tape_), tape_->compares()[st.first]);
-  }
-  if (want_grad) {
-    prog_->reverse();
-    std::copy_n(prog_->adj.begin(), grad.size(), grad.begin());
-  }
-  return prog_->out == kNone ? prog_->out_const : prog_->val[prog_->out];
 }
 
 }  // namespace tapegrad

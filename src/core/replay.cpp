@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "core/program.hpp"
 #include "core/rules.hpp"
 #include "tapegrad/higher.hpp"
 #include "tapegrad/tensor.hpp"
@@ -285,6 +286,45 @@ double Function::hessian(std::span<const double> x, std::span<double> H, std::sp
   std::copy(r.begin(), r.end(), H.begin());
   for (std::size_t k = 0; k < grad.size(); ++k) grad[k] = in_[k].grad();
   return tape_->scalar_value(out_.index());
+}
+
+// ---- Function: construction, and the optimised path (program.hpp) ----
+
+Function::Function(Tape& tape, std::vector<Scalar> inputs, Scalar output)
+    : tape_(&tape), in_(std::move(inputs)), out_(output) {
+  out_.checked("Function output");
+  if (&out_.tape() != &tape) throw Error("Function: the output lives on another tape");
+  for (std::size_t k = 0; k < in_.size(); ++k) {
+    const Scalar& x = in_[k];
+    x.checked("Function input");
+    if (&x.tape() != &tape) throw Error(fmt::format("Function: input {} lives on another tape", k));
+    if (x.op() != ScalarOp::leaf)
+      throw Error(fmt::format(
+          "Function: input {} (s{}) is a '{}' node; inputs must be variables (tape.variable)", k,
+          x.index(), scalar_op_name(x.op())));
+  }
+  s_hi_ = out_.index() + 1;
+  t_hi_ = detail::tensors_before(tape, out_.index());
+}
+
+Function::Function(Function&&) noexcept = default;
+Function& Function::operator=(Function&&) noexcept = default;
+Function::~Function() = default;
+
+// The optimised path of value() and gradient(); on a flipped comparison it
+// replays the tape itself, which names the comparison with the new values.
+double Function::run_program(std::span<const double> x, std::span<double> grad, bool want_grad) {
+  std::uint32_t flip = kNone;
+  if (!prog_->forward(x, want_grad, &flip)) {
+    ReplayStatus st = tape_->replay(s_hi_, t_hi_);
+    if (st.ok()) st.flipped = 1, st.first = flip;
+    throw BranchChanged(st.describe(*tape_), tape_->compares()[st.first]);
+  }
+  if (want_grad) {
+    prog_->reverse();
+    std::copy_n(prog_->adj.begin(), grad.size(), grad.begin());
+  }
+  return prog_->out == kNone ? prog_->out_const : prog_->val[prog_->out];
 }
 
 }  // namespace tapegrad

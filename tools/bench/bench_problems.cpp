@@ -4,6 +4,8 @@
 //   <problem>Retape       tapegrad: record the function, sweep (every call),
 //   <problem>Replay       tapegrad: replay a recorded tape, sweep,
 //   <problem>Optimized    tapegrad: the same after Function::optimize(),
+//   <problem>RetapeReal / OptimizedReal   the same on tg::Real, which records
+//                         each statement's linear part as weighted sums,
 //   <problem>AdolcRetape / AdolcReplay   ADOL-C (Debian libadolc-dev), when built
 // so one run gives every figure of docs/performance.md's replay table; and
 // the scalar moons MLP replayed (BM_MoonsReplay, BM_MoonsOptimized).
@@ -55,6 +57,8 @@ struct Problem {
   // Runs the problem on Scalars; returns the output.
   tg::Scalar (*record)(std::span<const tg::Scalar> in, int arg);
   double (*plain)(std::span<const double> in, int arg);
+  // The same on Reals (statements recorded as weighted sums, real.hpp).
+  tg::Scalar (*record_real)(std::span<const tg::Scalar> in, int arg);
 };
 
 tg::Scalar det_scalar(std::span<const tg::Scalar> in, int n) {
@@ -71,17 +75,27 @@ double lw_double(std::span<const double> in, int steps) {
   std::vector<double> q(in.begin(), in.end());
   return bp::lax_wendroff(q, steps);
 }
+tg::Scalar det_real(std::span<const tg::Scalar> in, int n) {
+  return bp::det_minor(std::vector<tg::Real>(in.begin(), in.end()), n);
+}
+tg::Scalar lw_real(std::span<const tg::Scalar> in, int steps) {
+  std::vector<tg::Real> q(in.begin(), in.end());
+  return bp::lax_wendroff(q, steps);
+}
+tg::Scalar chain_real(std::span<const tg::Scalar> in, int) {
+  return chain(tg::Real(in[0]), tg::Real(in[1]));
+}
 tg::Scalar chain_scalar(std::span<const tg::Scalar> in, int) { return chain(in[0], in[1]); }
 double chain_double(std::span<const double> in, int) { return chain(in[0], in[1]); }
 
 Problem problem(int which, int arg) {
   switch (which) {
     case 0:
-      return {bp::det_matrix(arg), det_scalar, det_double};
+      return {bp::det_matrix(arg), det_scalar, det_double, det_real};
     case 1:
-      return {bp::lw_initial(), lw_scalar, lw_double};
+      return {bp::lw_initial(), lw_scalar, lw_double, lw_real};
     default:
-      return {{1.0, 0.999999}, chain_scalar, chain_double};
+      return {{1.0, 0.999999}, chain_scalar, chain_double, chain_real};
   }
 }
 
@@ -108,10 +122,12 @@ void BM_Doubles(benchmark::State& state) {
   }
 }
 
-template <int Which>
+// Real = true: the problem on tg::Real (<problem>RetapeReal).
+template <int Which, bool Real = false>
 void BM_Retape(benchmark::State& state) {
   const int arg = static_cast<int>(state.range(0));
-  const Problem p = problem(Which, arg);
+  Problem p = problem(Which, arg);
+  if constexpr (Real) p.record = p.record_real;
   tg::Tape tape;
   std::vector<tg::Scalar> in;
   std::vector<double> g(p.x0.size());
@@ -139,10 +155,11 @@ void BM_Replay(benchmark::State& state) {
 
 // The same with the tape compiled by Function::optimize() (once, outside
 // the loop).
-template <int Which>
+template <int Which, bool Real = false>
 void BM_Optimized(benchmark::State& state) {
   const int arg = static_cast<int>(state.range(0));
-  const Problem p = problem(Which, arg);
+  Problem p = problem(Which, arg);
+  if constexpr (Real) p.record = p.record_real;
   tg::Function fn = tg::Function::record(p.x0, [&](auto in) { return p.record(in, arg); });
   const tg::OptimizeStats st = fn.optimize();
   std::vector<double> g(p.x0.size());
@@ -215,11 +232,15 @@ void BM_AdolcReplay(benchmark::State& state) {
 #define PEER(which, name, args)
 #endif
 
-#define PROBLEM(which, name, args)                                                             \
-  BENCHMARK(BM_Doubles<which>)->Name(name "Doubles")->args->Unit(benchmark::kMillisecond);     \
-  BENCHMARK(BM_Retape<which>)->Name(name "Retape")->args->Unit(benchmark::kMillisecond);       \
-  BENCHMARK(BM_Replay<which>)->Name(name "Replay")->args->Unit(benchmark::kMillisecond);       \
-  BENCHMARK(BM_Optimized<which>)->Name(name "Optimized")->args->Unit(benchmark::kMillisecond); \
+#define PROBLEM(which, name, args)                                                                 \
+  BENCHMARK(BM_Doubles<which>)->Name(name "Doubles")->args->Unit(benchmark::kMillisecond);         \
+  BENCHMARK(BM_Retape<which>)->Name(name "Retape")->args->Unit(benchmark::kMillisecond);           \
+  BENCHMARK(BM_Replay<which>)->Name(name "Replay")->args->Unit(benchmark::kMillisecond);           \
+  BENCHMARK(BM_Optimized<which>)->Name(name "Optimized")->args->Unit(benchmark::kMillisecond);     \
+  BENCHMARK(BM_Retape<which, true>)->Name(name "RetapeReal")->args->Unit(benchmark::kMillisecond); \
+  BENCHMARK(BM_Optimized<which, true>)                                                             \
+      ->Name(name "OptimizedReal")                                                                 \
+      ->args->Unit(benchmark::kMillisecond);                                                       \
   PEER(which, name, args)
 
 // The scalar moons MLP step (BM_MoonsStep's network and loss) as a Function

@@ -268,14 +268,8 @@ class Builder {
     // Weights of 1 and -1 are a plain add or sub, exactly (1 * x is x): one
     // op, and a running sum stays a chain (Block::chain).
     if (e.da == 1.0 && vary_[a] && (b ? vary_[b] && (e.db == 1.0 || e.db == -1.0) : true)) {
-      POp o{b && e.db == -1.0 ? ScalarOp::sub : ScalarOp::add,
-            kNum,
-            kNum,
-            false,
-            false,
-            0,
-            0,
-            b ? 0.0 : e.db};
+      POp o{ScalarOp::add, kNum, kNum, false, false, 0, 0, b ? 0.0 : e.db};
+      if (b && e.db == -1.0) o.op = ScalarOp::sub;
       place(a, o.ka, o.a);
       if (b) place(b, o.kb, o.b);
       lpos_[i] = static_cast<std::uint32_t>(sops_.size()) - s.first_op;

@@ -262,3 +262,33 @@ TEST_CASE("Real misuse is an error, never a wrong number", "[real][errors]") {
     CHECK(k.value() == 4.0);
   }
 }
+
+TEST_CASE("the optimiser folds constant operands of lin nodes", "[real][optimize]") {
+  // k is a constant on the tape: every lin node that reads it has one
+  // operand folded into its number; weights of 1 and -1 become add and sub.
+  const auto f = [](auto in) {
+    const Real x = in[0], y = in[1];
+    const Real k = in[0].tape().constant(0.75);
+    Real r = 2.0 * x + 3.0 * k + 1.0;  // lin(x, k), then + 1
+    Real s = y - k;                    // a unit-weight sub with a folded side
+    Real t = 0.5 * r - 4.0 * s + k;    // three operands, one of them folded
+    Real u = r * s + t - x;            // a product, then a unit-weight chain
+    return tg::Scalar(Real(u + tanh(t) * 0.25));
+  };
+  const std::vector<double> x0{0.4, -0.9};
+  tg::Function plain = tg::Function::record(x0, f), fast = tg::Function::record(x0, f);
+  fast.optimize();
+  std::vector<double> g1(2), g2(2);
+  for (const auto& x : {x0, std::vector<double>{1.3, 0.2}, std::vector<double>{-2.0, 3.5}}) {
+    const double v1 = plain.gradient(x, g1), v2 = fast.gradient(x, g2);
+    // By hand: r = 2x + 3.25, s = y - 0.75, t = 0.5r - 4s + 0.75,
+    // u = rs + t - x; f = u + tanh(t) / 4.
+    const double r = 2 * x[0] + 3.25, s = x[1] - 0.75, t = 0.5 * r - 4 * s + 0.75;
+    const double want = r * s + t - x[0] + std::tanh(t) * 0.25;
+    const double dt = 1 + 0.25 * (1 - std::tanh(t) * std::tanh(t));
+    CHECK(v1 == Approx(want).epsilon(1e-13));
+    CHECK(v2 == Approx(want).epsilon(1e-13));
+    require_close(g1, {2 * s + dt * 1.0 - 1, r - 4 * dt}, 1e-12);
+    require_close(g2, g1, 1e-12);
+  }
+}

@@ -140,7 +140,7 @@ class Real {
   explicit Real(double v, Site where = Site::current()) : s_(constant(v, where)) {}
 
   template <LinearExpr E>
-  requires(!std::is_lvalue_reference_v<E>) Real& operator=(E&& e) {
+  requires(!std::is_lvalue_reference_v<E>) [[gnu::always_inline]] Real& operator=(E&& e) {
     s_ = detail::record(e, Site{});
     return *this;
   }

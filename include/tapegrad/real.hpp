@@ -62,7 +62,6 @@ struct Gather {
   std::array<double, N> w;
   double c = 0.0;
   std::size_t n = 0;
-  Site where;
   void add(const Scalar& x, double k) {
     Tape& t = operand(ScalarOp::lin, x);
     if (tape && tape != &t) [[unlikely]]

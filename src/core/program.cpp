@@ -295,7 +295,7 @@ class Builder {
       sops_.push_back(POp{ScalarOp::add, kLocal, kLocal, false, false, scaled[0], scaled[1], 0.0});
       at = static_cast<std::uint32_t>(sops_.size()) - 1 - s.first_op;
     }
-    if (c != 0.0 || std::isnan(c)) {
+    if (c != 0.0) {  // NaN too
       sops_.push_back(POp{ScalarOp::add, kLocal, kNum, false, false, at, 0, c});
       at = static_cast<std::uint32_t>(sops_.size()) - 1 - s.first_op;
     }

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <random>
 
-#include "core/rules.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {

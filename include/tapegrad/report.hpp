@@ -59,6 +59,8 @@ class TrainingMonitor : public nn::Callback {
   void on_after_backward(nn::Trainer& t, const nn::StepInfo& s) override;
   void on_step_end(nn::Trainer& t, const nn::StepInfo& s) override;
   void on_epoch_end(nn::Trainer& t, const nn::EpochMetrics& m) override;
+  // A measured step needs the weights from before its update.
+  bool allows_fused_update(const nn::StepInfo& s) const override { return !measured(s); }
 
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<StepStats>& steps() const { return steps_; }

@@ -208,6 +208,7 @@ class Tape {
     leaf_hook_ = hook;
     leaf_ctx_ = context;
   }
+  LeafHook leaf_hook() const { return leaf_hook_; }
 
   bool grad_enabled() const { return grad_enabled_; }
   void set_grad_enabled(bool on) {

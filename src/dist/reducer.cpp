@@ -48,7 +48,12 @@ GradientReducer::GradientReducer(std::vector<nn::Parameter*> params, Tape& tape,
 GradientReducer::~GradientReducer() { detach(); }
 
 void GradientReducer::attach() {
-  if (active()) tape_.set_leaf_hook(&GradientReducer::on_leaf, this);
+  if (!active()) return;
+  if (tape_.leaf_hook() && tape_.leaf_hook() != &GradientReducer::on_leaf)
+    throw Error(
+        "gradient reducer: the tape's leaf hook is taken (by an nn::FusedUpdate?); a tape "
+        "has one hook");
+  tape_.set_leaf_hook(&GradientReducer::on_leaf, this);
 }
 void GradientReducer::detach() {
   if (active()) tape_.set_leaf_hook(nullptr, nullptr);

@@ -10,6 +10,7 @@
 #include <xmmintrin.h>
 
 #include "slices.hpp"
+#include "tapegrad/tape.hpp"
 #include "tapegrad/threads.hpp"
 
 namespace tapegrad::nn {
@@ -59,6 +60,54 @@ void Optimizer::zero_grad() {
   for (Parameter* p : params_) p->zero_grad();
 }
 
+void Optimizer::step() {
+  if (in_step_) throw Error("optimizer: step() inside begin_step()/end_step()");
+  ++steps_;
+  prepare();
+  for (Parameter* p : params_) p->raw_grad();  // settles lazily zeroed gradients
+  for_each_slice(params_,
+                 [&](std::size_t i, std::int64_t b, std::int64_t e) { update_range(i, b, e); });
+}
+
+void Optimizer::begin_step() {
+  if (in_step_) throw Error("optimizer: begin_step() twice without end_step()");
+  ++steps_;
+  prepare();
+  updated_.assign(params_.size(), 0);
+  in_step_ = true;
+}
+
+// One parameter, its elements cut over the threads when it is large.
+void Optimizer::update(std::size_t i) {
+  if (!in_step_) throw Error("optimizer: update() outside begin_step()/end_step()");
+  if (i >= params_.size())
+    throw Error(fmt::format("optimizer: no parameter {} (it has {})", i, params_.size()));
+  if (updated_[i])
+    throw Error(
+        fmt::format("optimizer: parameter '{}' updated twice in one step", params_[i]->name()));
+  updated_[i] = 1;
+  Parameter* p = params_[i];
+  p->raw_grad();
+  const std::int64_t n = p->numel();
+  const int threads = n >= kParallelElements ? num_threads() : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const DenormalsAreZero ftz;
+    const std::int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
+    const std::int64_t b = n * t / k / 16 * 16, e = t + 1 == k ? n : n * (t + 1) / k / 16 * 16;
+    if (b < e) update_range(i, b, e);
+  }
+}
+
+void Optimizer::cancel_step() { in_step_ = false; }
+
+void Optimizer::end_step() {
+  if (!in_step_) throw Error("optimizer: end_step() without begin_step()");
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    if (!updated_[i]) update(i);
+  in_step_ = false;
+}
+
 void Optimizer::init_state(std::vector<std::string> suffixes) {
   suffixes_ = std::move(suffixes);
   for (Parameter* p : params_) {
@@ -87,38 +136,34 @@ SGD::SGD(std::vector<Parameter*> params, SGDOptions opt)
 }
 
 // v = mu v + (g + wd w); w -= lr (nesterov ? g + mu v : v)
-void SGD::step() {
-  ++steps_;
-  for (Parameter* p : params_) p->raw_grad();  // settles lazily zeroed gradients
-  for_each_slice(params_, [&](std::size_t i, std::int64_t b, std::int64_t e) {
-    Parameter* p = params_[i];
-    dispatch_dtype(p->dtype(), [&](auto z) {
-      using T = decltype(z);
-      T* w = static_cast<T*>(p->raw_value());
-      const T* g = static_cast<const T*>(p->raw_grad());
-      const T lr = static_cast<T>(lr_), wd = static_cast<T>(opt_.weight_decay),
-              mu = static_cast<T>(opt_.momentum);
-      if (opt_.momentum == 0) {
+void SGD::update_range(std::size_t i, std::int64_t b, std::int64_t e) {
+  Parameter* p = params_[i];
+  dispatch_dtype(p->dtype(), [&](auto z) {
+    using T = decltype(z);
+    T* w = static_cast<T*>(p->raw_value());
+    const T* g = static_cast<const T*>(p->raw_grad());
+    const T lr = static_cast<T>(lr_), wd = static_cast<T>(opt_.weight_decay),
+            mu = static_cast<T>(opt_.momentum);
+    if (opt_.momentum == 0) {
 #pragma omp simd
-        for (std::int64_t k = b; k < e; ++k) w[k] -= lr * (g[k] + wd * w[k]);
-        return;
+      for (std::int64_t k = b; k < e; ++k) w[k] -= lr * (g[k] + wd * w[k]);
+      return;
+    }
+    T* v = static_cast<T*>(bufs_[i][0].data());
+    if (opt_.nesterov) {
+#pragma omp simd
+      for (std::int64_t k = b; k < e; ++k) {
+        const T d = g[k] + wd * w[k];
+        v[k] = mu * v[k] + d;
+        w[k] -= lr * (d + mu * v[k]);
       }
-      T* v = static_cast<T*>(bufs_[i][0].data());
-      if (opt_.nesterov) {
+    } else {
 #pragma omp simd
-        for (std::int64_t k = b; k < e; ++k) {
-          const T d = g[k] + wd * w[k];
-          v[k] = mu * v[k] + d;
-          w[k] -= lr * (d + mu * v[k]);
-        }
-      } else {
-#pragma omp simd
-        for (std::int64_t k = b; k < e; ++k) {
-          v[k] = mu * v[k] + (g[k] + wd * w[k]);
-          w[k] -= lr * v[k];
-        }
+      for (std::int64_t k = b; k < e; ++k) {
+        v[k] = mu * v[k] + (g[k] + wd * w[k]);
+        w[k] -= lr * v[k];
       }
-    });
+    }
   });
 }
 
@@ -129,32 +174,87 @@ Adam::Adam(std::vector<Parameter*> params, AdamOptions opt)
   init_state({"m", "v"});
 }
 
+void Adam::prepare() {
+  c1_ = 1 - std::pow(opt_.beta1, static_cast<double>(steps_));
+  c2_ = 1 - std::pow(opt_.beta2, static_cast<double>(steps_));
+}
+
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps)
-void Adam::step() {
-  ++steps_;
-  const double c1 = 1 - std::pow(opt_.beta1, static_cast<double>(steps_));
-  const double c2 = 1 - std::pow(opt_.beta2, static_cast<double>(steps_));
-  for (Parameter* p : params_) p->raw_grad();  // settles lazily zeroed gradients
-  // Memory-bound: 7 values move per element.
-  for_each_slice(params_, [&](std::size_t i, std::int64_t b, std::int64_t e) {
-    Parameter* p = params_[i];
-    dispatch_dtype(p->dtype(), [&](auto z) {
-      using T = decltype(z);
-      T* w = static_cast<T*>(p->raw_value());
-      const T* g = static_cast<const T*>(p->raw_grad());
-      T* m = static_cast<T*>(bufs_[i][0].data());
-      T* v = static_cast<T*>(bufs_[i][1].data());
-      const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
-      const T step = static_cast<T>(lr_ / c1), rc2 = static_cast<T>(1 / std::sqrt(c2));
-      const T eps = static_cast<T>(opt_.eps), decay = static_cast<T>(1 - lr_ * opt_.weight_decay);
+// Memory-bound: 7 values move per element.
+void Adam::update_range(std::size_t i, std::int64_t b, std::int64_t e) {
+  Parameter* p = params_[i];
+  dispatch_dtype(p->dtype(), [&](auto z) {
+    using T = decltype(z);
+    T* w = static_cast<T*>(p->raw_value());
+    const T* g = static_cast<const T*>(p->raw_grad());
+    T* m = static_cast<T*>(bufs_[i][0].data());
+    T* v = static_cast<T*>(bufs_[i][1].data());
+    const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
+    const T step = static_cast<T>(lr_ / c1_), rc2 = static_cast<T>(1 / std::sqrt(c2_));
+    const T eps = static_cast<T>(opt_.eps), decay = static_cast<T>(1 - lr_ * opt_.weight_decay);
 #pragma omp simd
-      for (std::int64_t k = b; k < e; ++k) {
-        m[k] = b1 * m[k] + (1 - b1) * g[k];
-        v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k];
-        w[k] = w[k] * decay - step * m[k] / (std::sqrt(v[k]) * rc2 + eps);
-      }
-    });
+    for (std::int64_t k = b; k < e; ++k) {
+      m[k] = b1 * m[k] + (1 - b1) * g[k];
+      v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k];
+      w[k] = w[k] * decay - step * m[k] / (std::sqrt(v[k]) * rc2 + eps);
+    }
   });
+}
+
+FusedUpdate::FusedUpdate(Optimizer& opt, Tape& tape) : opt_(opt), tape_(tape) {
+  const auto& params = opt.parameters();
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (!index_.emplace(params[i]->raw_value(), i).second)
+      throw Error(fmt::format("fused update: parameter '{}' is listed twice", params[i]->name()));
+  leaves_left_.assign(params.size(), 0);
+  if (tape_.leaf_hook())
+    throw Error(
+        "fused update: the tape's leaf hook is taken (by a dist::GradientReducer?); a tape "
+        "has one hook, so sum gradients and fuse updates on different tapes, or call step()");
+  tape_.set_leaf_hook(&FusedUpdate::on_leaf, this);
+}
+
+// A step cut short by an error keeps the updates done so far (those of the
+// parameters the sweep had passed) and updates no more.
+FusedUpdate::~FusedUpdate() {
+  if (active_) opt_.cancel_step();
+  tape_.set_leaf_hook(nullptr, nullptr);
+}
+
+void FusedUpdate::begin() {
+  opt_.begin_step();
+  std::fill(leaves_left_.begin(), leaves_left_.end(), 0);
+  counted_ = false;
+  active_ = true;
+}
+
+void FusedUpdate::finish() {
+  if (!active_) throw Error("fused update: finish() without begin()");
+  active_ = false;
+  opt_.end_step();
+}
+
+void FusedUpdate::on_leaf(void* self, std::uint32_t leaf) {
+  static_cast<FusedUpdate*>(self)->leaf_done(leaf);
+}
+
+// At the first leaf of the sweep (the highest), every parameter leaf of the
+// step lies at or below it: count them, so that a parameter used twice is
+// updated only after its second (lower) leaf, when all its uses have added
+// to its gradient.
+void FusedUpdate::leaf_done(std::uint32_t leaf) {
+  if (!active_) return;  // a sweep outside begin()/finish(): no updates
+  if (!counted_) {
+    for (std::uint32_t t = 0; t <= leaf; ++t) {
+      const TensorNode& n = tape_.tensor_node(t);
+      if (n.op->backward || !n.requires_grad) continue;
+      const auto it = index_.find(n.value);
+      if (it != index_.end()) ++leaves_left_[it->second];
+    }
+    counted_ = true;
+  }
+  const auto it = index_.find(tape_.tensor_node(leaf).value);
+  if (it != index_.end() && --leaves_left_[it->second] == 0) opt_.update(it->second);
 }
 
 }  // namespace tapegrad::nn

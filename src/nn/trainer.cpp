@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <optional>
 
 #include <omp.h>
 
@@ -225,6 +226,10 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
       replica_tapes_.push_back(std::make_unique<Tape>());
     for (Parameter* p : model_.parameters()) p->set_replicas(static_cast<int>(opt_.replicas));
   }
+  std::optional<FusedUpdate> fused;
+  if (opt_.fused_update && opt_.replicas == 1 && world == 1 && !group_ &&
+      !tape_.anomaly_enabled() && !tape_.leaf_hook())
+    fused.emplace(optim_, tape_);
   const std::int64_t steps_per_epoch = batches.batches_per_epoch();
   const std::int64_t total_steps = steps_per_epoch * opt_.epochs;
   std::vector<float> xb;
@@ -244,6 +249,10 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
       optim_.set_lr(info.lr);
       for (Callback* cb : callbacks_) cb->on_step_begin(*this, info);
       optim_.zero_grad();
+      const bool fuse =
+          fused && std::all_of(callbacks_.begin(), callbacks_.end(),
+                               [&](const Callback* cb) { return cb->allows_fused_update(info); });
+      if (fuse) fused->begin();
       if (info.local_rows == 0) tape_.clear();  // no share here: no graph either
       // This process's mean loss.
       const double loss_value = info.local_rows == 0
@@ -257,7 +266,10 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
         group_->sum({&sum, 1});
         info.loss = sum / static_cast<double>(info.rows);
       }
-      optim_.step();
+      if (fuse)
+        fused->finish();
+      else
+        optim_.step();
       if (!std::isfinite(info.loss))
         throw Error(fmt::format(
             "training diverged: the loss is {} at epoch {}, step {}; lower the learning rate "

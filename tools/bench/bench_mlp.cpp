@@ -31,6 +31,27 @@ BENCHMARK(BM_MLPStep)
     ->ArgNames({"batch", "threads"})
     ->Unit(benchmark::kMicrosecond);
 
+// The same step with the Adam update fused into the backward sweep (each
+// parameter updated as soon as its gradient is final; nn::FusedUpdate).
+void BM_MLPStepFused(benchmark::State& state) {
+  tg::set_num_threads(static_cast<int>(state.range(1)));
+  Fixture f(state.range(0));
+  tg::Tape tape;
+  tg::nn::FusedUpdate fused(f.adam, tape);
+  for (auto _ : state) {
+    tg::Tensor loss = f.forward(tape);
+    f.adam.zero_grad();
+    fused.begin();
+    loss.backward();
+    fused.finish();
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_MLPStepFused)
+    ->ArgsProduct({{1, 32, 64, 256}, {1, 2}})
+    ->ArgNames({"batch", "threads"})
+    ->Unit(benchmark::kMicrosecond);
+
 // Training steps through nn::Trainer (one epoch of 20 batches per
 // iteration, random data), with the batch split over `replicas` threads.
 void BM_TrainerStep(benchmark::State& state) {

@@ -175,6 +175,7 @@ class ProgressBar : public nn::Callback {
   void on_epoch_end(nn::Trainer&, const nn::EpochMetrics&) override {
     if (on_) fmt::print(stderr, "\r{:100}\r", "");
   }
+  bool allows_fused_update(const nn::StepInfo&) const override { return true; }
 
  private:
   bool on_;
@@ -194,6 +195,7 @@ class EpochReport : public nn::Callback {
           m.samples_per_second);
     write_file(metrics_, metrics_csv(t.history()));
   }
+  bool allows_fused_update(const nn::StepInfo&) const override { return true; }
 
  private:
   fs::path metrics_;

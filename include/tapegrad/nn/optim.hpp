@@ -1,6 +1,7 @@
 #pragma once
 // Optimisers update parameters from their gradients; backward computes them.
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "tapegrad/nn/module.hpp"
@@ -11,8 +12,22 @@ class Optimizer {
  public:
   explicit Optimizer(std::vector<Parameter*> params, double lr);
   virtual ~Optimizer() = default;
-  virtual void step() = 0;
+  // Updates every parameter from its gradient.
+  void step();
   virtual const char* kind() const = 0;
+
+  // The same step in parts, for updates fused into the backward sweep
+  // (FusedUpdate below): begin_step(), then update(i) for parameters whose
+  // gradient is final, in any order, then end_step(), which updates the
+  // parameters not updated yet. Together they compute exactly step().
+  void begin_step();
+  void update(std::size_t i);
+  void end_step();
+  // Ends a step in parts without updating the parameters left (after an
+  // error); those updated stay updated.
+  void cancel_step();
+  const std::vector<Parameter*>& parameters() const { return params_; }
+
   void zero_grad();
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
@@ -28,6 +43,11 @@ class Optimizer {
   void set_steps(std::int64_t s) { steps_ = s; }
 
  protected:
+  // The step's constants (bias corrections), set before any update_range.
+  virtual void prepare() {}
+  // Updates elements [b, e) of parameter i; called from several threads at
+  // once on disjoint ranges.
+  virtual void update_range(std::size_t i, std::int64_t b, std::int64_t e) = 0;
   // Allocates `count` zeroed state buffers per parameter, named by suffix.
   void init_state(std::vector<std::string> suffixes);
   std::vector<Parameter*> params_;
@@ -35,6 +55,10 @@ class Optimizer {
   std::vector<std::vector<Buffer>> bufs_;  // [param][suffix]
   double lr_;
   std::int64_t steps_ = 0;
+
+ private:
+  std::vector<char> updated_;  // per parameter, during a step in parts
+  bool in_step_ = false;
 };
 
 struct SGDOptions {
@@ -46,8 +70,10 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   SGD(std::vector<Parameter*> params, SGDOptions opt);
-  void step() override;
   const char* kind() const override { return "sgd"; }
+
+ protected:
+  void update_range(std::size_t i, std::int64_t b, std::int64_t e) override;
 
  private:
   SGDOptions opt_;
@@ -63,11 +89,48 @@ struct AdamOptions {
 class Adam : public Optimizer {
  public:
   Adam(std::vector<Parameter*> params, AdamOptions opt);
-  void step() override;
   const char* kind() const override { return "adam"; }
+
+ protected:
+  void prepare() override;
+  void update_range(std::size_t i, std::int64_t b, std::int64_t e) override;
 
  private:
   AdamOptions opt_;
+  double c1_ = 1, c2_ = 1;  // bias corrections of the current step
+};
+
+// Runs an optimiser's update inside the backward sweep: each parameter is
+// updated as soon as the sweep has passed its last leaf on `tape` (its
+// gradient is final then), while that gradient is still in cache, instead of
+// in a pass over all parameters after the sweep. The result is exactly that
+// of backward() followed by step(). It holds the tape's leaf hook while it
+// lives, so it cannot be combined with another hook (dist::GradientReducer),
+// and nothing may read or change gradients between backward and the update
+// (clipping, gradient callbacks): use step() then.
+//
+//   nn::FusedUpdate fused(adam, tape);
+//   adam.zero_grad();
+//   fused.begin();
+//   loss.backward();   // updates the parameters as it goes
+//   fused.finish();    // updates those the sweep did not reach
+class FusedUpdate {
+ public:
+  FusedUpdate(Optimizer& opt, Tape& tape);
+  ~FusedUpdate();
+  FusedUpdate(const FusedUpdate&) = delete;
+  FusedUpdate& operator=(const FusedUpdate&) = delete;
+  void begin();
+  void finish();
+
+ private:
+  static void on_leaf(void* self, std::uint32_t leaf);
+  void leaf_done(std::uint32_t leaf);
+  Optimizer& opt_;
+  Tape& tape_;
+  std::unordered_map<const void*, std::size_t> index_;  // parameter memory -> index
+  std::vector<std::int32_t> leaves_left_;
+  bool counted_ = false, active_ = false;
 };
 
 }  // namespace tapegrad::nn

@@ -55,6 +55,14 @@ struct TrainerOptions {
   // The loss function then runs on several threads at once
   // (current_replica() tells which). Not in a process group.
   std::int64_t replicas = 1;
+  // Updates each parameter inside the backward sweep, as soon as its
+  // gradient is final (nn::FusedUpdate), instead of in a pass after it: the
+  // same numbers, with the gradient still in cache. Used only where it
+  // cannot change what anyone sees: one replica, no process group, anomaly
+  // detection off, and every callback allowing it for the step
+  // (Callback::allows_fused_update); otherwise the update runs after
+  // on_after_backward as usual.
+  bool fused_update = true;
   // Written (atomically) after every epoch when not empty, with the epoch in
   // its metadata beside checkpoint_meta; resume() reads it back. In a
   // process group only rank 0 writes it.
@@ -122,6 +130,12 @@ class Callback {
   // After backward, before the update: every parameter's gradient of this
   // batch is available (Parameter::grad).
   virtual void on_after_backward(Trainer&, const StepInfo&) {}
+  // Asked before each step: true when that step's update may run inside the
+  // backward sweep, before on_after_backward, because this callback changes
+  // no gradient and does not need the parameters as they were before the
+  // update. False by default, so that a callback written without this in
+  // mind (gradient clipping, a reducer) sees what it expects.
+  virtual bool allows_fused_update(const StepInfo&) const { return false; }
   virtual void on_step_end(Trainer&, const StepInfo&) {}
   // After evaluation and the checkpoint.
   virtual void on_epoch_end(Trainer&, const EpochMetrics&) {}

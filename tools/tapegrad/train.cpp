@@ -258,6 +258,7 @@ int run_train(const TrainOptions& o) {
                        .seed = o.seed,
                        .schedule = schedule,
                        .replicas = replicas,
+                       .fused_update = o.fused_update,
                        .checkpoint = ckpt.string(),
                        .checkpoint_meta = {{"sizes", join(sizes)}, {"data", o.data}}});
   // The targets of the mse loss outlive each step's tape; one buffer per

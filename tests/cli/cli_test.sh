@@ -57,6 +57,18 @@ check "no temporary file is left" test ! -e "$out/report.html.tmp"
 "$tg" train --data moons --hidden 8 --epochs 1 --out "$work/noreport" --quiet --no-plot --no-report >/dev/null
 check "--no-report writes none" test ! -e "$work/noreport/report.html"
 
+# The update inside the sweep and after it give the same run: every loss
+# and accuracy in metrics.csv (the seconds columns aside) match.
+for f in fused plain; do
+  flag=""
+  [ $f = plain ] && flag=--no-fused-update
+  "$tg" train --data moons --hidden 16 --epochs 2 --lr 0.02 --out "$work/$f" --quiet --no-plot --no-report \
+    --no-graph $flag >/dev/null
+  cut -d, -f1-4,7 "$work/$f/metrics.csv" >"$work/$f.cols"
+done
+check "--no-fused-update trains the same numbers" cmp -s "$work/fused.cols" "$work/plain.cols"
+check "the fused run trained" awk -F, 'NR == 3 { exit !($4 + 0 > 0.8) }' "$work/fused.cols"
+
 # Replicas: the batch split over threads, with the mse loss whose targets are
 # per replica; the run trains and says how it ran.
 "$tg" train --data moons --hidden 16 --epochs 3 --loss mse --lr 0.01 --replicas 3 --out "$work/rep" \

@@ -61,12 +61,12 @@ check "--no-report writes none" test ! -e "$work/noreport/report.html"
 # and accuracy in metrics.csv (the seconds columns aside) match.
 for f in fused plain; do
   flag=""
-  [ $f = plain ] && flag=--no-fused-update
+  [ $f = fused ] && flag=--fused-update
   "$tg" train --data moons --hidden 16 --epochs 2 --lr 0.02 --out "$work/$f" --quiet --no-plot --no-report \
     --no-graph $flag >/dev/null
   cut -d, -f1-4,7 "$work/$f/metrics.csv" >"$work/$f.cols"
 done
-check "--no-fused-update trains the same numbers" cmp -s "$work/fused.cols" "$work/plain.cols"
+check "--fused-update trains the same numbers" cmp -s "$work/fused.cols" "$work/plain.cols"
 check "the fused run trained" awk -F, 'NR == 3 { exit !($4 + 0 > 0.8) }' "$work/fused.cols"
 
 # Replicas: the batch split over threads, with the mse loss whose targets are

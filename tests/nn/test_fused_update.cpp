@@ -215,7 +215,7 @@ TEST_CASE("the trainer fuses the update only where no callback can tell", "[nn][
   nn::MLP m({2, 8, 2}, {.seed = 5});
   const auto start = values(m);
   nn::SGD sgd(m.parameters(), {.lr = 0.5});
-  nn::Trainer t(m, sgd, {.epochs = 1, .batch_size = 40});
+  nn::Trainer t(m, sgd, {.epochs = 1, .batch_size = 40, .fused_update = true});
   ZeroGradients zero;
   t.add_callback(zero);
   t.fit(train);
@@ -253,7 +253,7 @@ TEST_CASE("anomaly mode and a taken leaf hook turn fusing off", "[nn][trainer][f
   const nn::Dataset train = nn::make_moons(80, 8);
   nn::MLP m({2, 4, 2}, {.seed = 7});
   nn::Adam adam(m.parameters(), {.lr = 0.02});
-  nn::Trainer t(m, adam, {.epochs = 1, .batch_size = 40});
+  nn::Trainer t(m, adam, {.epochs = 1, .batch_size = 40, .fused_update = true});
   t.tape().set_anomaly_enabled(true);
   Watcher watch(1);
   t.add_callback(watch);

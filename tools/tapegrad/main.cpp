@@ -68,8 +68,8 @@ int main(int argc, char** argv) {
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
   train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
   train->add_flag("!--no-report", t.report, "do not write report.html");
-  train->add_flag("!--no-fused-update", t.fused_update,
-                  "update the parameters after the backward sweep, not inside it");
+  train->add_flag("--fused-update", t.fused_update,
+                  "update each parameter inside the backward sweep, not after it");
 
   cli::GradOptions g;
   CLI::App* grad =

@@ -29,7 +29,7 @@ struct TrainOptions {
   bool plot = true;
   bool graph = true;               // graph.svg of one training step
   bool report = true;              // report.html: curves, gradient statistics, step explorer
-  bool fused_update = true;        // update each parameter inside the backward sweep
+  bool fused_update = false;       // update each parameter inside the backward sweep
   std::int64_t limit = 0;          // use only the first N training samples (0: all)
   std::int64_t check_every = 100;  // under mpirun: compare parameters across ranks every N steps
 };

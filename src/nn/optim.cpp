@@ -254,7 +254,16 @@ void FusedUpdate::leaf_done(std::uint32_t leaf) {
     counted_ = true;
   }
   const auto it = index_.find(tape_.tensor_node(leaf).value);
-  if (it != index_.end() && --leaves_left_[it->second] == 0) opt_.update(it->second);
+  if (it == index_.end()) return;
+  // A leaf not counted above, or one more than counted: a second sweep in
+  // this step, whose gradient the update already made could not include.
+  if (leaves_left_[it->second] <= 0)
+    throw Error(fmt::format(
+        "fused update: parameter '{}' is reached again after its update in this step (a "
+        "second backward between begin() and finish()?); a fused update takes the gradient "
+        "of one sweep: to add up several, use step()",
+        opt_.parameters()[it->second]->name()));
+  if (--leaves_left_[it->second] == 0) opt_.update(it->second);
 }
 
 }  // namespace tapegrad::nn

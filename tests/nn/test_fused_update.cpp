@@ -152,6 +152,21 @@ TEST_CASE("fused update misuse is refused with a clear error", "[nn][optim][fuse
     CHECK(lin.weight().values() == w);
     CHECK(sgd.steps() == 1);
   }
+  {
+    // Two sweeps in one step: the second's gradient would miss the update.
+    nn::FusedUpdate hook(sgd, tape);
+    tape.clear();
+    tg::TapeScope scope(tape);
+    sgd.zero_grad();
+    hook.begin();
+    tg::sum(lin(tg::tensor({{1.0, 2.0}}))).backward();
+    tg::Tensor again = tg::sum(lin(tg::tensor({{3.0, 1.0}})));
+    REQUIRE_THROWS_WITH(again.backward(),
+                        Catch::Contains("'l.weight' is reached again after its update"));
+  }
+  // (the hook's destructor ended the step cut short; a new one can begin)
+  sgd.begin_step();
+  sgd.end_step();
   std::vector<nn::Parameter*> twice{&lin.weight(), &lin.weight()};
   nn::SGD dup(twice, {.lr = 0.1});
   REQUIRE_THROWS_WITH(nn::FusedUpdate(dup, tape), Catch::Contains("'l.weight' is listed twice"));

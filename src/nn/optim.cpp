@@ -33,13 +33,13 @@ class DenormalsAreZero {
 // waking the other threads costs more than it saves.
 constexpr std::int64_t kParallelElements = 32768;
 
-// Runs f(i, begin, end) over the element ranges of every parameter, cut
-// evenly over the threads (slices::for_share: one parallel region per step,
-// not one per parameter). Denormals are flushed to zero inside: the moments
+// Runs f(i, begin, end) over the element ranges of the given parameters,
+// cut evenly over the threads (slices::for_share: one parallel region for
+// all of them, not one per parameter). Denormals are flushed to zero inside: the moments
 // of parameters whose gradient stays 0 decay into denormal numbers, which
 // cost ~100 cycles an operation.
 template <class F>
-void for_each_slice(const std::vector<Parameter*>& params, F&& f) {
+void for_each_slice(std::span<Parameter* const> params, F&& f) {
   const std::int64_t total = slices::total_elements(params);
   const int threads = total >= kParallelElements ? num_threads() : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -86,17 +86,9 @@ void Optimizer::update(std::size_t i) {
     throw Error(
         fmt::format("optimizer: parameter '{}' updated twice in one step", params_[i]->name()));
   updated_[i] = 1;
-  Parameter* p = params_[i];
-  p->raw_grad();
-  const std::int64_t n = p->numel();
-  const int threads = n >= kParallelElements ? num_threads() : 1;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const DenormalsAreZero ftz;
-    const std::int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
-    const std::int64_t b = n * t / k / 16 * 16, e = t + 1 == k ? n : n * (t + 1) / k / 16 * 16;
-    if (b < e) update_range(i, b, e);
-  }
+  params_[i]->raw_grad();  // settles a lazily zeroed gradient
+  for_each_slice({&params_[i], 1},
+                 [&](std::size_t, std::int64_t b, std::int64_t e) { update_range(i, b, e); });
 }
 
 void Optimizer::cancel_step() { in_step_ = false; }

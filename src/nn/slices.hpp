@@ -5,13 +5,13 @@
 // optimiser updates and by the trainer's reduction of replica gradients.
 #include <algorithm>
 #include <cstdint>
-#include <vector>
+#include <span>
 
 #include "tapegrad/nn/module.hpp"
 
 namespace tapegrad::nn::slices {
 
-inline std::int64_t total_elements(const std::vector<Parameter*>& params) {
+inline std::int64_t total_elements(std::span<Parameter* const> params) {
   std::int64_t total = 0;
   for (const Parameter* p : params) total += p->numel();
   return total;
@@ -21,7 +21,7 @@ inline std::int64_t total_elements(const std::vector<Parameter*>& params) {
 // `total` = total_elements(params). Cuts fall on 16-element boundaries (whole
 // cache lines of floats).
 template <class F>
-void for_share(const std::vector<Parameter*>& params, std::int64_t total, std::int64_t t,
+void for_share(std::span<Parameter* const> params, std::int64_t total, std::int64_t t,
                std::int64_t n, F&& f) {
   const std::int64_t lo = total * t / n / 16 * 16;
   const std::int64_t hi = t + 1 == n ? total : total * (t + 1) / n / 16 * 16;

@@ -205,35 +205,52 @@ template <class E>
   }
   // The first node takes two operands; each further operand adds a node
   // (the running sum with weight 1, and the operand); the number, if any,
-  // rides on the last node's empty slot.
-  int state = 0;  // 0: nothing yet, 1: one operand waiting, 2: node r
-  std::uint32_t first = 0, r = 0;
-  double first_w = 0, first_x = 0, rv = 0;
+  // rides on the last node's empty slot. At most N nodes: when the tape has
+  // room for N, they are written as one batch (Tape::put_scalar), else
+  // pushed one by one (NoGrad, anomaly mode, a full tape).
+  const auto emit = [&](auto&& push) {
+    int state = 0;  // 0: nothing yet, 1: one operand waiting, 2: node r
+    std::uint32_t first = 0, r = 0;
+    double first_w = 0, first_x = 0, rv = 0;
 #pragma GCC unroll 16
-  for (std::size_t k = 0; k < N; ++k) {
-    if (!live[k]) continue;
-    const std::uint32_t i = g.index[k];
-    const double x = tp.scalar_value(i);
-    if (state == 0) {
-      first = i, first_w = g.w[k], first_x = x, state = 1;
-    } else if (state == 1) {
-      rv = lin_value(first_x, x, first_w, g.w[k], true);
-      r = tp.push_scalar(ScalarOp::lin, first, i, first_w, g.w[k], rv, where);
-      state = 2;
-    } else {
-      rv = lin_value(rv, x, 1.0, g.w[k], true);
-      r = tp.push_scalar(ScalarOp::lin, r, i, 1.0, g.w[k], rv, where);
+    for (std::size_t k = 0; k < N; ++k) {
+      if (!live[k]) continue;
+      const std::uint32_t i = g.index[k];
+      const double x = tp.scalar_value(i);
+      if (state == 0) {
+        first = i, first_w = g.w[k], first_x = x, state = 1;
+      } else if (state == 1) {
+        rv = lin_value(first_x, x, first_w, g.w[k], true);
+        r = push(first, i, first_w, g.w[k], rv);
+        state = 2;
+      } else {
+        rv = lin_value(rv, x, 1.0, g.w[k], true);
+        r = push(r, i, 1.0, g.w[k], rv);
+      }
     }
+    if (state == 1) {
+      if (first_w == 1.0 && g.c == 0.0) return first;  // x itself
+      rv = lin_value(first_x, 0.0, first_w, g.c, false);
+      r = push(first, 0, first_w, g.c, rv);
+    } else if (g.c != 0.0) {
+      rv = lin_value(rv, 0.0, 1.0, g.c, false);
+      r = push(r, 0, 1.0, g.c, rv);
+    }
+    return r;
+  };
+  if (tp.has_scalar_room(static_cast<std::uint32_t>(N))) [[likely]] {
+    auto n = static_cast<std::uint32_t>(tp.scalar_count());
+    const std::uint32_t r = emit([&](std::uint32_t a, std::uint32_t b, double da, double db,
+                                     double v) {
+      tp.put_scalar(n, ScalarOp::lin, a, b, da, db, v);
+      return n++;
+    });
+    tp.commit_scalars(n);
+    return Scalar(tp, r);
   }
-  if (state == 1) {
-    if (first_w == 1.0 && g.c == 0.0) return Scalar(tp, first);  // x itself
-    rv = lin_value(first_x, 0.0, first_w, g.c, false);
-    r = tp.push_scalar(ScalarOp::lin, first, 0, first_w, g.c, rv, where);
-  } else if (g.c != 0.0) {
-    rv = lin_value(rv, 0.0, 1.0, g.c, false);
-    r = tp.push_scalar(ScalarOp::lin, r, 0, 1.0, g.c, rv, where);
-  }
-  return Scalar(tp, r);
+  return Scalar(tp, emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) {
+    return tp.push_scalar(ScalarOp::lin, a, b, da, db, v, where);
+  }));
 }
 
 // A Real, Scalar or expression as a Scalar (an expression is recorded).

@@ -61,6 +61,8 @@ class ScalarArrays {
   // or the tape is in a special mode (NoGrad, anomaly detection), which sets
   // the limit to 0 so that both cases take the same cold branch.
   bool has_room() const { return n_ < limit_; }
+  // The same check for k nodes written at once (put, then set_size).
+  bool has_room(std::uint32_t k) const { return n_ + k <= limit_; }
   void set_special(bool on) { special_ = on, limit_ = on ? 0 : cap_; }
   // Requires room (has_room() or reserve_one()).
   void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
@@ -72,6 +74,17 @@ class ScalarArrays {
     v_[n_] = v;
     ++n_;
   }
+  // Writes node i without touching the size (requires has_room(k) for the
+  // k nodes written from size(); set_size ends the batch).
+  void put(std::uint32_t i, std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
+    ScalarEdges* e = e_ + i;
+    e->a_op = a_op;
+    e->b = b;
+    e->da = da;
+    e->db = db;
+    v_[i] = v;
+  }
+  void set_size(std::uint32_t n) { n_ = n; }
   void truncate(std::uint32_t n) { n_ = n; }
 
  private:

@@ -314,6 +314,19 @@ class Tape {
     scalars_.push(a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
     return i;
   }
+  // A statement of several nodes (Real) records them as one batch: the
+  // size is read once and written once, so the nodes of one statement do not
+  // wait on each other through memory (every push_scalar loads the size the
+  // previous one stored). has_scalar_room(k) is push_scalar's check for k
+  // nodes; when it fails, push one by one. put_scalar writes node i
+  // (scalar_count() <= i < scalar_count() + k), commit_scalars(n) makes
+  // nodes [0, n) the tape's.
+  bool has_scalar_room(std::uint32_t k) const { return scalars_.has_room(k); }
+  void put_scalar(std::uint32_t i, ScalarOp op, std::uint32_t a, std::uint32_t b, double da,
+                  double db, double v) {
+    scalars_.put(i, a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
+  }
+  void commit_scalars(std::uint32_t n) { scalars_.set_size(n); }
   void set_scalar_value(std::uint32_t i, double v) { scalars_.values()[i] = v; }
   double* scalar_adjoints();  // sized to scalar_count()
 

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "tapegrad/error.hpp"
+#include "tapegrad/threads.hpp"
 
 namespace tapegrad::nn {
 namespace {
@@ -378,6 +379,8 @@ bool Batches::next(std::vector<float>& x, std::vector<std::int32_t>& y) {
       global_rows_ > rank_ ? (global_rows_ - rank_ + shards_ - 1) / shards_ : 0;
   x.resize(static_cast<std::size_t>(rows * data_.features));
   y.resize(static_cast<std::size_t>(rows));
+  const int threads = rows * data_.features >= (1 << 14) ? tapegrad::num_threads() : 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t i = order_[static_cast<std::size_t>(pos_ + rank_ + r * shards_)];
     std::copy_n(data_.x.data() + i * data_.features, data_.features, x.data() + r * data_.features);

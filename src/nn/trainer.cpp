@@ -16,6 +16,7 @@
 
 #include "slices.hpp"
 #include "tapegrad/nn/loss.hpp"
+#include "tapegrad/threads.hpp"
 
 namespace tapegrad::nn {
 
@@ -216,6 +217,19 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
   Batches batches(train, opt_.batch_size, opt_.seed);
   const int world = group_ ? group_->size() : 1;
   if (world > 1) batches.set_shard(group_->rank(), world);
+  // Gathering a batch is bound by memory latency (docs/performance.md,
+  // "Batch gathering"). With a core left idle by the products (one thread
+  // of two, say), the next batch is gathered there during each step; else
+  // Batches::next splits the rows over the product threads.
+  std::optional<BatchesAhead> ahead;
+  if (world == 1 && opt_.replicas == 1 && num_threads() < omp_get_num_procs())
+    ahead.emplace(batches);
+  const auto start_epoch = [&](std::int64_t e) {
+    ahead ? ahead->start_epoch(e) : batches.start_epoch(e);
+  };
+  const auto next_batch = [&](std::vector<float>& x, std::vector<std::int32_t>& y) {
+    return ahead ? ahead->next(x, y) : batches.next(x, y);
+  };
   if (opt_.replicas > 1) {
     if (world > 1)
       throw Error(fmt::format(
@@ -237,13 +251,13 @@ const std::vector<EpochMetrics>& Trainer::fit(const Dataset& train, const Datase
   for (Callback* cb : callbacks_) cb->on_fit_begin(*this);
   for (std::int64_t epoch = done_ + 1; epoch <= opt_.epochs; ++epoch) {
     for (Callback* cb : callbacks_) cb->on_epoch_begin(*this, epoch);
-    batches.start_epoch(epoch);
+    start_epoch(epoch);
     const auto t0 = Clock::now();
     double epoch_loss_sum = 0;
     StepInfo info{.epoch = epoch, .steps_in_epoch = steps_per_epoch};
-    while (batches.next(xb, yb)) {
+    while (next_batch(xb, yb)) {
       info.global_step = (epoch - 1) * steps_per_epoch + info.step;
-      info.rows = batches.global_rows();
+      info.rows = ahead ? ahead->global_rows() : batches.global_rows();
       info.local_rows = static_cast<std::int64_t>(yb.size());
       info.lr = lr_at(info.global_step, total_steps);
       optim_.set_lr(info.lr);

@@ -1,6 +1,7 @@
 // nn::Trainer: the same numbers as the loop written by hand, callbacks in
 // their places, resume that continues exactly, and clear errors.
 #include <tapegrad/nn.hpp>
+#include <tapegrad/threads.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -88,6 +89,10 @@ struct Recorder : nn::Callback {
 
 TEST_CASE("the Trainer computes exactly the hand-written loop", "[nn][trainer]") {
   const nn::Dataset train = nn::make_moons(300, 4), test = nn::make_moons(100, 5);
+  // One product thread leaves a core to gather batches ahead (BatchesAhead);
+  // all cores gather inside Batches::next: the same numbers either way.
+  const int threads = GENERATE(1, 0);
+  tg::set_num_threads(threads);
   for (const bool cosine : {false, true}) {
     nn::MLP a({2, 16, 2}, {.seed = 3}), b({2, 16, 2}, {.seed = 3});
     nn::Adam oa(a.parameters(), {.lr = 0.01}), ob(b.parameters(), {.lr = 0.01});
@@ -106,6 +111,7 @@ TEST_CASE("the Trainer computes exactly the hand-written loop", "[nn][trainer]")
     CHECK(hist.back().test_accuracy > 0.8);
     CHECK(std::isfinite(hist.back().test_loss));
   }
+  tg::set_num_threads(0);
 }
 
 TEST_CASE("Trainer callbacks run in their places", "[nn][trainer]") {

@@ -1,10 +1,14 @@
 #pragma once
 // Data sets for training: IDX files (MNIST, Fashion-MNIST; plain or gzip),
 // CSV files, small generated sets, and seeded shuffled mini-batches.
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
+#include <mutex>
 #include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace tapegrad::nn {
@@ -79,6 +83,44 @@ class Batches {
   std::int64_t pos_ = 0;
   int rank_ = 0, shards_ = 1;
   std::int64_t global_rows_ = 0;
+};
+
+// The same batches, each gathered on a thread of its own while the caller
+// trains on the one before: next() hands over a batch gathered during the
+// previous step and starts on the following one. Gathering rows scattered
+// over a data set far larger than the caches is bound by memory latency
+// (docs/performance.md, "Batch gathering"); this way it overlaps the step
+// instead of adding to it. The wrapped Batches must not be used directly
+// while this object lives (set_shard before the first start_epoch).
+class BatchesAhead {
+ public:
+  explicit BatchesAhead(Batches& batches);
+  ~BatchesAhead();
+  BatchesAhead(const BatchesAhead&) = delete;
+  BatchesAhead& operator=(const BatchesAhead&) = delete;
+  void start_epoch(std::int64_t e);
+  // As Batches::next. The buffers x held before are swapped into this
+  // object and refilled two calls later, never while the caller may still
+  // read them (the step that used them has ended by then).
+  bool next(std::vector<float>& x, std::vector<std::int32_t>& y);
+  std::int64_t global_rows() const { return rows_; }
+  std::int64_t batches_per_epoch() const { return batches_.batches_per_epoch(); }
+
+ private:
+  void run();
+  void wait_idle(std::unique_lock<std::mutex>& lock);
+  Batches& batches_;
+  std::vector<float> x_[2];
+  std::vector<std::int32_t> y_[2];
+  std::int64_t ahead_rows_ = 0, rows_ = 0;
+  bool more_ = false;
+  int fill_ = 0;  // the buffer the worker fills next
+  enum class State { idle, asked, done } state_ = State::idle;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::thread worker_;
 };
 
 }  // namespace tapegrad::nn

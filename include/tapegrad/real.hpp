@@ -240,17 +240,17 @@ template <class E>
   };
   if (tp.has_scalar_room(static_cast<std::uint32_t>(N))) [[likely]] {
     auto n = static_cast<std::uint32_t>(tp.scalar_count());
-    const std::uint32_t r = emit([&](std::uint32_t a, std::uint32_t b, double da, double db,
-                                     double v) {
-      tp.put_scalar(n, ScalarOp::lin, a, b, da, db, v);
-      return n++;
-    });
+    const std::uint32_t r =
+        emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) {
+          tp.put_scalar(n, ScalarOp::lin, a, b, da, db, v);
+          return n++;
+        });
     tp.commit_scalars(n);
     return Scalar(tp, r);
   }
   return Scalar(tp, emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) {
-    return tp.push_scalar(ScalarOp::lin, a, b, da, db, v, where);
-  }));
+                  return tp.push_scalar(ScalarOp::lin, a, b, da, db, v, where);
+                }));
 }
 
 // A Real, Scalar or expression as a Scalar (an expression is recorded).

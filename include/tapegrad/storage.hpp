@@ -66,12 +66,7 @@ class ScalarArrays {
   void set_special(bool on) { special_ = on, limit_ = on ? 0 : cap_; }
   // Requires room (has_room() or reserve_one()).
   void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
-    ScalarEdges* e = e_ + n_;
-    e->a_op = a_op;
-    e->b = b;
-    e->da = da;
-    e->db = db;
-    v_[n_] = v;
+    put(n_, a_op, b, da, db, v);
     ++n_;
   }
   // Writes node i without touching the size (requires has_room(k) for the

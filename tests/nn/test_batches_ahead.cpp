@@ -64,7 +64,8 @@ TEST_CASE("batches gathered ahead are the batches, in order, epoch after epoch",
   }
 }
 
-TEST_CASE("batches gathered ahead: restart mid-epoch, stop mid-epoch, no epoch", "[data][threads]") {
+TEST_CASE("batches gathered ahead: restart mid-epoch, stop mid-epoch, no epoch",
+          "[data][threads]") {
   const nn::Dataset d = numbered(50);
   std::vector<float> x, xa;
   std::vector<std::int32_t> y, ya;

@@ -139,7 +139,13 @@ bool chain_statement(const POp* o, std::uint32_t n, Value x, double* v_out, doub
       b = v, b0 = t0, b1 = t1;
     else if (p.kb == kExt)
       b = x(p.b), b0 = p.b == 0, b1 = p.b == 1;
-    const Partials q = eval(p.op, a, b);
+    // The ops of arithmetic chains tested first, as plain branches: through
+    // the switch's jump table, an alternating add/mul chain (Horner's rule,
+    // the benchmark's chain) ran 4.5x slower on an AMD EPYC, its one
+    // indirect jump mispredicted on most ops (docs/performance.md).
+    const Partials q = p.op == ScalarOp::mul   ? kMul(a, b)
+                       : p.op == ScalarOp::add ? kAdd(a, b)
+                                               : eval(p.op, a, b);
     v = q.v;
     // Plain products: where the local reverse's rule would have dropped a
     // 0 * inf, this gives NaN, which the check below sends to that path.

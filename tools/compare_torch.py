@@ -129,7 +129,18 @@ def run_torch(name, args):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_tapegrad(threads, args):
+def tg_variant(v):
+    """'2' -> (2 threads, plain); '2f' -> (2 threads, --fused-update)."""
+    return int(v.rstrip("f")), v.endswith("f")
+
+
+def tg_label(v):
+    t, fused = tg_variant(v)
+    return f"{t} thread{'s' if t > 1 else ''}{', fused' if fused else ''}"
+
+
+def run_tapegrad(variant, args):
+    threads, fused = tg_variant(variant)
     with tempfile.TemporaryDirectory() as out:
         cmd = [args.tapegrad, "train", "--out", out, "--epochs", str(args.epochs), "--batch-size",
                str(args.batch), "--threads", str(threads), "--schedule", "constant", "--quiet",
@@ -137,6 +148,8 @@ def run_tapegrad(threads, args):
                "--lr", str(args.lr), "--momentum", str(args.momentum)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
+        if fused:
+            cmd += ["--fused-update"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=clean_env())
         rows = open(os.path.join(out, "metrics.csv")).read().strip().splitlines()[1:]
         return [float(r.split(",")[4]) for r in rows]
@@ -167,7 +180,8 @@ def main():
     p.add_argument("--limit", type=int, default=0, help="train on the first N samples only")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--configs", default=",".join(TORCH_CONFIGS), help="PyTorch configurations to run")
-    p.add_argument("--tapegrad-threads", default="2,1", help="tapegrad thread counts to run")
+    p.add_argument("--tapegrad-threads", default="2,1",
+                   help="tapegrad runs: thread counts, with f for --fused-update (e.g. 2,1,2f)")
     p.add_argument("--tapegrad", default=os.path.join(HERE, "..", "build", "release", "tools", "tapegrad"))
     p.add_argument("--bench", default=os.path.join(HERE, "..", "build", "release", "tools", "bench"))
     p.add_argument("--json", action="store_true")
@@ -193,7 +207,11 @@ def main():
     for c in configs:
         if c not in TORCH_CONFIGS:
             sys.exit(f"compare_torch.py: unknown configuration '{c}' (see --list)")
-    tg_threads = [int(t) for t in args.tapegrad_threads.split(",") if t]
+    tg_threads = [t for t in args.tapegrad_threads.split(",") if t]
+    for t in tg_threads:
+        if not t.rstrip("f").isdigit() or int(t.rstrip("f")) < 1:
+            sys.exit(f"compare_torch.py: bad --tapegrad-threads entry '{t}' (a thread count, "
+                     "with f for --fused-update)")
 
     torch_times = {c: [] for c in configs}
     tg_times = {t: [] for t in tg_threads}
@@ -212,17 +230,17 @@ def main():
     med_g = {t: statistics.median(v) for t, v in tg_times.items()}
     best_c = min(med_t, key=med_t.get)
     best_g = min(med_g, key=med_g.get)
-    floors = {t: product_floor(t, args) for t in tg_threads}
+    floors = {t: product_floor(tg_variant(t)[0], args) for t in tg_threads}
     res = {
         "batch": args.batch, "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
         "samples": n, "epochs_per_process": args.epochs, "rounds": args.rounds,
         "torch_version": info["torch"],
-        "torch_s_per_epoch": med_t, "tapegrad_s_per_epoch": {str(t): v for t, v in med_g.items()},
+        "torch_s_per_epoch": med_t, "tapegrad_s_per_epoch": med_g,
         "fastest_torch": best_c, "fastest_tapegrad_threads": best_g,
         "speedup_vs_fastest_torch": med_t[best_c] / med_g[best_g],
         "speedup_vs_default_torch": med_t["default"] / med_g[best_g] if "default" in med_t else None,
-        "product_floor_us_per_step": {str(t): f for t, f in floors.items()},
-        "tapegrad_x_floor": {str(t): (1e6 * med_g[t] / steps) / floors[t] if floors[t] else None
+        "product_floor_us_per_step": floors,
+        "tapegrad_x_floor": {t: (1e6 * med_g[t] / steps) / floors[t] if floors[t] else None
                              for t in tg_threads},
     }
     if args.json:
@@ -239,9 +257,9 @@ def main():
     for t in tg_threads:
         fl = floors[t]
         extra = f"  ({1e6 * med_g[t] / steps / fl:.2f}x the product floor of {fl:.1f} us)" if fl else ""
-        print(f"  tapegrad {t} thread{'s' if t > 1 else ' '}       {med_g[t]:9.3f} "
+        print(f"  tapegrad {tg_label(t):15} {med_g[t]:9.3f} "
               f"{1e6 * med_g[t] / steps:9.1f}{extra}")
-    print(f"  speed-up against the fastest PyTorch ({best_c}): "
+    print(f"  speed-up of tapegrad ({tg_label(best_g)}) against the fastest PyTorch ({best_c}): "
           f"{res['speedup_vs_fastest_torch']:.2f}x")
 
 

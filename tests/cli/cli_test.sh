@@ -60,7 +60,7 @@ check "--no-report writes none" test ! -e "$work/noreport/report.html"
 # The update inside the sweep and after it give the same run: every loss
 # and accuracy in metrics.csv (the seconds columns aside) match.
 for f in fused plain; do
-  flag=""
+  flag=--fused-update=off
   [ $f = fused ] && flag=--fused-update
   "$tg" train --data moons --hidden 16 --epochs 2 --lr 0.02 --out "$work/$f" --quiet --no-plot --no-report \
     --no-graph $flag >/dev/null
@@ -68,6 +68,19 @@ for f in fused plain; do
 done
 check "--fused-update trains the same numbers" cmp -s "$work/fused.cols" "$work/plain.cols"
 check "the fused run trained" awk -F, 'NR == 3 { exit !($4 + 0 > 0.8) }' "$work/fused.cols"
+# auto (the default) fuses for batches of one row on two or more threads
+# only, and says so in summary.json; a bad value is an error before training.
+for t in 1 2; do
+  "$tg" train --data moons --hidden 8 --epochs 1 --limit 40 --batch-size 1 --threads $t \
+    --out "$work/auto$t" --quiet --no-plot --no-report --no-graph >/dev/null
+done
+check "--fused-update auto: on at batch 1 with 2 threads" has "$work/auto2/summary.json" '"fused_update": true'
+check "--fused-update auto: off with 1 thread" has "$work/auto1/summary.json" '"fused_update": false'
+"$tg" train --data moons --hidden 8 --epochs 1 --batch-size 1 --threads 2 --fused-update=sometimes \
+  --out "$work/badfused" --quiet --no-plot >/dev/null 2>"$work/err.txt"
+check "--fused-update with a bad value fails" test $? -eq 1
+check "--fused-update's error names the value" has "$work/err.txt" "unknown --fused-update 'sometimes': use on, off or auto"
+check "--fused-update's error comes before any output" test ! -e "$work/badfused"
 
 # Replicas: the batch split over threads, with the mse loss whose targets are
 # per replica; the run trains and says how it ran.

@@ -68,8 +68,11 @@ int main(int argc, char** argv) {
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
   train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
   train->add_flag("!--no-report", t.report, "do not write report.html");
-  train->add_flag("--fused-update", t.fused_update,
-                  "update each parameter inside the backward sweep, not after it");
+  train
+      ->add_flag("--fused-update{on}", t.fused_update,
+                 "update each parameter inside the backward sweep, not after it: on (the "
+                 "flag alone), off, or auto (on for batches of one row on two or more threads)")
+      ->capture_default_str();
 
   cli::GradOptions g;
   CLI::App* grad =

@@ -215,6 +215,16 @@ std::int64_t train_replicas(const TrainOptions& o) {
   return dist::size() == 1 && n > 1 && o.batch_size >= kAutoReplicaRows * n ? n : 1;
 }
 
+// --fused-update: on, off, or auto, which fuses where it measured faster:
+// a batch of one row with two or more threads (at 32 and 64 rows it was
+// slower, and with one thread no faster; docs/performance.md).
+bool train_fused_update(const TrainOptions& o) {
+  if (o.fused_update == "on") return true;
+  if (o.fused_update == "off") return false;
+  if (o.fused_update == "auto") return o.batch_size == 1 && num_threads() > 1;
+  throw Error(fmt::format("unknown --fused-update '{}': use on, off or auto", o.fused_update));
+}
+
 int run_train(const TrainOptions& o) {
   // Under mpirun, rank 0 alone prints and writes; the cores of a machine are
   // shared among its ranks unless --threads says otherwise.
@@ -229,6 +239,7 @@ int run_train(const TrainOptions& o) {
   if (o.loss != "ce" && o.loss != "mse")
     throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
   const nn::Schedule schedule = nn::parse_schedule(o.schedule);
+  const bool fused = train_fused_update(o);
   const fs::path out(o.out);
   if (root) fs::create_directories(out);
   const Data d = load_data(o);
@@ -258,7 +269,7 @@ int run_train(const TrainOptions& o) {
                        .seed = o.seed,
                        .schedule = schedule,
                        .replicas = replicas,
-                       .fused_update = o.fused_update,
+                       .fused_update = fused,
                        .checkpoint = ckpt.string(),
                        .checkpoint_meta = {{"sizes", join(sizes)}, {"data", o.data}}});
   // The targets of the mse loss outlive each step's tape; one buffer per
@@ -315,13 +326,14 @@ int run_train(const TrainOptions& o) {
       "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
       "\"schedule\": \"{}\",\n"
       "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"replicas\": {}, "
-      "\"resumed\": {}\n  "
+      "\"fused_update\": {}, \"resumed\": {}\n  "
       "}}\n}}\n",
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
       float_gemm_backend(), dist::size(), allreduce_ms, json_str(o.data), join(sizes),
       json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule,
-      o.batch_size, o.epochs, o.seed, num_threads(), replicas, o.resume ? "true" : "false");
+      o.batch_size, o.epochs, o.seed, num_threads(), replicas, fused ? "true" : "false",
+      o.resume ? "true" : "false");
   write_file(out / "summary.json", json);
   const std::string summary = fmt::format(
       "tapegrad training summary\n"

@@ -27,9 +27,12 @@ struct TrainOptions {
   bool resume = false;
   bool quiet = false;
   bool plot = true;
-  bool graph = true;               // graph.svg of one training step
-  bool report = true;              // report.html: curves, gradient statistics, step explorer
-  bool fused_update = false;       // update each parameter inside the backward sweep
+  bool graph = true;   // graph.svg of one training step
+  bool report = true;  // report.html: curves, gradient statistics, step explorer
+  // Update each parameter inside the backward sweep: on | off | auto (on
+  // for batches of one row with two or more threads, where it measured
+  // faster; docs/performance.md).
+  std::string fused_update = "auto";
   std::int64_t limit = 0;          // use only the first N training samples (0: all)
   std::int64_t check_every = 100;  // under mpirun: compare parameters across ranks every N steps
 };

@@ -61,8 +61,9 @@ struct TrainerOptions {
   // cannot change what anyone sees: one replica, no process group, anomaly
   // detection off, and every callback allowing it for the step
   // (Callback::allows_fused_update); otherwise the update runs after
-  // on_after_backward as usual. Off by default: on this machine it gains
-  // only with two threads at small batches (docs/performance.md).
+  // on_after_backward as usual. Off by default: it gains only with two
+  // threads at small batches (docs/performance.md; `tapegrad train` turns
+  // it on for batches of one row).
   bool fused_update = false;
   // Written (atomically) after every epoch when not empty, with the epoch in
   // its metadata beside checkpoint_meta; resume() reads it back. In a

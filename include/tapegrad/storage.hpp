@@ -79,8 +79,8 @@ class ScalarArrays {
     e->db = db;
     v_[i] = v;
   }
+  // The size: nodes [0, n) are the tape's (a batch's end, clear, rewind).
   void set_size(std::uint32_t n) { n_ = n; }
-  void truncate(std::uint32_t n) { n_ = n; }
 
  private:
   void grow();

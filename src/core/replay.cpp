@@ -106,10 +106,6 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
         case ScalarOp::constant:
         case ScalarOp::from_tensor:  // set by its item node's forward
           continue;
-        case ScalarOp::add:  // partials 1 and 1 do not change
-          v[i] = x + y;
-          if constexpr (Checked) check_scalar_forward(i);
-          continue;
         case ScalarOp::sub:
           v[i] = x - y;
           if constexpr (Checked) check_scalar_forward(i);

@@ -320,7 +320,7 @@ void Tape::drop_tensors_from(std::uint32_t t) {
 void Tape::clear() {
   check_owner("clear");
   drop_tensors_from(0);
-  scalars_.truncate(1);
+  scalars_.set_size(1);
   labels_.clear();
   scalar_sites_.clear();
   compares_.clear();
@@ -349,7 +349,7 @@ void Tape::rewind(const Mark& m) {
                     "({} scalar, {} tensor nodes); it was made before an earlier rewind",
                     m.scalars, m.tensors, scalars_.size(), tnodes_.size()));
   drop_tensors_from(m.tensors);
-  scalars_.truncate(m.scalars);
+  scalars_.set_size(m.scalars);
   std::erase_if(labels_, [&](const auto& kv) {
     const bool tensor = kv.first >> 32;
     const auto index = static_cast<std::uint32_t>(kv.first);

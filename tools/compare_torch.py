@@ -130,7 +130,7 @@ def run_torch(name, args):
 
 
 def tg_variant(v):
-    """'2' -> (2 threads, plain); '2f' -> (2 threads, --fused-update)."""
+    """'2' -> (2 threads, tapegrad's default update); '2f' -> (2 threads, --fused-update)."""
     return int(v.rstrip("f")), v.endswith("f")
 
 
@@ -181,7 +181,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--configs", default=",".join(TORCH_CONFIGS), help="PyTorch configurations to run")
     p.add_argument("--tapegrad-threads", default="2,1",
-                   help="tapegrad runs: thread counts, with f for --fused-update (e.g. 2,1,2f)")
+                   help="tapegrad runs: thread counts, with f to force --fused-update (e.g. "
+                        "2,1,2f); without it, train's default (auto: fused at batch 1 only)")
     p.add_argument("--tapegrad", default=os.path.join(HERE, "..", "build", "release", "tools", "tapegrad"))
     p.add_argument("--bench", default=os.path.join(HERE, "..", "build", "release", "tools", "bench"))
     p.add_argument("--json", action="store_true")

@@ -122,7 +122,7 @@ class Tangents {
   struct Aside {  // a tensor node's first-order gradient, set aside
     Buffer buf;
     void* grad = nullptr;
-    std::uint8_t* zero_pending = nullptr;
+    PendingGrad* pending = nullptr;
   };
   std::vector<Aside> aside_;
   bool set_aside_ = false;

@@ -24,6 +24,7 @@
 
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/pending_grad.hpp"
 #include "tapegrad/shape.hpp"
 #include "tapegrad/site.hpp"
 #include "tapegrad/storage.hpp"
@@ -125,17 +126,16 @@ struct TensorNode {
   std::uint32_t scalar_mark = 0;                // scalar nodes that existed at creation
   void* value = nullptr;  // owned by value_buf or by the caller (external leaf)
   void* grad = nullptr;   // owned by grad_buf or by the caller; null = all zero
-  // A parameter's caller-owned gradient that is zeroed lazily: while
-  // *zero_pending is 1 the memory holds no gradient yet (it reads as zero),
-  // and the first rule to write it overwrites instead of adding (see
-  // Tape::grad_for_write). Null for every other node.
-  std::uint8_t* zero_pending = nullptr;
+  // A parameter's caller-owned gradient that may not be written yet (see
+  // PendingGrad). Null for every other node.
+  PendingGrad* pending = nullptr;
   Buffer value_buf, grad_buf, saved;
   TensorAttrs attrs;
   const char* label = nullptr;  // user label (parameter name), for inspection
   std::uint32_t scope = kNone;  // index into Tape::scope_names(), for DOT clusters
-  // The gradient for reading, or null when none has reached the node.
-  const void* grad_or_null() const { return zero_pending && *zero_pending ? nullptr : grad; }
+  // The gradient for reading (factors written out first), or null when none
+  // has reached the node.
+  const void* grad_or_null() const;
   Site site;    // the call that created the node
   Site caller;  // the outermost CallSite active then (e.g. model(x)), or unknown
 };
@@ -335,9 +335,9 @@ class Tape {
                             std::initializer_list<std::uint32_t> inputs, Site where,
                             std::uint32_t scalar_in = kNone);
   // A leaf whose value and gradient live in caller-owned memory; with
-  // zero_pending, a lazily zeroed gradient (see TensorNode::zero_pending).
+  // `pending`, a gradient that may be left unwritten (see PendingGrad).
   std::uint32_t push_external(const Shape& shape, DType dtype, void* value, void* grad,
-                              const char* label, Site where, std::uint8_t* zero_pending = nullptr);
+                              const char* label, Site where, PendingGrad* pending = nullptr);
   TensorNode& tnode(std::uint32_t t) { return tnodes_[t]; }
   // The node's gradient buffer, allocated and zeroed on first use: rules add
   // into it.
@@ -348,6 +348,13 @@ class Tape {
   // saves zeroing it and reading it back. Ask for each input's buffer just
   // before writing it: an op may take one node twice.
   void* grad_for_write(std::uint32_t t, bool* fresh);
+  // For a rule whose contribution to node t's gradient is the outer product
+  // a b^T (rows x cols; a[r] = a[r * sa], b[c] = b[c * sb]): when t's
+  // gradient is a parameter's, holds nothing yet and may keep factors,
+  // stores them in place of the product and returns true. Otherwise returns
+  // false and the rule writes the product itself.
+  bool defer_outer(std::uint32_t t, std::int64_t rows, std::int64_t cols, const void* a,
+                   std::int64_t sa, const void* b, std::int64_t sb);
   // Pooled scratch memory, returned to the pool at clear/rewind with the node.
   Buffer acquire(std::size_t bytes);
   void release(Buffer&& b);

@@ -131,9 +131,9 @@ struct HigherOrder {
     for (std::uint32_t t = 0; t < tape.tnodes_.size(); ++t) {
       TensorNode& n = tape.tnodes_[t];
       tg.g1_[t] = n.grad_or_null();
-      tg.aside_[t] = {std::move(n.grad_buf), n.grad, n.zero_pending};
+      tg.aside_[t] = {std::move(n.grad_buf), n.grad, n.pending};
       n.grad = nullptr;
-      n.zero_pending = nullptr;
+      n.pending = nullptr;
     }
     tg.set_aside_ = true;
   }
@@ -154,7 +154,7 @@ struct HigherOrder {
       TensorNode& n = tape.tnodes_[t];
       n.grad_buf = std::move(tg.aside_[t].buf);
       n.grad = tg.aside_[t].grad;
-      n.zero_pending = tg.aside_[t].zero_pending;
+      n.pending = tg.aside_[t].pending;
     }
     tg.set_aside_ = false;
   }

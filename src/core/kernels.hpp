@@ -28,6 +28,18 @@ T* grads_for_write(Tape& tape, std::uint32_t t, T* beta) {
   *beta = fresh ? T(0) : T(1);
   return g;
 }
+// Adds op(A) op(B) (m x n, inner size k; BLAS conventions) to node t's
+// gradient, or writes it there when the gradient holds nothing yet. With
+// k == 1 into a parameter's unwritten gradient, the product is an outer
+// product and only its factors are kept (Tape::defer_outer).
+template <class T>
+void gemm_into_grad(Tape& tape, std::uint32_t t, bool ta, bool tb, std::int64_t m, std::int64_t n,
+                    std::int64_t k, const T* a, std::int64_t lda, const T* b, std::int64_t ldb) {
+  if (k == 1 && tape.defer_outer(t, m, n, a, ta ? 1 : lda, b, tb ? ldb : 1)) return;
+  T beta;
+  T* g = grads_for_write<T>(tape, t, &beta);
+  gemm(ta, tb, m, n, k, T(1), a, lda, b, ldb, beta, g, n);
+}
 // Whether input k of node t takes a gradient.
 inline bool wants_grad(Tape& tape, std::uint32_t t, int k) {
   return tape.tnode(tape.tnode(t).in[k]).requires_grad;

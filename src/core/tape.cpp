@@ -250,7 +250,7 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
 }
 
 std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
-                                  const char* label, Site where, std::uint8_t* zero_pending) {
+                                  const char* label, Site where, PendingGrad* pending) {
   check_owner("external");
   static const TensorOpDef kParam{"parameter", nullptr, nullptr};
   static const TensorOpDef kInput{"input", nullptr, nullptr};
@@ -262,7 +262,7 @@ std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, 
   n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
   n.value = value ? value : empty_storage();
   n.grad = n.requires_grad ? grad : nullptr;
-  if (n.grad) n.zero_pending = zero_pending;
+  if (n.grad) n.pending = pending;
   n.label = label;
   n.scope = scope_;
   n.site = where;
@@ -289,18 +289,75 @@ void* Tape::grad_for_write(std::uint32_t t, bool* fresh) {
     return n.grad;
   }
   // A parameter's memory is fresh if nothing wrote it since it was zeroed
-  // (by any of the nodes that alias it: they share the flag).
-  *fresh = n.zero_pending && *n.zero_pending;
-  if (*fresh) *n.zero_pending = 0;
+  // (by any of the nodes that alias it: they share the state). Factors kept
+  // by an earlier rule are written out first, and this rule adds to them.
+  *fresh = false;
+  if (n.pending && n.pending->pending()) {
+    *fresh = n.pending->zero();
+    if (*fresh)
+      n.pending->state = PendingGrad::State::kWritten;
+    else
+      n.pending->settle();
+  }
   return n.grad;
+}
+
+bool Tape::defer_outer(std::uint32_t t, std::int64_t rows, std::int64_t cols, const void* a,
+                       std::int64_t sa, const void* b, std::int64_t sb) {
+  TensorNode& n = tnodes_[t];
+  PendingGrad* p = n.pending;
+  if (!n.grad || !p || !p->outer_ok || !p->zero() || p->memory != n.grad || rows < 1 || cols < 1 ||
+      static_cast<std::size_t>(rows * cols) * dtype_size(n.dtype) != p->bytes)
+    return false;
+  const std::size_t size = dtype_size(n.dtype);
+  if (p->a.bytes() < static_cast<std::size_t>(rows) * size)
+    p->a = Buffer(static_cast<std::size_t>(rows) * size);
+  if (p->b.bytes() < static_cast<std::size_t>(cols) * size)
+    p->b = Buffer(static_cast<std::size_t>(cols) * size);
+  dispatch_dtype(n.dtype, [&](auto z) {
+    using T = decltype(z);
+    const T* pa = static_cast<const T*>(a);
+    const T* pb = static_cast<const T*>(b);
+    T* fa = static_cast<T*>(p->a.data());
+    T* fb = static_cast<T*>(p->b.data());
+    for (std::int64_t r = 0; r < rows; ++r) fa[r] = pa[r * sa];
+    for (std::int64_t c = 0; c < cols; ++c) fb[c] = pb[c * sb];
+  });
+  p->dtype = n.dtype;
+  p->rows = rows;
+  p->cols = cols;
+  p->state = PendingGrad::State::kOuter;
+  return true;
+}
+
+const void* TensorNode::grad_or_null() const {
+  if (pending && pending->pending()) {
+    if (pending->zero()) return nullptr;
+    pending->settle();
+  }
+  return grad;
+}
+
+void PendingGrad::settle() {
+  if (state == State::kZero && bytes) std::memset(memory, 0, bytes);
+  if (state == State::kOuter) {
+    dispatch_dtype(dtype, [&](auto z) {
+      using T = decltype(z);
+      // The same values (a[r] * b[c], rounded once) as the rule's own outer
+      // product would have written.
+      gemm(false, false, rows, cols, 1, T(1), static_cast<const T*>(a.data()), 1,
+           static_cast<const T*>(b.data()), cols, T(0), static_cast<T*>(memory), cols);
+    });
+  }
+  state = State::kWritten;
 }
 
 void Tape::zero_grad() {
   check_owner("zero_grad");
   std::fill(adj_.begin(), adj_.end(), 0.0);
   for (TensorNode& n : tnodes_) {
-    if (n.zero_pending) {  // zeroed lazily, like Parameter::zero_grad
-      *n.zero_pending = 1;
+    if (n.pending) {  // zeroed lazily, like Parameter::zero_grad
+      n.pending->state = PendingGrad::State::kZero;
     } else if (n.grad) {
       std::memset(n.grad, 0, static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
     }

@@ -18,6 +18,10 @@ Parameter::Parameter(std::string name, const Shape& shape, DType dtype)
     std::memset(value_.data(), 0, bytes());
     std::memset(grad_.data(), 0, bytes());
   }
+  pending_.memory = grad_.data();
+  pending_.bytes = bytes();
+  pending_.dtype = dtype_;
+  pending_.outer_ok = true;
 }
 
 void Parameter::throw_dtype() const {
@@ -35,7 +39,8 @@ std::vector<double> Parameter::values() const {
 }
 std::vector<double> Parameter::grads() const {
   std::vector<double> out(static_cast<std::size_t>(numel()), 0.0);
-  if (zero_pending_) return out;
+  if (pending_.zero()) return out;
+  settle_grad();
   dispatch_dtype(dtype_, [&](auto z) {
     const auto* p = static_cast<const decltype(z)*>(grad_.data());
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
@@ -62,26 +67,30 @@ Tensor Parameter::var(Tape& tape, Site where) {
   const int k = t_replica;
   if (k == 0)
     return {tape, tape.push_external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(),
-                                     where, &zero_pending_)};
+                                     where, &pending_)};
   if (k < 0 || k >= replicas())
     throw Error(fmt::format("parameter {}: recording replica {} but it has {} (set_replicas)",
                             name_, k, replicas()));
   Replica& r = replicas_[static_cast<std::size_t>(k - 1)];
   return {tape, tape.push_external(shape_, dtype_, value_.data(), r.grad.data(), name_.c_str(),
-                                   where, &r.zero_pending)};
+                                   where, &r.pending)};
 }
 void Parameter::set_replicas(int n) {
   if (n < 1) throw Error(fmt::format("parameter {}: {} replicas; need at least 1", name_, n));
   replicas_.resize(static_cast<std::size_t>(n - 1));
   for (Replica& r : replicas_) {
     if (r.grad.bytes() != bytes()) r.grad = Buffer(bytes());
-    r.zero_pending = 1;
+    r.pending.memory = r.grad.data();
+    r.pending.bytes = bytes();
+    r.pending.dtype = dtype_;
+    r.pending.state = PendingGrad::State::kZero;
   }
 }
 bool Parameter::reduce_begin() {
   bool any = false;
-  for (const Replica& r : replicas_) any |= !r.zero_pending;
-  reduce_overwrite_ = zero_pending_ != 0;
+  for (const Replica& r : replicas_) any |= !r.pending.zero();
+  if (pending_.state == PendingGrad::State::kOuter) pending_.settle();
+  reduce_overwrite_ = pending_.zero();
   return any;
 }
 void Parameter::reduce_range(std::int64_t b, std::int64_t e) {
@@ -90,7 +99,7 @@ void Parameter::reduce_range(std::int64_t b, std::int64_t e) {
     T* g = static_cast<T*>(grad_.data());
     bool first = reduce_overwrite_;
     for (const Replica& r : replicas_) {
-      if (r.zero_pending) continue;
+      if (r.pending.zero()) continue;
       const T* s = static_cast<const T*>(r.grad.data());
       if (first) {
         std::memcpy(g + b, s + b, static_cast<std::size_t>(e - b) * sizeof(T));
@@ -104,12 +113,9 @@ void Parameter::reduce_range(std::int64_t b, std::int64_t e) {
 }
 void Parameter::reduce_end() {
   bool any = false;
-  for (Replica& r : replicas_) any |= !r.zero_pending, r.zero_pending = 1;
-  if (any) zero_pending_ = 0;
-}
-void Parameter::settle_grad() {
-  if (zero_pending_ && bytes()) std::memset(grad_.data(), 0, bytes());
-  zero_pending_ = 0;
+  for (Replica& r : replicas_)
+    any |= !r.pending.zero(), r.pending.state = PendingGrad::State::kZero;
+  if (any) pending_.state = PendingGrad::State::kWritten;
 }
 
 // ---- Module ----

@@ -48,6 +48,28 @@ void for_each_slice(std::span<Parameter* const> params, F&& f) {
     slices::for_share(params, total, omp_get_thread_num(), omp_get_num_threads(), f);
   }
 }
+
+// Calls f(lo, hi, grad) over elements [b, e) of p's gradient, where grad(k)
+// is element k: once for a written gradient, or once per row for one kept as
+// an outer product's factors, whose elements are formed here, never stored
+// (the same a[r] * b[c], rounded once, that the written product holds).
+// Lazily zeroed gradients must have been written out before.
+template <class T, class F>
+void with_grad(Parameter* p, std::int64_t b, std::int64_t e, F&& f) {
+  if (const PendingGrad* o = p->grad_factors()) {
+    const T* fa = static_cast<const T*>(o->a.data());
+    const T* fb = static_cast<const T*>(o->b.data());
+    const std::int64_t n = o->cols;
+    for (std::int64_t r = b / n; r < o->rows && r * n < e; ++r) {
+      const T ar = fa[r];
+      const std::int64_t off = r * n;
+      f(std::max(b, off), std::min(e, off + n), [=](std::int64_t k) { return ar * fb[k - off]; });
+    }
+    return;
+  }
+  const T* g = static_cast<const T*>(p->raw_grad());
+  f(b, e, [=](std::int64_t k) { return g[k]; });
+}
 }  // namespace
 
 Optimizer::Optimizer(std::vector<Parameter*> params, double lr)
@@ -64,7 +86,8 @@ void Optimizer::step() {
   if (in_step_) throw Error("optimizer: step() inside begin_step()/end_step()");
   ++steps_;
   prepare();
-  for (Parameter* p : params_) p->raw_grad();  // settles lazily zeroed gradients
+  for (Parameter* p : params_)  // writes out lazily zeroed gradients; factors stay
+    if (!p->grad_factors()) p->raw_grad();
   for_each_slice(params_,
                  [&](std::size_t i, std::int64_t b, std::int64_t e) { update_range(i, b, e); });
 }
@@ -86,7 +109,7 @@ void Optimizer::update(std::size_t i) {
     throw Error(
         fmt::format("optimizer: parameter '{}' updated twice in one step", params_[i]->name()));
   updated_[i] = 1;
-  params_[i]->raw_grad();  // settles a lazily zeroed gradient
+  if (!params_[i]->grad_factors()) params_[i]->raw_grad();  // writes out a lazy zero
   for_each_slice({&params_[i], 1},
                  [&](std::size_t, std::int64_t b, std::int64_t e) { update_range(i, b, e); });
 }
@@ -127,35 +150,37 @@ SGD::SGD(std::vector<Parameter*> params, SGDOptions opt)
   if (opt.momentum > 0) init_state({"momentum"});
 }
 
-// v = mu v + (g + wd w); w -= lr (nesterov ? g + mu v : v)
+// v = mu v + (g + wd w); w -= lr (nesterov ? g + mu v : v). Every sum of a
+// product is an explicit fma: the compiler may not choose where to round, so
+// a gradient read from factors (g = a[r] b[c], rounded) updates exactly as
+// the written one does.
 void SGD::update_range(std::size_t i, std::int64_t b, std::int64_t e) {
   Parameter* p = params_[i];
   dispatch_dtype(p->dtype(), [&](auto z) {
     using T = decltype(z);
     T* w = static_cast<T*>(p->raw_value());
-    const T* g = static_cast<const T*>(p->raw_grad());
     const T lr = static_cast<T>(lr_), wd = static_cast<T>(opt_.weight_decay),
             mu = static_cast<T>(opt_.momentum);
-    if (opt_.momentum == 0) {
+    T* v = opt_.momentum == 0 ? nullptr : static_cast<T*>(bufs_[i][0].data());
+    with_grad<T>(p, b, e, [&](std::int64_t lo, std::int64_t hi, auto g) {
+      if (!v) {
 #pragma omp simd
-      for (std::int64_t k = b; k < e; ++k) w[k] -= lr * (g[k] + wd * w[k]);
-      return;
-    }
-    T* v = static_cast<T*>(bufs_[i][0].data());
-    if (opt_.nesterov) {
+        for (std::int64_t k = lo; k < hi; ++k) w[k] = std::fma(-lr, std::fma(wd, w[k], g(k)), w[k]);
+      } else if (opt_.nesterov) {
 #pragma omp simd
-      for (std::int64_t k = b; k < e; ++k) {
-        const T d = g[k] + wd * w[k];
-        v[k] = mu * v[k] + d;
-        w[k] -= lr * (d + mu * v[k]);
+        for (std::int64_t k = lo; k < hi; ++k) {
+          const T d = std::fma(wd, w[k], g(k));
+          v[k] = std::fma(mu, v[k], d);
+          w[k] = std::fma(-lr, std::fma(mu, v[k], d), w[k]);
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t k = lo; k < hi; ++k) {
+          v[k] = std::fma(mu, v[k], std::fma(wd, w[k], g(k)));
+          w[k] = std::fma(-lr, v[k], w[k]);
+        }
       }
-    } else {
-#pragma omp simd
-      for (std::int64_t k = b; k < e; ++k) {
-        v[k] = mu * v[k] + (g[k] + wd * w[k]);
-        w[k] -= lr * v[k];
-      }
-    }
+    });
   });
 }
 
@@ -178,18 +203,21 @@ void Adam::update_range(std::size_t i, std::int64_t b, std::int64_t e) {
   dispatch_dtype(p->dtype(), [&](auto z) {
     using T = decltype(z);
     T* w = static_cast<T*>(p->raw_value());
-    const T* g = static_cast<const T*>(p->raw_grad());
     T* m = static_cast<T*>(bufs_[i][0].data());
     T* v = static_cast<T*>(bufs_[i][1].data());
     const T b1 = static_cast<T>(opt_.beta1), b2 = static_cast<T>(opt_.beta2);
+    const T c1 = 1 - b1, c2 = 1 - b2;
     const T step = static_cast<T>(lr_ / c1_), rc2 = static_cast<T>(1 / std::sqrt(c2_));
     const T eps = static_cast<T>(opt_.eps), decay = static_cast<T>(1 - lr_ * opt_.weight_decay);
+    with_grad<T>(p, b, e, [&](std::int64_t lo, std::int64_t hi, auto g) {
 #pragma omp simd
-    for (std::int64_t k = b; k < e; ++k) {
-      m[k] = b1 * m[k] + (1 - b1) * g[k];
-      v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k];
-      w[k] = w[k] * decay - step * m[k] / (std::sqrt(v[k]) * rc2 + eps);
-    }
+      for (std::int64_t k = lo; k < hi; ++k) {
+        const T gk = g(k);
+        m[k] = std::fma(b1, m[k], c1 * gk);
+        v[k] = std::fma(b2, v[k], c2 * gk * gk);
+        w[k] = std::fma(w[k], decay, -(step * m[k] / std::fma(std::sqrt(v[k]), rc2, eps)));
+      }
+    });
   });
 }
 

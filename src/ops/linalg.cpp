@@ -78,10 +78,12 @@ void matmul_backward(Tape& tape, std::uint32_t t) {
       }
     }
     if (need_b) {
-      T* gb = grads_for_write<T>(tape, ib, &beta);
       if (d.a_batched && !d.b_batched) {  // (K,B*M)(B*M,N) in one product
-        detail::gemm(true, false, d.k, d.n, d.batch * d.m, T(1), a, d.k, g, d.n, beta, gb, d.n);
+        detail::gemm_into_grad(tape, ib, true, false, d.k, d.n, d.batch * d.m, a, d.k, g, d.n);
+      } else if (d.batch == 1 && !d.b_batched) {  // plain (M,K)(K,N)
+        detail::gemm_into_grad(tape, ib, true, false, d.k, d.n, d.m, a, d.k, g, d.n);
       } else {
+        T* gb = grads_for_write<T>(tape, ib, &beta);
         if (d.batch == 0 && !d.b_batched && beta == T(0))  // no product writes B's gradient
           std::fill(gb, gb + d.k * d.n, T(0));
         for (std::int64_t i = 0; i < d.batch; ++i)  // dB_i += A_i^T dC_i

@@ -35,10 +35,8 @@ void linear_backward(Tape& tape, std::uint32_t t) {
       T* gx = grads_for_write<T>(tape, ix, &beta);
       detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, beta, gx, i);
     }
-    if (need_w) {
-      T* gw = grads_for_write<T>(tape, iw, &beta);
-      detail::gemm(true, false, o, i, n, T(1), g, o, values_of<T>(tape, ix), i, beta, gw, i);
-    }
+    if (need_w)
+      detail::gemm_into_grad(tape, iw, true, false, o, i, n, g, o, values_of<T>(tape, ix), i);
     if (need_b) {
       T* gb = grads_for_write<T>(tape, ib, &beta);
       if (beta == T(0)) std::fill(gb, gb + o, T(0));

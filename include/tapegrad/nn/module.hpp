@@ -42,6 +42,12 @@ class Parameter {
     settle_grad();
     return grad_.data();
   }
+  // The gradient's two factors when backward left it as an outer product
+  // (see PendingGrad: element (r, c) is a[r] * b[c]), else null. Optimiser
+  // updates read these instead of the written product.
+  const PendingGrad* grad_factors() const {
+    return pending_.state == PendingGrad::State::kOuter ? &pending_ : nullptr;
+  }
   // Values as float64 (for inspection and tests), and setting them from float64.
   std::vector<double> values() const;
   std::vector<double> grads() const;
@@ -54,8 +60,8 @@ class Parameter {
   // until then. (A pointer taken from grad() earlier still sees the old
   // values until an accessor or a backward writes the memory.)
   void zero_grad() {
-    zero_pending_ = 1;
-    for (Replica& r : replicas_) r.zero_pending = 1;
+    pending_.state = PendingGrad::State::kZero;
+    for (Replica& r : replicas_) r.pending.state = PendingGrad::State::kZero;
   }
 
   // Replicas (in-process data parallelism, TrainerOptions::replicas): while
@@ -74,7 +80,7 @@ class Parameter {
  private:
   struct Replica {
     Buffer grad;
-    std::uint8_t zero_pending = 1;
+    PendingGrad pending;  // never kept as factors
   };
   template <class T>
   void* check(void* p) const {
@@ -82,12 +88,14 @@ class Parameter {
     return p;
   }
   [[noreturn]] void throw_dtype() const;
-  void settle_grad();  // makes a pending zero real
+  void settle_grad() const {  // writes out a pending zero or product
+    if (pending_.pending()) pending_.settle();
+  }
   std::string name_;
   Shape shape_;
   DType dtype_;
   Buffer value_, grad_;
-  std::uint8_t zero_pending_ = 0;  // shared with this parameter's tape nodes
+  mutable PendingGrad pending_;    // shared with this parameter's tape nodes
   std::deque<Replica> replicas_;   // replicas 1, 2, ...
   bool reduce_overwrite_ = false;  // set by reduce_begin: grad() held zeros
 };

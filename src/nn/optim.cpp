@@ -86,8 +86,7 @@ void Optimizer::step() {
   if (in_step_) throw Error("optimizer: step() inside begin_step()/end_step()");
   ++steps_;
   prepare();
-  for (Parameter* p : params_)  // writes out lazily zeroed gradients; factors stay
-    if (!p->grad_factors()) p->raw_grad();
+  for (Parameter* p : params_) settle(p);
   for_each_slice(params_,
                  [&](std::size_t i, std::int64_t b, std::int64_t e) { update_range(i, b, e); });
 }
@@ -109,7 +108,7 @@ void Optimizer::update(std::size_t i) {
     throw Error(
         fmt::format("optimizer: parameter '{}' updated twice in one step", params_[i]->name()));
   updated_[i] = 1;
-  if (!params_[i]->grad_factors()) params_[i]->raw_grad();  // writes out a lazy zero
+  settle(params_[i]);
   for_each_slice({&params_[i], 1},
                  [&](std::size_t, std::int64_t b, std::int64_t e) { update_range(i, b, e); });
 }
@@ -121,6 +120,13 @@ void Optimizer::end_step() {
   for (std::size_t i = 0; i < params_.size(); ++i)
     if (!updated_[i]) update(i);
   in_step_ = false;
+}
+
+// Writes out a lazily zeroed gradient, and one kept as factors unless the
+// update reads those itself (before the threads start: writing is not safe
+// from several at once).
+void Optimizer::settle(Parameter* p) const {
+  if (!(reads_factors() && p->grad_factors())) p->raw_grad();
 }
 
 void Optimizer::init_state(std::vector<std::string> suffixes) {

@@ -221,3 +221,35 @@ TEST_CASE("replicas write out a factored gradient before summing", "[nn][replica
   w.reduce_end();
   CHECK(w.grads() == std::vector<double>{5, 5, 5});
 }
+
+namespace {
+// An optimiser of the user's own: sign descent, reading raw_grad() as the
+// Optimizer contract allows. It must never see a gradient still as factors.
+struct SignDescent : nn::Optimizer {
+  using nn::Optimizer::Optimizer;
+  const char* kind() const override { return "sign"; }
+  int saw_factors = 0;
+  void update_range(std::size_t i, std::int64_t b, std::int64_t e) override {
+    nn::Parameter* p = params_[i];
+    saw_factors += p->grad_factors() != nullptr;
+    double* w = static_cast<double*>(p->raw_value());
+    const double* g = static_cast<const double*>(p->raw_grad());
+    for (std::int64_t k = b; k < e; ++k) w[k] -= lr() * ((g[k] > 0) - (g[k] < 0));
+  }
+};
+}  // namespace
+
+TEST_CASE("an optimiser that does not read factors gets the written gradient",
+          "[nn][optim][outer]") {
+  nn::Parameter w("w", tg::Shape{2, 3}, tg::DType::f64);
+  SignDescent opt({&w}, 0.5);
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  opt.zero_grad();
+  tg::sum(tg::linear(row(kX), w.var(tape), tg::Tensor()) * row(kC)).backward();
+  REQUIRE(w.grad_factors() != nullptr);
+  opt.step();
+  CHECK(opt.saw_factors == 0);
+  // dW = {3, -4, 1, -4.5, 6, -1.5}: each weight moves by -0.5 sign(dW)
+  CHECK(w.values() == std::vector<double>{-0.5, 0.5, -0.5, 0.5, -0.5, 0.5});
+}

@@ -46,8 +46,11 @@ class Optimizer {
   // The step's constants (bias corrections), set before any update_range.
   virtual void prepare() {}
   // Updates elements [b, e) of parameter i; called from several threads at
-  // once on disjoint ranges.
+  // once on disjoint ranges. Every gradient is written out before (raw_grad()
+  // is safe), unless reads_factors() says the update reads a gradient kept
+  // as factors (Parameter::grad_factors) itself.
   virtual void update_range(std::size_t i, std::int64_t b, std::int64_t e) = 0;
+  virtual bool reads_factors() const { return false; }
   // Allocates `count` zeroed state buffers per parameter, named by suffix.
   void init_state(std::vector<std::string> suffixes);
   std::vector<Parameter*> params_;
@@ -57,6 +60,7 @@ class Optimizer {
   std::int64_t steps_ = 0;
 
  private:
+  void settle(Parameter* p) const;
   std::vector<char> updated_;  // per parameter, during a step in parts
   bool in_step_ = false;
 };
@@ -74,6 +78,7 @@ class SGD : public Optimizer {
 
  protected:
   void update_range(std::size_t i, std::int64_t b, std::int64_t e) override;
+  bool reads_factors() const override { return true; }
 
  private:
   SGDOptions opt_;
@@ -94,6 +99,7 @@ class Adam : public Optimizer {
  protected:
   void prepare() override;
   void update_range(std::size_t i, std::int64_t b, std::int64_t e) override;
+  bool reads_factors() const override { return true; }
 
  private:
   AdamOptions opt_;

@@ -130,17 +130,19 @@ def run_torch(name, args):
 
 
 def tg_variant(v):
-    """'2' -> (2 threads, tapegrad's default update); '2f' -> (2 threads, --fused-update)."""
-    return int(v.rstrip("f")), v.endswith("f")
+    """'2' -> (2, None): train's default update; '2f' -> (2, 'on'): --fused-update;
+    '2u' -> (2, 'off'): --fused-update=off."""
+    mode = {"f": "on", "u": "off"}.get(v[-1:])
+    return int(v[:-1] if mode else v), mode
 
 
 def tg_label(v):
-    t, fused = tg_variant(v)
-    return f"{t} thread{'s' if t > 1 else ''}{', fused' if fused else ''}"
+    t, mode = tg_variant(v)
+    return f"{t} thread{'s' if t > 1 else ''}{', fused' if mode == 'on' else ', unfused' if mode == 'off' else ''}"
 
 
 def run_tapegrad(variant, args):
-    threads, fused = tg_variant(variant)
+    threads, mode = tg_variant(variant)
     with tempfile.TemporaryDirectory() as out:
         cmd = [args.tapegrad, "train", "--out", out, "--epochs", str(args.epochs), "--batch-size",
                str(args.batch), "--threads", str(threads), "--schedule", "constant", "--quiet",
@@ -148,8 +150,8 @@ def run_tapegrad(variant, args):
                "--lr", str(args.lr), "--momentum", str(args.momentum)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
-        if fused:
-            cmd += ["--fused-update"]
+        if mode:
+            cmd += [f"--fused-update={mode}"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=clean_env())
         rows = open(os.path.join(out, "metrics.csv")).read().strip().splitlines()[1:]
         return [float(r.split(",")[4]) for r in rows]
@@ -181,8 +183,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--configs", default=",".join(TORCH_CONFIGS), help="PyTorch configurations to run")
     p.add_argument("--tapegrad-threads", default="2,1",
-                   help="tapegrad runs: thread counts, with f to force --fused-update (e.g. "
-                        "2,1,2f); without it, train's default (auto: fused at batch 1 only)")
+                   help="tapegrad runs: thread counts, with f for --fused-update=on or u for "
+                        "=off (e.g. 2,1,2f,2u); without either, train's default (auto)")
     p.add_argument("--tapegrad", default=os.path.join(HERE, "..", "build", "release", "tools", "tapegrad"))
     p.add_argument("--bench", default=os.path.join(HERE, "..", "build", "release", "tools", "bench"))
     p.add_argument("--json", action="store_true")
@@ -210,9 +212,10 @@ def main():
             sys.exit(f"compare_torch.py: unknown configuration '{c}' (see --list)")
     tg_threads = [t for t in args.tapegrad_threads.split(",") if t]
     for t in tg_threads:
-        if not t.rstrip("f").isdigit() or int(t.rstrip("f")) < 1:
+        n = t[:-1] if t[-1:] in ("f", "u") else t
+        if not n.isdigit() or int(n) < 1:
             sys.exit(f"compare_torch.py: bad --tapegrad-threads entry '{t}' (a thread count, "
-                     "with f for --fused-update)")
+                     "with f for --fused-update=on or u for =off)")
 
     torch_times = {c: [] for c in configs}
     tg_times = {t: [] for t in tg_threads}
@@ -250,15 +253,15 @@ def main():
     opt = "Adam" if args.optimizer == "adam" else f"SGD (momentum {args.momentum})"
     print(f"784-256-128-10 ReLU MLP, {opt}, lr {args.lr}, batch {args.batch}, {n} samples; median of "
           f"{args.rounds} interleaved rounds x {args.epochs} epochs (torch {info['torch']})")
-    print(f"  {'':24} {'s/epoch':>9} {'us/step':>9}  {'tapegrad is':>12}")
+    print(f"  {'':33} {'s/epoch':>9} {'us/step':>9}  {'tapegrad is':>12}")
     for c in configs:
         mark = "  <- fastest PyTorch" if c == best_c else ""
-        print(f"  PyTorch {c:16} {med_t[c]:9.3f} {1e6 * med_t[c] / steps:9.1f}  "
+        print(f"  PyTorch {c:25} {med_t[c]:9.3f} {1e6 * med_t[c] / steps:9.1f}  "
               f"{med_t[c] / med_g[best_g]:11.2f}x{mark}")
     for t in tg_threads:
         fl = floors[t]
         extra = f"  ({1e6 * med_g[t] / steps / fl:.2f}x the product floor of {fl:.1f} us)" if fl else ""
-        print(f"  tapegrad {tg_label(t):15} {med_g[t]:9.3f} "
+        print(f"  tapegrad {tg_label(t):24} {med_g[t]:9.3f} "
               f"{1e6 * med_g[t] / steps:9.1f}{extra}")
     print(f"  speed-up of tapegrad ({tg_label(best_g)}) against the fastest PyTorch ({best_c}): "
           f"{res['speedup_vs_fastest_torch']:.2f}x")

@@ -8,6 +8,9 @@ once), interleaved with tapegrad over several rounds, and every ratio is taken
 against the FASTEST PyTorch configuration of this run. tapegrad's figure is
 also given as a multiple of the matrix-product floor (tools/bench
 BM_MLPProductFloor: the step's products alone, same backend and threads).
+Neither side gathers diagnostics: tapegrad runs with --no-report (the
+training report's monitor copies every parameter at 8 steps per epoch, which
+in the short epochs of --limit runs is several percent of the time).
 
   /usr/bin/python3 tools/compare_torch.py                      # batch 64, Adam
   /usr/bin/python3 tools/compare_torch.py --optimizer sgd      # plain SGD (no momentum)
@@ -146,7 +149,7 @@ def run_tapegrad(variant, args):
     with tempfile.TemporaryDirectory() as out:
         cmd = [args.tapegrad, "train", "--out", out, "--epochs", str(args.epochs), "--batch-size",
                str(args.batch), "--threads", str(threads), "--schedule", "constant", "--quiet",
-               "--no-plot", "--no-graph", "--seed", str(args.seed), "--optimizer", args.optimizer,
+               "--no-plot", "--no-graph", "--no-report", "--seed", str(args.seed), "--optimizer", args.optimizer,
                "--lr", str(args.lr), "--momentum", str(args.momentum)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]

@@ -27,7 +27,16 @@ class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(std::size_t bytes);
-  Buffer(Buffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+  // One that starts `page_offset` bytes into a 4 KiB page (a multiple of 64
+  // below 4096). Arrays that one loop reads and writes side by side (a
+  // parameter, its gradient and its optimiser state) are given different
+  // offsets: at the same offset, a load waits on an unrelated earlier store
+  // to another array whose address matches in its low 12 bits (4K
+  // aliasing), which cost Adam's update 8-13% here (performance.md).
+  Buffer(std::size_t bytes, std::size_t page_offset);
+  Buffer(Buffer&& o) noexcept : p_(o.p_), base_(o.base_), bytes_(o.bytes_) {
+    o.p_ = o.base_ = nullptr, o.bytes_ = 0;
+  }
   Buffer& operator=(Buffer&& o) noexcept;
   ~Buffer();
   void* data() const { return p_; }
@@ -36,6 +45,7 @@ class Buffer {
 
  private:
   void* p_ = nullptr;
+  void* base_ = nullptr;  // what was allocated (p_ or before it)
   std::size_t bytes_ = 0;
 };
 

@@ -47,20 +47,31 @@ Buffer::Buffer(std::size_t bytes) : bytes_(bytes) {
         "tensor: {} bytes ({:.1f} GiB) requested, more than this machine's memory ({:.1f} GiB); "
         "nothing was allocated",
         bytes, static_cast<double>(bytes) / (1ull << 30), static_cast<double>(ram) / (1ull << 30)));
-  p_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  p_ = base_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (!p_)
     throw Error(fmt::format("tensor: cannot allocate {} bytes ({:.1f} GiB)", bytes,
                             static_cast<double>(bytes) / (1ull << 30)));
 }
+Buffer::Buffer(std::size_t bytes, std::size_t page_offset) {
+  if (bytes == 0) return;
+  constexpr std::size_t kPage = 4096;
+  Buffer raw(bytes + kPage);
+  const auto at = reinterpret_cast<std::uintptr_t>(raw.data());
+  const std::size_t skip = (page_offset / 64 * 64 + kPage - at % kPage) % kPage;
+  base_ = raw.base_;
+  p_ = static_cast<char*>(raw.p_) + skip;
+  bytes_ = bytes;
+  raw.p_ = raw.base_ = nullptr;
+}
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
   if (this != &o) {
-    std::free(p_);
-    p_ = o.p_, bytes_ = o.bytes_;
-    o.p_ = nullptr, o.bytes_ = 0;
+    std::free(base_);
+    p_ = o.p_, base_ = o.base_, bytes_ = o.bytes_;
+    o.p_ = o.base_ = nullptr, o.bytes_ = 0;
   }
   return *this;
 }
-Buffer::~Buffer() { std::free(p_); }
+Buffer::~Buffer() { std::free(base_); }
 
 // ---- ScalarArrays ----
 

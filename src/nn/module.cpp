@@ -13,7 +13,11 @@ namespace tapegrad::nn {
 // ---- Parameter ----
 
 Parameter::Parameter(std::string name, const Shape& shape, DType dtype)
-    : name_(std::move(name)), shape_(shape), dtype_(dtype), value_(bytes()), grad_(bytes()) {
+    : name_(std::move(name)),
+      shape_(shape),
+      dtype_(dtype),
+      value_(bytes(), kValueOffset),
+      grad_(bytes(), kGradOffset) {
   if (bytes()) {
     std::memset(value_.data(), 0, bytes());
     std::memset(grad_.data(), 0, bytes());
@@ -79,7 +83,7 @@ void Parameter::set_replicas(int n) {
   if (n < 1) throw Error(fmt::format("parameter {}: {} replicas; need at least 1", name_, n));
   replicas_.resize(static_cast<std::size_t>(n - 1));
   for (Replica& r : replicas_) {
-    if (r.grad.bytes() != bytes()) r.grad = Buffer(bytes());
+    if (r.grad.bytes() != bytes()) r.grad = Buffer(bytes(), kGradOffset);
     r.pending.memory = r.grad.data();
     r.pending.bytes = bytes();
     r.pending.dtype = dtype_;

@@ -134,7 +134,7 @@ void Optimizer::init_state(std::vector<std::string> suffixes) {
   for (Parameter* p : params_) {
     auto& row = bufs_.emplace_back();
     for (std::size_t k = 0; k < suffixes_.size(); ++k) {
-      Buffer b(p->bytes());
+      Buffer b(p->bytes(), Parameter::state_offset(k));
       if (p->bytes()) std::memset(b.data(), 0, p->bytes());
       row.push_back(std::move(b));
     }

@@ -3,6 +3,7 @@
 #include <tapegrad/nn.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "helpers.hpp"
@@ -89,4 +90,31 @@ TEST_CASE("a replayed gradient allocates nothing", "[alloc][replay]") {
   for (int i = 0; i < 10; ++i) fn.gradient(x, g);
   t_counting = false;
   CHECK(t_news == 0);
+}
+
+TEST_CASE("buffers placed at an offset within a page", "[alloc]") {
+  for (std::size_t offset : {0, 64, 1024, 4032}) {
+    for (std::size_t bytes : {1, 100, 4096, 1 << 20}) {
+      CAPTURE(offset, bytes);
+      tg::Buffer b(bytes, offset);
+      REQUIRE(b.data() != nullptr);
+      CHECK(b.bytes() == bytes);
+      CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % 4096 == offset);
+      std::memset(b.data(), 0xab, bytes);  // every byte is ours (ASan would say otherwise)
+      tg::Buffer moved(std::move(b));
+      CHECK(b.data() == nullptr);
+      CHECK(static_cast<unsigned char*>(moved.data())[bytes - 1] == 0xab);
+      tg::Buffer other(16, 128);
+      other = std::move(moved);  // frees other's memory, takes moved's
+      CHECK(reinterpret_cast<std::uintptr_t>(other.data()) % 4096 == offset);
+    }
+  }
+  CHECK(tg::Buffer(0, 1024).data() == nullptr);
+  // A parameter, its gradient and an optimiser's two moments start apart.
+  tg::nn::Parameter p("w", tg::Shape{300, 300}, tg::DType::f32);
+  tg::nn::Adam adam({&p}, {});
+  const auto page = [](const void* q) { return reinterpret_cast<std::uintptr_t>(q) % 4096; };
+  std::vector<std::uintptr_t> at{page(p.raw_value()), page(p.raw_grad())};
+  for (const auto& s : adam.state()) at.push_back(page(s.data));
+  CHECK(at == std::vector<std::uintptr_t>{0, 1024, 2048, 3072});
 }

@@ -19,6 +19,11 @@ namespace tapegrad::nn {
 // backward accumulates straight into grad().
 class Parameter {
  public:
+  // Where in a 4 KiB page the value, the gradient and an optimiser's state
+  // buffers start (Buffer(bytes, page_offset)): apart, so that an update
+  // streaming them side by side does not suffer 4K aliasing.
+  static constexpr std::size_t kValueOffset = 0, kGradOffset = 1024;
+  static constexpr std::size_t state_offset(std::size_t k) { return (2048 + 1024 * k) % 4096; }
   Parameter(std::string name, const Shape& shape, DType dtype);
   Parameter(const Parameter&) = delete;
   Parameter& operator=(const Parameter&) = delete;

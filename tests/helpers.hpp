@@ -32,6 +32,24 @@ inline tg::GradcheckInput input(tg::Shape s, std::uint64_t seed, double lo = -2,
   return {s, sample(s.numel(), seed, lo, hi, gap), ""};
 }
 
+// Central differences of `loss` with respect to each of p's values (step h),
+// putting every value back after use.
+template <class Loss>
+std::vector<double> param_central_differences(tapegrad::nn::Parameter& p, Loss&& loss,
+                                              double h = 1e-6) {
+  std::vector<double> v = p.values(), out(v.size());
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    const double at = v[k];
+    v[k] = at + h, p.set_values(v);
+    const double up = loss();
+    v[k] = at - h, p.set_values(v);
+    const double down = loss();
+    v[k] = at, p.set_values(v);
+    out[k] = (up - down) / (2 * h);
+  }
+  return out;
+}
+
 inline void require_close(const std::vector<double>& got, const std::vector<double>& want,
                           double tol = 5e-7) {
   REQUIRE(got.size() == want.size());

@@ -132,17 +132,10 @@ TEST_CASE("MLP parameter gradients agree with finite differences", "[nn][gradche
   loss().backward();
   for (auto& [name, p] : m.named_parameters()) {
     const auto analytic = p->grads();
-    auto w = p->values();
-    for (std::size_t k = 0; k < w.size(); ++k) {
-      const double keep = w[k], eps = 1e-6;
-      w[k] = keep + eps, p->set_values(w);
-      const double fp = loss().value(0);
-      w[k] = keep - eps, p->set_values(w);
-      const double fm = loss().value(0);
-      w[k] = keep, p->set_values(w);
-      const double numeric = (fp - fm) / (2 * eps);
-      INFO(name << "[" << k << "]: analytic " << analytic[k] << ", numeric " << numeric);
-      REQUIRE(std::abs(analytic[k] - numeric) <= 1e-5 + 1e-3 * std::abs(numeric));
+    const auto numeric = param_central_differences(*p, [&] { return loss().value(0); });
+    for (std::size_t k = 0; k < numeric.size(); ++k) {
+      INFO(name << "[" << k << "]: analytic " << analytic[k] << ", numeric " << numeric[k]);
+      REQUIRE(std::abs(analytic[k] - numeric[k]) <= 1e-5 + 1e-3 * std::abs(numeric[k]));
     }
   }
   CHECK(m.parameter_count() == 3 * 5 + 5 + 5 * 4 + 4);

@@ -28,6 +28,17 @@ T* grads_for_write(Tape& tape, std::uint32_t t, T* beta) {
   *beta = fresh ? T(0) : T(1);
   return g;
 }
+// C = beta C + A^T B (A stored k x m, B k x n; beta 0 or 1) summing only over
+// B's nonzeros, when B is at least kSparseMinZeros exact zeros and the
+// product is big enough to pay for finding them (sparse_gemm.cpp). Returns
+// false, having done nothing, when it does not apply; the caller then runs
+// the dense product.
+inline constexpr std::int64_t kSparseMinWork = std::int64_t{1} << 20;
+inline constexpr double kSparseMinZeros = 0.35;
+bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc);
+
 // Adds op(A) op(B) (m x n, inner size k; BLAS conventions) to node t's
 // gradient, or writes it there when the gradient holds nothing yet. With
 // k == 1 into a parameter's unwritten gradient, the product is an outer

@@ -17,8 +17,10 @@
 // Results equal the dense product's up to the order of the sums; a skipped
 // zero contributes nothing even where A holds an infinity or NaN.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/kernels.hpp"
@@ -164,27 +166,14 @@ void kernel_block(const PairLists& L, const float* a, std::int64_t lda, std::int
   }
 }
 
-void run_block(int z, const PairLists& L, const float* a, std::int64_t lda, std::int64_t j0,
-               std::int64_t c0, float beta, float* c, std::int64_t ldc) {
-  switch (z) {
-    case 1:
-      return kernel_block<1>(L, a, lda, j0, c0, beta, c, ldc);
-    case 2:
-      return kernel_block<2>(L, a, lda, j0, c0, beta, c, ldc);
-    case 3:
-      return kernel_block<3>(L, a, lda, j0, c0, beta, c, ldc);
-    case 4:
-      return kernel_block<4>(L, a, lda, j0, c0, beta, c, ldc);
-    case 5:
-      return kernel_block<5>(L, a, lda, j0, c0, beta, c, ldc);
-    case 6:
-      return kernel_block<6>(L, a, lda, j0, c0, beta, c, ldc);
-    case 7:
-      return kernel_block<7>(L, a, lda, j0, c0, beta, c, ldc);
-    default:
-      return kernel_block<8>(L, a, lda, j0, c0, beta, c, ldc);
-  }
+// kernel_block<Z> for Z = 1..8, so a run-time vector count picks its kernel.
+using BlockFn = void (*)(const PairLists&, const float*, std::int64_t, std::int64_t, std::int64_t,
+                         float, float*, std::int64_t);
+template <std::size_t... Z>
+constexpr std::array<BlockFn, sizeof...(Z)> block_kernels(std::index_sequence<Z...>) {
+  return {&kernel_block<static_cast<int>(Z) + 1>...};
 }
+constexpr auto kBlockKernels = block_kernels(std::make_index_sequence<kChunk / 16>{});
 
 // Exact zeros among B's rows [r0, r1) (n is a multiple of 16).
 std::int64_t count_zeros(const float* b, std::int64_t ldb, std::int64_t r0, std::int64_t r1,
@@ -237,8 +226,8 @@ bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const floa
       for (std::int64_t cb = blocks * t / nt; cb < blocks * (t + 1) / nt; ++cb) {
         build_block(b, ldb, k, cb * 16, L);
         for (std::int64_t j0 = 0; j0 < m; j0 += kChunk)
-          run_block(static_cast<int>(std::min(kChunk, m - j0) / 16), L, a, lda, j0, cb * 16, beta,
-                    c, ldc);
+          kBlockKernels[static_cast<std::size_t>(std::min(kChunk, m - j0) / 16 - 1)](
+              L, a, lda, j0, cb * 16, beta, c, ldc);
       }
       if (t == 0) sparse = true;
     }

@@ -38,6 +38,18 @@ inline constexpr double kSparseMinZeros = 0.35;
 bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                       std::int64_t ldc);
+// The same with A the sparse one (A stored k x m): the weight gradient X^T G
+// of a layer whose weight is stored (In, Out).
+bool gemm_tn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc);
+// C = beta C + A B summing only over A's nonzeros (A m x k, B k x n, n a
+// multiple of 16; sparse_rows.cpp): the forward product X W of such a layer,
+// and the input gradient G W behind a ReLU.
+bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc);
+void count_sparse_product();  // for sparse_gemm_count()
 
 // Adds op(A) op(B) (m x n, inner size k; BLAS conventions) to node t's
 // gradient, or writes it there when the gradient holds nothing yet. With

@@ -121,12 +121,16 @@ void build_block(const float* b, std::int64_t ldb, std::int64_t k, std::int64_t 
   }
 }
 
-// Columns c0..c0+15 of C, rows j0..j0+16Z: eight column pairs summed over
-// their lists into a 16 x 128 tile, then transposed into C.
-template <int Z>
+// Sparse columns c0..c0+15 against dense columns j0..j0+16Z: eight column
+// pairs summed over their lists. Into C's rows c0..c0+15 straight (Direct:
+// C = S^T D) or through a 16 x 128 tile transposed into C (C = D^T S).
+template <int Z, bool Direct>
 void kernel_block(const PairLists& L, const float* a, std::int64_t lda, std::int64_t j0,
                   std::int64_t c0, float beta, float* c, std::int64_t ldc) {
-  alignas(64) float tile[16 * kChunk];
+  alignas(64) float tile[Direct ? 1 : 16 * kChunk];
+  const auto put = [beta](float* d, __m512 v) {
+    _mm512_storeu_ps(d, beta == 0.0f ? v : _mm512_add_ps(_mm512_loadu_ps(d), v));
+  };
   for (int pc = 0; pc < 8; ++pc) {
     const std::int64_t q = c0 / 2 + pc;
     const std::int32_t* row = L.row.data() + q * L.stride;
@@ -148,34 +152,40 @@ void kernel_block(const PairLists& L, const float* a, std::int64_t lda, std::int
       }
     }
     for (int z = 0; z < Z; ++z) {
-      _mm512_store_ps(tile + (2 * pc) * kChunk + 16 * z, s0[z]);
-      _mm512_store_ps(tile + (2 * pc + 1) * kChunk + 16 * z, s1[z]);
+      if constexpr (Direct) {
+        put(c + (c0 + 2 * pc) * ldc + j0 + 16 * z, s0[z]);
+        put(c + (c0 + 2 * pc + 1) * ldc + j0 + 16 * z, s1[z]);
+      } else {
+        _mm512_store_ps(tile + (2 * pc) * kChunk + 16 * z, s0[z]);
+        _mm512_store_ps(tile + (2 * pc + 1) * kChunk + 16 * z, s1[z]);
+      }
     }
   }
-  for (int z = 0; z < Z; ++z) {
-    float* dst = c + (j0 + 16 * z) * ldc + c0;
-    if (beta == 0.0f) {
-      transpose16(tile + 16 * z, kChunk, dst, ldc);
-    } else {
-      alignas(64) float t[256];
-      transpose16(tile + 16 * z, kChunk, t, 16);
-      for (int r = 0; r < 16; ++r)
-        _mm512_storeu_ps(dst + r * ldc,
-                         _mm512_add_ps(_mm512_loadu_ps(dst + r * ldc), _mm512_load_ps(t + 16 * r)));
+  if constexpr (!Direct) {
+    for (int z = 0; z < Z; ++z) {
+      float* dst = c + (j0 + 16 * z) * ldc + c0;
+      if (beta == 0.0f) {
+        transpose16(tile + 16 * z, kChunk, dst, ldc);
+      } else {
+        alignas(64) float t[256];
+        transpose16(tile + 16 * z, kChunk, t, 16);
+        for (int r = 0; r < 16; ++r) put(dst + r * ldc, _mm512_load_ps(t + 16 * r));
+      }
     }
   }
 }
 
-// kernel_block<Z> for Z = 1..8, so a run-time vector count picks its kernel.
+// kernel_block<Z, Direct> for Z = 1..8, so a run-time vector count picks its kernel.
 using BlockFn = void (*)(const PairLists&, const float*, std::int64_t, std::int64_t, std::int64_t,
                          float, float*, std::int64_t);
-template <std::size_t... Z>
+template <bool Direct, std::size_t... Z>
 constexpr std::array<BlockFn, sizeof...(Z)> block_kernels(std::index_sequence<Z...>) {
-  return {&kernel_block<static_cast<int>(Z) + 1>...};
+  return {&kernel_block<static_cast<int>(Z) + 1, Direct>...};
 }
-constexpr auto kBlockKernels = block_kernels(std::make_index_sequence<kChunk / 16>{});
+constexpr auto kTransposedKernels = block_kernels<false>(std::make_index_sequence<kChunk / 16>{});
+constexpr auto kDirectKernels = block_kernels<true>(std::make_index_sequence<kChunk / 16>{});
 
-// Exact zeros among B's rows [r0, r1) (n is a multiple of 16).
+// Exact zeros among rows [r0, r1) of b (n is a multiple of 16).
 std::int64_t count_zeros(const float* b, std::int64_t ldb, std::int64_t r0, std::int64_t r1,
                          std::int64_t n) {
   std::int64_t zeros = 0;
@@ -186,55 +196,71 @@ std::int64_t count_zeros(const float* b, std::int64_t ldb, std::int64_t r0, std:
   return zeros;
 }
 
-}  // namespace
-
-bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                      std::int64_t ldc) {
-  if (m % 16 != 0 || n % 16 != 0 || k < 16 || m * n * k < kSparseMinWork ||
+// C = beta C + D^T S (Direct: S^T D) with D dense (k x dn) and S sparse
+// (k x sn), both summed over S's nonzeros; false when S is not sparse enough.
+template <bool Direct>
+bool tn_sparse(std::int64_t dn, std::int64_t sn, std::int64_t k, const float* d, std::int64_t ldd,
+               const float* s, std::int64_t lds, float beta, float* c, std::int64_t ldc) {
+  if (dn % 16 != 0 || sn % 16 != 0 || k < 16 || dn * sn * k < kSparseMinWork ||
       (beta != 0.0f && beta != 1.0f) || k > INT32_MAX - 16)
     return false;
   thread_local PairLists lists;
   PairLists& L = lists;  // a plain reference, shared by the threads below
   L.stride = k + 16;
-  const auto cells = static_cast<std::size_t>(n / 2 * L.stride);
+  const auto cells = static_cast<std::size_t>(sn / 2 * L.stride);
   if (L.row.size() < cells) {
     L.row.resize(cells);
     L.v0.resize(cells);
     L.v1.resize(cells);
   }
-  if (L.bt.size() < static_cast<std::size_t>(n * L.stride))
-    L.bt.resize(static_cast<std::size_t>(n * L.stride));
-  L.count.resize(static_cast<std::size_t>(n / 2));
-  const std::int64_t blocks = n / 16;
+  if (L.bt.size() < static_cast<std::size_t>(sn * L.stride))
+    L.bt.resize(static_cast<std::size_t>(sn * L.stride));
+  L.count.resize(static_cast<std::size_t>(sn / 2));
+  const std::int64_t blocks = sn / 16;
   const int threads = num_threads();
   std::atomic<std::int64_t> zeros{0};
   bool sparse = false;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    // Every thread counts zeros in its share of B's rows; all of them then
+    // Every thread counts zeros in its share of S's rows; all of them then
     // take the same decision.
-    zeros.fetch_add(count_zeros(b, ldb, k * t / nt, k * (t + 1) / nt, n),
+    zeros.fetch_add(count_zeros(s, lds, k * t / nt, k * (t + 1) / nt, sn),
                     std::memory_order_relaxed);
 #pragma omp barrier
     if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
-        kSparseMinZeros * static_cast<double>(k * n)) {
-      // Each thread builds the lists of its own columns of B and uses them
+        kSparseMinZeros * static_cast<double>(k * sn)) {
+      // Each thread builds the lists of its own columns of S and uses them
       // at once: lists built by the other thread would have to cross
       // between the cores' caches.
+      const auto& kernels = Direct ? kDirectKernels : kTransposedKernels;
       for (std::int64_t cb = blocks * t / nt; cb < blocks * (t + 1) / nt; ++cb) {
-        build_block(b, ldb, k, cb * 16, L);
-        for (std::int64_t j0 = 0; j0 < m; j0 += kChunk)
-          kBlockKernels[static_cast<std::size_t>(std::min(kChunk, m - j0) / 16 - 1)](
-              L, a, lda, j0, cb * 16, beta, c, ldc);
+        build_block(s, lds, k, cb * 16, L);
+        for (std::int64_t j0 = 0; j0 < dn; j0 += kChunk)
+          kernels[static_cast<std::size_t>(std::min(kChunk, dn - j0) / 16 - 1)](
+              L, d, ldd, j0, cb * 16, beta, c, ldc);
       }
       if (t == 0) sparse = true;
     }
   }
   if (!sparse) return false;
-  g_sparse_products.fetch_add(1, std::memory_order_relaxed);
+  count_sparse_product();
   return true;
+}
+
+}  // namespace
+
+void count_sparse_product() { g_sparse_products.fetch_add(1, std::memory_order_relaxed); }
+
+bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc) {
+  return tn_sparse<false>(m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+bool gemm_tn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc) {
+  return tn_sparse<true>(n, m, k, b, ldb, a, lda, beta, c, ldc);
 }
 
 #else  // no AVX-512: every product stays dense
@@ -243,6 +269,11 @@ bool gemm_tn_sparse_b(std::int64_t, std::int64_t, std::int64_t, const float*, st
                       const float*, std::int64_t, float, float*, std::int64_t) {
   return false;
 }
+bool gemm_tn_sparse_a(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
+                      const float*, std::int64_t, float, float*, std::int64_t) {
+  return false;
+}
+void count_sparse_product() { g_sparse_products.fetch_add(1, std::memory_order_relaxed); }
 
 #endif
 

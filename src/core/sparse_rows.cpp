@@ -1,0 +1,183 @@
+// C = beta C + A B when A has many exact zeros.
+//
+// This is the forward product of a linear layer whose weight is stored
+// (In, Out): Y = X W, with X a data batch (Fashion-MNIST images are half
+// black background) or the output of a ReLU. Row r of C is a sum of B's rows
+// weighted by row r of A, so only A's nonzeros need a row of B:
+//
+//   C[r, :] = sum over i with A[r, i] != 0 of A[r, i] B[i, :]
+//
+// Rows of A go in pairs (r, r+1) with one list of the columns where either is
+// nonzero, so each row of B read from cache feeds two multiply-adds (see
+// sparse_gemm.cpp for the same idea over columns). The same bits come out on
+// any number of threads: each row's sum runs in one order on one thread.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "core/kernels.hpp"
+
+#if defined(__AVX512F__)
+#pragma GCC diagnostic ignored "-Wuninitialized"  // inside GCC 12's AVX-512 headers
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <omp.h>
+#endif
+
+namespace tapegrad::detail {
+
+#if defined(__AVX512F__)
+namespace {
+
+constexpr std::int64_t kChunk = 128;  // columns of C per kernel call: 8 vectors of 16
+
+// One list per pair of A's rows: the columns where either row is nonzero and
+// both values. Pair q's list starts at q * stride.
+//
+// One union list, not three (both nonzero / only the first / only the
+// second): the loop is bound by reading B's rows from L2 as much as by the
+// multiply-adds, so a row of B feeding only one of them costs nearly as much
+// as one feeding both. Split lists measured 10% slower (docs/performance.md).
+struct RowPairs {
+  std::int64_t stride = 0;
+  std::vector<std::int32_t> col, count;
+  std::vector<float> v0, v1;
+  void reserve(std::int64_t pairs, std::int64_t k) {
+    stride = k + 16;  // 16 spare slots: every store writes a whole vector
+    const auto cells = static_cast<std::size_t>(pairs * stride);
+    if (col.size() < cells) col.resize(cells), v0.resize(cells), v1.resize(cells);
+    count.resize(static_cast<std::size_t>(pairs));
+  }
+};
+
+// The list of rows r0 and r1 (r1 == nullptr for a last, unpaired row).
+void build_pair(const float* r0, const float* r1, std::int64_t k, std::int64_t q, RowPairs& L) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  std::int32_t* col = L.col.data() + q * L.stride;
+  float* v0 = L.v0.data() + q * L.stride;
+  float* v1 = L.v1.data() + q * L.stride;
+  std::int64_t p = 0;
+  for (std::int64_t i = 0; i < k; i += 16) {
+    const auto live = static_cast<__mmask16>(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
+    const __m512 x0 = _mm512_maskz_loadu_ps(live, r0 + i);
+    const __m512 x1 = r1 ? _mm512_maskz_loadu_ps(live, r1 + i) : _mm512_setzero_ps();
+    const __mmask16 nz = _mm512_cmpneq_ps_mask(x0, _mm512_setzero_ps()) |
+                         _mm512_cmpneq_ps_mask(x1, _mm512_setzero_ps());
+    // Compressed in registers, stored as whole vectors (compressing straight
+    // to memory is microcoded and slow on the machines measured).
+    const __m512i cols = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(i)), iota);
+    _mm512_storeu_si512(col + p, _mm512_maskz_compress_epi32(nz, cols));
+    _mm512_storeu_ps(v0 + p, _mm512_maskz_compress_ps(nz, x0));
+    _mm512_storeu_ps(v1 + p, _mm512_maskz_compress_ps(nz, x1));
+    p += __builtin_popcount(nz);
+  }
+  L.count[static_cast<std::size_t>(q)] = static_cast<std::int32_t>(p);
+}
+
+// Rows r and r+1 (only r when c1 is null) of C, columns j0..j0+16Z.
+template <int Z>
+void kernel_pair(const RowPairs& L, std::int64_t q, const float* b, std::int64_t ldb,
+                 std::int64_t j0, float beta, float* c0, float* c1) {
+  const std::int32_t* col = L.col.data() + q * L.stride;
+  const float* v0 = L.v0.data() + q * L.stride;
+  const float* v1 = L.v1.data() + q * L.stride;
+  __m512 s0[Z], s1[Z];
+  for (int z = 0; z < Z; ++z) s0[z] = s1[z] = _mm512_setzero_ps();
+  const std::int32_t n = L.count[static_cast<std::size_t>(q)];
+  for (std::int32_t p = 0; p < n; ++p) {
+    const float* br = b + col[p] * ldb + j0;
+    const __m512 x0 = _mm512_set1_ps(v0[p]), x1 = _mm512_set1_ps(v1[p]);
+    for (int z = 0; z < Z; ++z) {
+      __m512 bv = _mm512_loadu_ps(br + 16 * z);
+      asm("" : "+v"(bv));  // one load feeding both multiply-adds, not two folded loads
+      s0[z] = _mm512_fmadd_ps(x0, bv, s0[z]);
+      s1[z] = _mm512_fmadd_ps(x1, bv, s1[z]);
+    }
+  }
+  for (int z = 0; z < Z; ++z) {
+    float* d0 = c0 + j0 + 16 * z;
+    _mm512_storeu_ps(d0, beta == 0.0f ? s0[z] : _mm512_add_ps(_mm512_loadu_ps(d0), s0[z]));
+    if (c1 == nullptr) continue;
+    float* d1 = c1 + j0 + 16 * z;
+    _mm512_storeu_ps(d1, beta == 0.0f ? s1[z] : _mm512_add_ps(_mm512_loadu_ps(d1), s1[z]));
+  }
+}
+
+using PairFn = void (*)(const RowPairs&, std::int64_t, const float*, std::int64_t, std::int64_t,
+                        float, float*, float*);
+template <std::size_t... Z>
+constexpr std::array<PairFn, sizeof...(Z)> pair_kernels(std::index_sequence<Z...>) {
+  return {&kernel_pair<static_cast<int>(Z) + 1>...};
+}
+constexpr auto kPairKernels = pair_kernels(std::make_index_sequence<kChunk / 16>{});
+
+std::int64_t count_zeros(const float* a, std::int64_t lda, std::int64_t r0, std::int64_t r1,
+                         std::int64_t k) {
+  std::int64_t zeros = 0;
+  for (std::int64_t r = r0; r < r1; ++r)
+    for (std::int64_t i = 0; i < k; i += 16) {
+      const auto live = static_cast<__mmask16>(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
+      zeros += __builtin_popcount(_mm512_mask_cmpeq_ps_mask(
+          live, _mm512_maskz_loadu_ps(live, a + r * lda + i), _mm512_setzero_ps()));
+    }
+  return zeros;
+}
+
+}  // namespace
+
+bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc) {
+  if (n % 16 != 0 || m < 2 || k < 16 || m * n * k < kSparseMinWork ||
+      (beta != 0.0f && beta != 1.0f) || k > INT32_MAX - 16)
+    return false;
+  const std::int64_t pairs = (m + 1) / 2;
+  const int threads = num_threads();
+  std::atomic<std::int64_t> zeros{0};
+  bool sparse = false;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    zeros.fetch_add(count_zeros(a, lda, m * t / nt, m * (t + 1) / nt, k),
+                    std::memory_order_relaxed);
+#pragma omp barrier
+    if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
+        kSparseMinZeros * static_cast<double>(m * k)) {
+      // Each thread takes its own pairs of rows, builds their lists and runs
+      // them over all of C's columns, a chunk at a time so the chunk of B
+      // stays in cache across the pairs.
+      thread_local RowPairs lists;
+      RowPairs& L = lists;
+      const std::int64_t q0 = pairs * t / nt, q1 = pairs * (t + 1) / nt;
+      L.reserve(q1 - q0, k);
+      for (std::int64_t q = q0; q < q1; ++q) {
+        const float* r0 = a + 2 * q * lda;
+        build_pair(r0, 2 * q + 1 < m ? r0 + lda : nullptr, k, q - q0, L);
+      }
+      for (std::int64_t j0 = 0; j0 < n; j0 += kChunk) {
+        const PairFn f = kPairKernels[static_cast<std::size_t>(std::min(kChunk, n - j0) / 16 - 1)];
+        for (std::int64_t q = q0; q < q1; ++q)
+          f(L, q - q0, b, ldb, j0, beta, c + 2 * q * ldc,
+            2 * q + 1 < m ? c + (2 * q + 1) * ldc : nullptr);
+      }
+      if (t == 0) sparse = true;
+    }
+  }
+  if (!sparse) return false;
+  count_sparse_product();
+  return true;
+}
+
+#else  // no AVX-512: every product stays dense
+
+bool gemm_nn_sparse_a(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
+                      const float*, std::int64_t, float, float*, std::int64_t) {
+  return false;
+}
+
+#endif
+
+}  // namespace tapegrad::detail

@@ -85,6 +85,10 @@ Tensor concat(std::initializer_list<Tensor> xs, int axis = 0, Site where = Site:
 // ---- fused layers and losses (engine ops with their own backward) ----
 // x (N,In), w (Out,In), b (Out) or empty: x w^T + b, shape (N,Out).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Site where = Site::current());
+// The same layer with the weight stored (In, Out): x (N,In), w (In,Out), b
+// (Out) or empty: x w + b, shape (N,Out). Same values as linear(x, w^T, b);
+// the layout lets a sparse x's zeros be skipped in y = x w and dw = x^T g.
+Tensor affine(const Tensor& x, const Tensor& w, const Tensor& b, Site where = Site::current());
 // Mean over rows of -log softmax(logits)[label]; stable for extreme logits.
 Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels,
                              Site where = Site::current());

@@ -18,12 +18,17 @@ const char* float_gemm_backend();
 // k = 1 is an outer product of our own). With beta = 0, C is only written and
 // may hold anything before, even NaN.
 //
-// A float product A^T B (ta, !tb, alpha 1, beta 0 or 1) whose B is at least
-// 35% exact zeros, with m and n multiples of 16 and m n k >= 2^20, sums only
-// over B's nonzeros on AVX-512 builds: the weight gradient G^T X of a linear
-// layer over a batch of images with a black background. The sums run in
-// another order than the dense product's, and a skipped zero contributes
-// nothing even against an infinity or NaN in A.
+// Float products with alpha 1, beta 0 or 1 and m n k >= 2^20 sum only over
+// one operand's nonzeros on AVX-512 builds when that operand is at least 35%
+// exact zeros (a batch of images with a black background, a ReLU's output
+// or the gradient behind it):
+//   A^T B with B sparse, m and n multiples of 16: the weight gradient G^T X;
+//   A^T B with A sparse, m and n multiples of 16: the weight gradient X^T G;
+//   A B with A sparse, n a multiple of 16: the forward product X W of a
+//   weight stored (In, Out), and an input gradient G W behind a ReLU.
+// The sums run in another order than the dense product's (the same on any
+// number of threads), and a skipped zero contributes nothing even against
+// an infinity or NaN in the other operand.
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
           std::int64_t ldc);

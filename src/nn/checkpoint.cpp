@@ -18,22 +18,26 @@ namespace {
 constexpr char kMagic[8] = {'T', 'A', 'P', 'E', 'G', 'R', 'A', 'D'};
 constexpr std::uint32_t kVersion = 1;
 
+// One tensor of the file. Files hold every parameter (and its optimiser
+// state) in its declared order, whatever order memory keeps it in
+// (Parameter::stored_transposed), so a checkpoint loads into either layout.
 struct Entry {
   std::string name;
   DType dtype;
   Shape shape;
-  void* data;
+  void* data;  // in memory order
   std::size_t bytes;
+  const Parameter* param;
 };
 
 std::vector<Entry> entries_of(Module& model, Optimizer* opt) {
   std::vector<Entry> out;
   for (auto& [name, p] : model.named_parameters())
-    out.push_back({name, p->dtype(), p->shape(), p->raw_value(), p->bytes()});
+    out.push_back({name, p->dtype(), p->shape(), p->raw_value(), p->bytes(), p});
   if (opt)
     for (auto& s : opt->state())
-      out.push_back(
-          {"optimizer." + s.name, s.param->dtype(), s.param->shape(), s.data, s.param->bytes()});
+      out.push_back({"optimizer." + s.name, s.param->dtype(), s.param->shape(), s.data,
+                     s.param->bytes(), s.param});
   return out;
 }
 
@@ -94,7 +98,13 @@ struct Reader {
 
 void save_checkpoint(const std::string& path, Module& model, Optimizer* opt,
                      const CheckpointMeta& meta) {
-  const auto entries = entries_of(model, opt);
+  auto entries = entries_of(model, opt);
+  std::vector<std::vector<char>> declared;  // copies of the entries stored transposed
+  for (Entry& e : entries)
+    if (e.param->stored_transposed()) {
+      e.param->stored_to_declared(e.data, declared.emplace_back(e.bytes).data());
+      e.data = declared.back().data();
+    }
   CheckpointMeta m = meta;
   if (opt) m["optimizer.kind"] = opt->kind(), m["optimizer.steps"] = std::to_string(opt->steps());
   std::string header;
@@ -259,7 +269,7 @@ CheckpointMeta load_checkpoint(const std::string& path, Module& model, Optimizer
       throw Error(fmt::format("{}: optimizer state is for '{}', the run uses '{}'", path,
                               k == meta.end() ? "none" : k->second, opt->kind()));
   }
-  for (const Entry& e : entries) std::memcpy(e.data, data + found[e.name].offset, e.bytes);
+  for (const Entry& e : entries) e.param->declared_to_stored(data + found[e.name].offset, e.data);
   if (opt && meta.count("optimizer.steps")) opt->set_steps(std::stoll(meta["optimizer.steps"]));
   return meta;
 }

@@ -12,9 +12,31 @@ namespace tapegrad::nn {
 
 // ---- Parameter ----
 
-Parameter::Parameter(std::string name, const Shape& shape, DType dtype)
+namespace {
+Shape stored(const std::string& name, const Shape& shape, bool transposed) {
+  if (!transposed) return shape;
+  if (shape.rank() != 2)
+    throw Error(fmt::format("parameter {}: only a matrix can be stored transposed, not shape {}",
+                            name, shape.str()));
+  return Shape{shape[1], shape[0]};
+}
+// dst (cols x rows) = src (rows x cols) transposed, elements of `size` bytes.
+void transpose_bytes(const void* src, void* dst, std::int64_t rows, std::int64_t cols,
+                     std::size_t size) {
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < cols; ++c)
+      std::memcpy(d + static_cast<std::size_t>(c * rows + r) * size,
+                  s + static_cast<std::size_t>(r * cols + c) * size, size);
+}
+}  // namespace
+
+Parameter::Parameter(std::string name, const Shape& shape, DType dtype, bool stored_transposed)
     : name_(std::move(name)),
       shape_(shape),
+      stored_shape_(stored(name_, shape, stored_transposed)),
+      transposed_(stored_transposed),
       dtype_(dtype),
       value_(bytes(), kValueOffset),
       grad_(bytes(), kGradOffset) {
@@ -33,11 +55,34 @@ void Parameter::throw_dtype() const {
       fmt::format("parameter {}: holds {}; asked for another type", name_, dtype_name(dtype_)));
 }
 
+void Parameter::stored_to_declared(const void* stored, void* declared) const {
+  if (transposed_)
+    transpose_bytes(stored, declared, stored_shape_[0], stored_shape_[1], dtype_size(dtype_));
+  else if (bytes())
+    std::memcpy(declared, stored, bytes());
+}
+void Parameter::declared_to_stored(const void* declared, void* stored) const {
+  if (transposed_)
+    transpose_bytes(declared, stored, shape_[0], shape_[1], dtype_size(dtype_));
+  else if (bytes())
+    std::memcpy(stored, declared, bytes());
+}
+
+namespace {
+// Memory index of declared element i.
+inline std::size_t stored_index(std::size_t i, bool transposed, const Shape& shape) {
+  if (!transposed) return i;
+  const auto rows = static_cast<std::size_t>(shape[0]), cols = static_cast<std::size_t>(shape[1]);
+  return (i % cols) * rows + i / cols;
+}
+}  // namespace
+
 std::vector<double> Parameter::values() const {
   std::vector<double> out(static_cast<std::size_t>(numel()));
   dispatch_dtype(dtype_, [&](auto z) {
     const auto* p = static_cast<const decltype(z)*>(value_.data());
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = static_cast<double>(p[stored_index(i, transposed_, shape_)]);
   });
   return out;
 }
@@ -47,7 +92,8 @@ std::vector<double> Parameter::grads() const {
   settle_grad();
   dispatch_dtype(dtype_, [&](auto z) {
     const auto* p = static_cast<const decltype(z)*>(grad_.data());
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = static_cast<double>(p[stored_index(i, transposed_, shape_)]);
   });
   return out;
 }
@@ -57,7 +103,8 @@ void Parameter::set_values(std::span<const double> v) {
         fmt::format("parameter {}: {} values given for shape {}", name_, v.size(), shape_.str()));
   dispatch_dtype(dtype_, [&](auto z) {
     auto* p = static_cast<decltype(z)*>(value_.data());
-    for (std::size_t i = 0; i < v.size(); ++i) p[i] = static_cast<decltype(z)>(v[i]);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      p[stored_index(i, transposed_, shape_)] = static_cast<decltype(z)>(v[i]);
   });
 }
 namespace {
@@ -70,14 +117,14 @@ int current_replica() { return t_replica; }
 Tensor Parameter::var(Tape& tape, Site where) {
   const int k = t_replica;
   if (k == 0)
-    return {tape, tape.push_external(shape_, dtype_, value_.data(), grad_.data(), name_.c_str(),
-                                     where, &pending_)};
+    return {tape, tape.push_external(stored_shape_, dtype_, value_.data(), grad_.data(),
+                                     name_.c_str(), where, &pending_)};
   if (k < 0 || k >= replicas())
     throw Error(fmt::format("parameter {}: recording replica {} but it has {} (set_replicas)",
                             name_, k, replicas()));
   Replica& r = replicas_[static_cast<std::size_t>(k - 1)];
-  return {tape, tape.push_external(shape_, dtype_, value_.data(), r.grad.data(), name_.c_str(),
-                                   where, &r.pending)};
+  return {tape, tape.push_external(stored_shape_, dtype_, value_.data(), r.grad.data(),
+                                   name_.c_str(), where, &r.pending)};
 }
 void Parameter::set_replicas(int n) {
   if (n < 1) throw Error(fmt::format("parameter {}: {} replicas; need at least 1", name_, n));
@@ -144,8 +191,10 @@ std::int64_t Module::parameter_count() {
   for (Parameter* p : parameters()) n += p->numel();
   return n;
 }
-Parameter& Module::register_parameter(const std::string& name, const Shape& shape, DType dtype) {
-  return params_.emplace_back(name_.empty() ? name : name_ + "." + name, shape, dtype);
+Parameter& Module::register_parameter(const std::string& name, const Shape& shape, DType dtype,
+                                      bool stored_transposed) {
+  return params_.emplace_back(name_.empty() ? name : name_ + "." + name, shape, dtype,
+                              stored_transposed);
 }
 
 // ---- activations ----
@@ -193,12 +242,12 @@ Tensor apply(Activation a, const Tensor& x) {
 // ---- Linear ----
 
 Linear::Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype, std::uint64_t seed,
-               Init init, bool bias)
-    : Module(std::move(name)), in_(in), out_(out) {
+               Init init, bool bias, WeightLayout layout)
+    : Module(std::move(name)), in_(in), out_(out), layout_(layout) {
   if (in <= 0 || out <= 0)
     throw Error(
         fmt::format("Linear {}: sizes must be positive, got in={} out={}", this->name(), in, out));
-  weight_ = &register_parameter("weight", Shape{out, in}, dtype);
+  weight_ = &register_parameter("weight", Shape{out, in}, dtype, layout == WeightLayout::in_out);
   if (bias) bias_ = &register_parameter("bias", Shape{out}, dtype);
   // Kaiming uniform for ReLU: U(-b, b), b = sqrt(6 / fan_in); Xavier: b = sqrt(6 / (in + out)).
   const double b = init == Init::kaiming_uniform ? std::sqrt(6.0 / static_cast<double>(in))
@@ -220,7 +269,10 @@ Linear::Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype,
 Tensor Linear::forward(const Tensor& x) {
   Tape& tape = x.tape();
   ScopeName scope(tape, name());
-  return linear(x, weight_->var(tape), bias_ ? bias_->var(tape) : Tensor());
+  // The bias's leaf first, as in every tape recorded so far.
+  const Tensor b = bias_ ? bias_->var(tape) : Tensor();
+  const Tensor w = weight_->var(tape);
+  return layout_ == WeightLayout::in_out ? affine(x, w, b) : linear(x, w, b);
 }
 
 // ---- MLP ----
@@ -231,9 +283,9 @@ MLP::MLP(std::vector<std::int64_t> sizes, MLPOptions opt)
     throw Error(fmt::format("MLP: needs at least an input and an output size, got {} sizes",
                             sizes_.size()));
   for (std::size_t i = 0; i + 1 < sizes_.size(); ++i) {
-    layers_.push_back(std::make_unique<Linear>(fmt::format("layer{}", i), sizes_[i], sizes_[i + 1],
-                                               opt.dtype, opt.seed * 1000003 + i, opt.init,
-                                               opt.bias));
+    layers_.push_back(std::make_unique<Linear>(
+        fmt::format("layer{}", i), sizes_[i], sizes_[i + 1], opt.dtype, opt.seed * 1000003 + i,
+        opt.init, opt.bias, i == 0 ? opt.first_layout : WeightLayout::out_in));
     register_module(*layers_.back());
   }
 }

@@ -1,4 +1,4 @@
-// Fused layer and loss ops. Each is one engine op with its own backward,
+// Fused loss ops. Each is one engine op with its own backward,
 // checked against finite differences like every other op.
 // Dimension letters: N rows (samples), I inputs, O outputs, C classes.
 #include <fmt/format.h>
@@ -19,54 +19,6 @@ using detail::grads_for_write;
 using detail::grads_of;
 using detail::values_of;
 using detail::wants_grad;
-
-// ---- linear: y = x w^T + b; dx = g w, dw = g^T x, db = column sums of g ----
-void linear_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
-  const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
-  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tnode(ix).shape[1];
-  const bool need_x = wants_grad(tape, t, 0), need_w = wants_grad(tape, t, 1);
-  const bool need_b = ib != kNone && tape.tnode(ib).requires_grad;
-  dispatch_dtype(node.dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
-    T beta;  // 0 when the gradient buffer is fresh: overwrite, no zeroing
-    if (need_x) {
-      T* gx = grads_for_write<T>(tape, ix, &beta);
-      detail::gemm(false, false, n, i, o, T(1), g, o, values_of<T>(tape, iw), i, beta, gx, i);
-    }
-    if (need_w)
-      detail::gemm_into_grad(tape, iw, true, false, o, i, n, g, o, values_of<T>(tape, ix), i);
-    if (need_b) {
-      T* gb = grads_for_write<T>(tape, ib, &beta);
-      if (beta == T(0)) std::fill(gb, gb + o, T(0));
-      for (std::int64_t r = 0; r < n; ++r)
-        for (std::int64_t c = 0; c < o; ++c) gb[c] += g[r * o + c];
-    }
-  });
-}
-void linear_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
-  const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
-  const std::int64_t n = node.shape[0], o = node.shape[1], in = tape.tnode(ix).shape[1];
-  dispatch_dtype(node.dtype, [&](auto z) {
-    using T = decltype(z);
-    T* y = values_of<T>(tape, t);
-    if (ib != kNone) {
-      const T* pb = values_of<T>(tape, ib);
-      for (std::int64_t r = 0; r < n; ++r)
-        std::memcpy(y + r * o, pb, static_cast<std::size_t>(o) * sizeof(T));
-    } else {
-      std::memset(y, 0, static_cast<std::size_t>(n * o) * sizeof(T));
-    }
-    detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, values_of<T>(tape, iw),
-                 in, T(1), y, o);
-  });
-}
-void linear_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
-const TensorOpDef kLinear{
-    "linear",        &linear_backward, "switches (dx = g w, dw = g^T x), bias adds",
-    &linear_forward, &linear_jvp,      &detail::bilinear_curvature};
 
 // ---- softmax cross-entropy on logits: mean_r (lse(z_r) - z_r[label_r]) ----
 // saved: softmax probabilities (N*C of T), then the labels (N int32)
@@ -209,29 +161,6 @@ void softmax_forward(Tape& tape, std::uint32_t t) {
 
 // ---- forward mode and curvature of the fused ops ----
 
-// t_y = t_x w^T + x t_w^T + t_b (each row).
-void linear_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
-  const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
-  const std::int64_t n = node.shape[0], o = node.shape[1], in = tape.tnode(ix).shape[1];
-  dispatch_dtype(node.dtype, [&](auto z) {
-    using T = decltype(z);
-    T* ty = tg.out<T>(t);
-    if (ib != kNone && tg.has(ib)) {
-      for (std::int64_t r = 0; r < n; ++r)
-        std::memcpy(ty + r * o, tg.of<T>(ib), static_cast<std::size_t>(o) * sizeof(T));
-    } else {
-      std::memset(ty, 0, static_cast<std::size_t>(n * o) * sizeof(T));
-    }
-    if (tg.has(ix))
-      detail::gemm(false, true, n, o, in, T(1), tg.of<T>(ix), in, values_of<T>(tape, iw), in, T(1),
-                   ty, o);
-    if (tg.has(iw))
-      detail::gemm(false, true, n, o, in, T(1), values_of<T>(tape, ix), in, tg.of<T>(iw), in, T(1),
-                   ty, o);
-  });
-}
-
 // Softmax cross-entropy: dL/dz = (p - onehot) / N, so t_L = sum((p - onehot) t_z) / N.
 void sce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
   const TensorNode& node = tape.tnode(t);
@@ -360,29 +289,6 @@ void softmax_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Site where) {
-  Tape& tape = x.checked("linear");
-  const std::uint32_t ix = arg(tape, x, "linear"), iw = arg(tape, w, "linear");
-  const std::uint32_t ib = b.defined() ? arg(tape, b, "linear") : kNone;
-  const Shape xs = x.shape(), ws = w.shape();
-  if (xs.rank() != 2 || ws.rank() != 2 || xs[1] != ws[1])
-    throw Error(
-        fmt::format("linear: input {} and weight {} do not fit: need input (N,I) and "
-                    "weight (O,I) with the same I",
-                    xs.str(), ws.str()));
-  if (b.defined() && !(b.shape() == Shape{ws[0]}))
-    throw Error(fmt::format("linear: bias {} does not fit weight {}: need bias ({})",
-                            b.shape().str(), ws.str(), ws[0]));
-  if (x.dtype() != w.dtype() || (b.defined() && b.dtype() != w.dtype()))
-    throw Error("linear: input, weight and bias must share one dtype");
-  const Shape out{xs[0], ws[0]};
-  const std::uint32_t t = ib == kNone
-                              ? tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw}, where)
-                              : tape.push_tensor(&kLinear, out, x.dtype(), {ix, iw, ib}, where);
-  linear_forward(tape, t);
-  return {tape, t};
-}
-
 Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t> labels,
                              Site where) {
   Tape& tape = logits.checked("softmax_cross_entropy");
@@ -444,8 +350,6 @@ namespace {
 using In = std::span<const Tensor>;
 const std::int32_t kLabels[] = {2, 0, 3};
 const OpCheckRegistrar kLossChecks{
-    {"linear", {{4, 3}, {2, 3}, {2}}, [](In x) { return linear(x[0], x[1], x[2]); }},
-    {"linear", {{1, 3}, {5, 3}}, [](In x) { return linear(x[0], x[1], Tensor()); }},
     {"softmax", {{3, 4}}, [](In x) { return softmax(x[0]); }},
     {"softmax_cross_entropy",
      {{3, 4}},

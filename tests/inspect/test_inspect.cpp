@@ -119,7 +119,9 @@ TEST_CASE("an MLP's graph is clustered by layer, and can collapse each layer", "
   CHECK_THAT(dot, Contains("subgraph cluster_0") && Contains("label=\"layer0\"") &&
                       Contains("layer1.weight"));
   const std::string collapsed = tg::to_dot(loss, {.collapse_scopes = true});
-  CHECK_THAT(collapsed, Contains("box3d") && Contains("linear → relu"));
+  // The first layer keeps its weight (In, Out) and records affine; the
+  // others record linear (nn::MLPOptions::first_layout).
+  CHECK_THAT(collapsed, Contains("box3d") && Contains("affine → relu") && Contains("→ linear\""));
   CHECK(tg::check_nodes(loss).pass);
 }
 
@@ -204,6 +206,7 @@ TEST_CASE("every registered op passes its gradient check", "[inspect][registry]"
                          "slice_rows",
                          "concat",
                          "linear",
+                         "affine",
                          "softmax",
                          "softmax_cross_entropy",
                          "bce_with_logits"})

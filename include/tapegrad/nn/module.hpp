@@ -24,12 +24,24 @@ class Parameter {
   // streaming them side by side does not suffer 4K aliasing.
   static constexpr std::size_t kValueOffset = 0, kGradOffset = 1024;
   static constexpr std::size_t state_offset(std::size_t k) { return (2048 + 1024 * k) % 4096; }
-  Parameter(std::string name, const Shape& shape, DType dtype);
+  // `stored_transposed`: a matrix (rank 2) kept in memory as its transpose.
+  // shape(), values(), grads(), set_values() and checkpoints still see the
+  // matrix as declared; value(), grad(), the raw pointers and var() see the
+  // memory, of stored_shape(). Linear uses this to keep a weight declared
+  // (Out, In) in (In, Out) order (see WeightLayout).
+  Parameter(std::string name, const Shape& shape, DType dtype, bool stored_transposed = false);
   Parameter(const Parameter&) = delete;
   Parameter& operator=(const Parameter&) = delete;
 
   const std::string& name() const { return name_; }
   const Shape& shape() const { return shape_; }
+  const Shape& stored_shape() const { return stored_shape_; }
+  bool stored_transposed() const { return transposed_; }
+  // Copies a whole buffer of this parameter's elements (the value, the
+  // gradient or an optimiser's state) between memory order and declared
+  // order; a plain copy unless stored_transposed().
+  void stored_to_declared(const void* stored, void* declared) const;
+  void declared_to_stored(const void* declared, void* stored) const;
   DType dtype() const { return dtype_; }
   std::int64_t numel() const { return shape_.numel(); }
   std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
@@ -97,7 +109,8 @@ class Parameter {
     if (pending_.pending()) pending_.settle();
   }
   std::string name_;
-  Shape shape_;
+  Shape shape_, stored_shape_;
+  bool transposed_;
   DType dtype_;
   Buffer value_, grad_;
   mutable PendingGrad pending_;    // shared with this parameter's tape nodes
@@ -145,7 +158,8 @@ class Module {
 
  protected:
   explicit Module(std::string name) : name_(std::move(name)) {}
-  Parameter& register_parameter(const std::string& name, const Shape& shape, DType dtype);
+  Parameter& register_parameter(const std::string& name, const Shape& shape, DType dtype,
+                                bool stored_transposed = false);
   void register_module(Module& child) { children_.push_back(&child); }
 
  private:
@@ -161,19 +175,31 @@ Tensor apply(Activation a, const Tensor& x);
 
 enum class Init { kaiming_uniform, xavier_uniform };
 
+// How a Linear layer keeps its weight W, declared (out, in) either way:
+//   out_in: in that order, and the layer records linear(x, W, b);
+//   in_out: transposed, and the layer records affine(x, W^T, b).
+// Same values, same gradients (up to the order of float sums), same
+// checkpoints. in_out lets the products skip the zeros of a sparse input
+// (the forward x W^T and the weight gradient); out_in lets them skip the
+// zeros of the gradient behind a ReLU in the input gradient instead.
+enum class WeightLayout { out_in, in_out };
+
 // y = x W^T + b with W (out, in) and b (out).
 class Linear : public Module {
  public:
   Linear(std::string name, std::int64_t in, std::int64_t out, DType dtype = DType::f32,
-         std::uint64_t seed = 0, Init init = Init::kaiming_uniform, bool bias = true);
+         std::uint64_t seed = 0, Init init = Init::kaiming_uniform, bool bias = true,
+         WeightLayout layout = WeightLayout::out_in);
   Tensor forward(const Tensor& x) override;
   Parameter& weight() { return *weight_; }
   Parameter* bias() { return bias_; }
   std::int64_t in_features() const { return in_; }
   std::int64_t out_features() const { return out_; }
+  WeightLayout layout() const { return layout_; }
 
  private:
   std::int64_t in_, out_;
+  WeightLayout layout_;
   Parameter* weight_;
   Parameter* bias_ = nullptr;
 };
@@ -185,6 +211,11 @@ struct MLPOptions {
   std::uint64_t seed = 0;
   Init init = Init::kaiming_uniform;
   bool bias = true;
+  // The first layer's weight storage. Its input is the data, which takes no
+  // gradient, so in_out loses nothing there and skips a sparse batch's zeros
+  // (images' black background) in two of its products. The other layers
+  // keep out_in: their input gradient, behind a ReLU, is the sparse product.
+  WeightLayout first_layout = WeightLayout::in_out;
 };
 
 // Fully connected layers of the given sizes: {784, 256, 128, 10} is three

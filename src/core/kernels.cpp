@@ -87,8 +87,7 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, floa
   // black background, a ReLU's output or the gradient behind it) sum over
   // the nonzeros only: weight gradients G^T X or X^T G, and A B.
   if (alpha == 1.0f && !tb &&
-      (ta ? detail::gemm_tn_sparse_b(m, n, k, a, lda, b, ldb, beta, c, ldc) ||
-                detail::gemm_tn_sparse_a(m, n, k, a, lda, b, ldb, beta, c, ldc)
+      (ta ? detail::gemm_tn_sparse(m, n, k, a, lda, b, ldb, beta, c, ldc)
           : detail::gemm_nn_sparse_a(m, n, k, a, lda, b, ldb, beta, c, ldc)))
     return;
 #ifdef TAPEGRAD_HAVE_DNNL

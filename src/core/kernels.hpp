@@ -29,22 +29,20 @@ T* grads_for_write(Tape& tape, std::uint32_t t, T* beta) {
   return g;
 }
 // C = beta C + A^T B (A stored k x m, B k x n; beta 0 or 1) summing only over
-// B's nonzeros, when B is at least kSparseMinZeros exact zeros and the
-// product is big enough to pay for finding them (sparse_gemm.cpp). Returns
-// false, having done nothing, when it does not apply; the caller then runs
-// the dense product.
+// the nonzeros of whichever operand has more exact zeros, when that is at
+// least kSparseMinZeros of it, m and n are multiples of 16 and the product
+// is big enough to pay for finding them (sparse_gemm.cpp): a weight gradient
+// G^T X or X^T G over a batch of images or behind a ReLU. Returns false,
+// having done nothing, when it does not apply; the caller then runs the
+// dense product.
 inline constexpr std::int64_t kSparseMinWork = std::int64_t{1} << 20;
 inline constexpr double kSparseMinZeros = 0.35;
-bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                      std::int64_t ldc);
-// The same with A the sparse one (A stored k x m): the weight gradient X^T G
-// of a layer whose weight is stored (In, Out).
-bool gemm_tn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                      std::int64_t ldc);
+bool gemm_tn_sparse(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                    std::int64_t ldc);
 // C = beta C + A B summing only over A's nonzeros (A m x k, B k x n, n a
-// multiple of 16; sparse_rows.cpp): the forward product X W of such a layer,
+// multiple of 16; sparse_rows.cpp): the forward product X W of a layer whose
+// weight is stored (In, Out),
 // and the input gradient G W behind a ReLU.
 bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,

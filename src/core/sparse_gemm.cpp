@@ -43,7 +43,8 @@ std::atomic<std::uint64_t> g_sparse_products{0};
 #if defined(__AVX512F__)
 namespace {
 
-constexpr std::int64_t kChunk = 128;  // columns of C per kernel call: 8 vectors of 16
+constexpr std::int64_t kChunk = 128;     // columns of C per kernel call: 8 vectors of 16
+constexpr double kTransposedCost = 1.3;  // per nonzero, against the direct kernel
 
 // Transposes a 16 x 16 block: s rows (stride ls) into d rows (stride ld).
 inline void transpose16(const float* s, std::int64_t ls, float* d, std::int64_t ld) {
@@ -196,44 +197,64 @@ std::int64_t count_zeros(const float* b, std::int64_t ldb, std::int64_t r0, std:
   return zeros;
 }
 
-// C = beta C + D^T S (Direct: S^T D) with D dense (k x dn) and S sparse
-// (k x sn), both summed over S's nonzeros; false when S is not sparse enough.
-template <bool Direct>
-bool tn_sparse(std::int64_t dn, std::int64_t sn, std::int64_t k, const float* d, std::int64_t ldd,
-               const float* s, std::int64_t lds, float beta, float* c, std::int64_t ldc) {
-  if (dn % 16 != 0 || sn % 16 != 0 || k < 16 || dn * sn * k < kSparseMinWork ||
+}  // namespace
+
+void count_sparse_product() { g_sparse_products.fetch_add(1, std::memory_order_relaxed); }
+
+// C = beta C + A^T B (A k x m, B k x n) summed over the nonzeros of whichever
+// operand has more exact zeros. With B sparse, A is the dense side and a
+// tile is transposed into C (kernel_block<Z, false>); with A sparse, B is
+// the dense side and C's rows are written straight (kernel_block<Z, true>).
+bool gemm_tn_sparse(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                    std::int64_t ldc) {
+  if (m % 16 != 0 || n % 16 != 0 || k < 16 || m * n * k < kSparseMinWork ||
       (beta != 0.0f && beta != 1.0f) || k > INT32_MAX - 16)
     return false;
   thread_local PairLists lists;
   PairLists& L = lists;  // a plain reference, shared by the threads below
   L.stride = k + 16;
-  const auto cells = static_cast<std::size_t>(sn / 2 * L.stride);
+  const std::int64_t widest = std::max(m, n);  // lists for either operand's columns
+  const auto cells = static_cast<std::size_t>(widest / 2 * L.stride);
   if (L.row.size() < cells) {
     L.row.resize(cells);
     L.v0.resize(cells);
     L.v1.resize(cells);
   }
-  if (L.bt.size() < static_cast<std::size_t>(sn * L.stride))
-    L.bt.resize(static_cast<std::size_t>(sn * L.stride));
-  L.count.resize(static_cast<std::size_t>(sn / 2));
-  const std::int64_t blocks = sn / 16;
+  if (L.bt.size() < static_cast<std::size_t>(widest * L.stride))
+    L.bt.resize(static_cast<std::size_t>(widest * L.stride));
+  L.count.resize(static_cast<std::size_t>(widest / 2));
   const int threads = num_threads();
-  std::atomic<std::int64_t> zeros{0};
+  std::atomic<std::int64_t> zeros_a{0}, zeros_b{0};
   bool sparse = false;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    // Every thread counts zeros in its share of S's rows; all of them then
-    // take the same decision.
-    zeros.fetch_add(count_zeros(s, lds, k * t / nt, k * (t + 1) / nt, sn),
-                    std::memory_order_relaxed);
+    // Every thread counts zeros in its share of both operands' rows; all of
+    // them then take the same decision.
+    zeros_a.fetch_add(count_zeros(a, lda, k * t / nt, k * (t + 1) / nt, m),
+                      std::memory_order_relaxed);
+    zeros_b.fetch_add(count_zeros(b, ldb, k * t / nt, k * (t + 1) / nt, n),
+                      std::memory_order_relaxed);
 #pragma omp barrier
-    if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
-        kSparseMinZeros * static_cast<double>(k * sn)) {
-      // Each thread builds the lists of its own columns of S and uses them
-      // at once: lists built by the other thread would have to cross
-      // between the cores' caches.
-      const auto& kernels = Direct ? kDirectKernels : kTransposedKernels;
+    const double fa = static_cast<double>(zeros_a.load(std::memory_order_relaxed)) /
+                      static_cast<double>(k * m),
+                 fb = static_cast<double>(zeros_b.load(std::memory_order_relaxed)) /
+                      static_cast<double>(k * n);
+    if (std::max(fa, fb) >= kSparseMinZeros) {
+      // A the sparse one, unless B is clearly sparser: the direct kernel
+      // needs no transposes, and writes C's rows in contiguous halves, the
+      // halves the optimiser update takes. Per nonzero, the transposing
+      // kernel measured about 1.3 times its cost (docs/performance.md).
+      const bool direct = (1 - fa) <= kTransposedCost * (1 - fb);
+      const float* d = direct ? b : a;
+      const float* s = direct ? a : b;
+      const std::int64_t ldd = direct ? ldb : lda, lds = direct ? lda : ldb;
+      const std::int64_t dn = direct ? n : m, blocks = (direct ? m : n) / 16;
+      const auto& kernels = direct ? kDirectKernels : kTransposedKernels;
+      // Each thread builds the lists of its own columns of the sparse
+      // operand and uses them at once: lists built by the other thread
+      // would have to cross between the cores' caches.
       for (std::int64_t cb = blocks * t / nt; cb < blocks * (t + 1) / nt; ++cb) {
         build_block(s, lds, k, cb * 16, L);
         for (std::int64_t j0 = 0; j0 < dn; j0 += kChunk)
@@ -248,29 +269,10 @@ bool tn_sparse(std::int64_t dn, std::int64_t sn, std::int64_t k, const float* d,
   return true;
 }
 
-}  // namespace
-
-void count_sparse_product() { g_sparse_products.fetch_add(1, std::memory_order_relaxed); }
-
-bool gemm_tn_sparse_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                      std::int64_t ldc) {
-  return tn_sparse<false>(m, n, k, a, lda, b, ldb, beta, c, ldc);
-}
-bool gemm_tn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-                      std::int64_t ldc) {
-  return tn_sparse<true>(n, m, k, b, ldb, a, lda, beta, c, ldc);
-}
-
 #else  // no AVX-512: every product stays dense
 
-bool gemm_tn_sparse_b(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
-                      const float*, std::int64_t, float, float*, std::int64_t) {
-  return false;
-}
-bool gemm_tn_sparse_a(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
-                      const float*, std::int64_t, float, float*, std::int64_t) {
+bool gemm_tn_sparse(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
+                    const float*, std::int64_t, float, float*, std::int64_t) {
   return false;
 }
 void count_sparse_product() { g_sparse_products.fetch_add(1, std::memory_order_relaxed); }

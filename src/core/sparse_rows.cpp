@@ -131,11 +131,23 @@ std::int64_t count_zeros(const float* a, std::int64_t lda, std::int64_t r0, std:
 bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                       std::int64_t ldc) {
-  if (n % 16 != 0 || m < 2 || k < 16 || m * n * k < kSparseMinWork ||
+  if (n % 16 != 0 || m < 2 || k < 32 || m * n * k < kSparseMinWork ||
       (beta != 0.0f && beta != 1.0f) || k > INT32_MAX - 16)
     return false;
   const std::int64_t pairs = (m + 1) / 2;
   const int threads = num_threads();
+  // The inner dimension is cut in two halves, summed apart and then added:
+  // C = (beta C + A[:, :h] B[:h]) + A[:, h:] B[h:]. With two threads, each
+  // core reads only its half of B, the weight, which is the half its
+  // optimiser update writes (Optimizer splits a large parameter's elements
+  // in the same halves), so the weight stays in that core's cache from one
+  // step to the next instead of moving between the cores twice a step
+  // (docs/performance.md, "Where the weight lives"). The cut does not
+  // depend on the thread count, so neither do the results' bits.
+  const std::int64_t half = k / 2;
+  thread_local std::vector<float> second;  // the second half's sums
+  second.resize(static_cast<std::size_t>(m * n));
+  float* const sums = second.data();
   std::atomic<std::int64_t> zeros{0};
   bool sparse = false;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -146,22 +158,36 @@ bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const floa
 #pragma omp barrier
     if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
         kSparseMinZeros * static_cast<double>(m * k)) {
-      // Each thread takes its own pairs of rows, builds their lists and runs
-      // them over all of C's columns, a chunk at a time so the chunk of B
-      // stays in cache across the pairs.
       thread_local RowPairs lists;
       RowPairs& L = lists;
-      const std::int64_t q0 = pairs * t / nt, q1 = pairs * (t + 1) / nt;
-      L.reserve(q1 - q0, k);
-      for (std::int64_t q = q0; q < q1; ++q) {
-        const float* r0 = a + 2 * q * lda;
-        build_pair(r0, 2 * q + 1 < m ? r0 + lda : nullptr, k, q - q0, L);
+      // Thread t works on half t % 2 (both halves with one thread), over its
+      // share of the row pairs among the threads on that half.
+      for (int h = nt == 1 ? 0 : t % 2; h < 2; h += nt == 1 ? 1 : 2) {
+        const int on_half = nt == 1 ? 1 : (nt - h + 1) / 2, rank = nt == 1 ? 0 : t / 2;
+        const std::int64_t q0 = pairs * rank / on_half, q1 = pairs * (rank + 1) / on_half;
+        const std::int64_t k0 = h == 0 ? 0 : half, k1 = h == 0 ? half : k;
+        L.reserve(q1 - q0, k1 - k0);
+        for (std::int64_t q = q0; q < q1; ++q) {
+          const float* r0 = a + 2 * q * lda + k0;
+          build_pair(r0, 2 * q + 1 < m ? r0 + lda : nullptr, k1 - k0, q - q0, L);
+        }
+        float* out = h == 0 ? c : sums;
+        const std::int64_t ldo = h == 0 ? ldc : n;
+        const float* bh = b + k0 * ldb;
+        for (std::int64_t j0 = 0; j0 < n; j0 += kChunk) {
+          const PairFn f =
+              kPairKernels[static_cast<std::size_t>(std::min(kChunk, n - j0) / 16 - 1)];
+          for (std::int64_t q = q0; q < q1; ++q)
+            f(L, q - q0, bh, ldb, j0, h == 0 ? beta : 0.0f, out + 2 * q * ldo,
+              2 * q + 1 < m ? out + (2 * q + 1) * ldo : nullptr);
+        }
       }
-      for (std::int64_t j0 = 0; j0 < n; j0 += kChunk) {
-        const PairFn f = kPairKernels[static_cast<std::size_t>(std::min(kChunk, n - j0) / 16 - 1)];
-        for (std::int64_t q = q0; q < q1; ++q)
-          f(L, q - q0, b, ldb, j0, beta, c + 2 * q * ldc,
-            2 * q + 1 < m ? c + (2 * q + 1) * ldc : nullptr);
+#pragma omp barrier
+      for (std::int64_t r = m * t / nt; r < m * (t + 1) / nt; ++r) {
+        float* cr = c + r * ldc;
+        const float* sr = sums + r * n;
+        for (std::int64_t j = 0; j < n; j += 16)
+          _mm512_storeu_ps(cr + j, _mm512_add_ps(_mm512_loadu_ps(cr + j), _mm512_loadu_ps(sr + j)));
       }
       if (t == 0) sparse = true;
     }

@@ -45,7 +45,7 @@ void for_each_slice(std::span<Parameter* const> params, F&& f) {
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const DenormalsAreZero ftz;
-    slices::for_share(params, total, omp_get_thread_num(), omp_get_num_threads(), f);
+    slices::for_share(params, omp_get_thread_num(), omp_get_num_threads(), f);
   }
 }
 

@@ -195,8 +195,7 @@ double Trainer::forward_backward(float* x, std::span<const std::int32_t> y, std:
       if (p->reduce_begin()) touched.push_back(p);
     // (the single's implicit barrier: every thread sees `touched`)
     if (!touched.empty()) {
-      const std::int64_t all = slices::total_elements(touched);
-      slices::for_share(touched, all, t, n, [&](std::size_t i, std::int64_t b, std::int64_t e) {
+      slices::for_share(touched, t, n, [&](std::size_t i, std::int64_t b, std::int64_t e) {
         touched[i]->reduce_range(b, e);
       });
     }

@@ -121,6 +121,24 @@ TEST_CASE("gemm sums A^T B over A's nonzeros and matches the dense product", "[g
   if (avx512()) CHECK(tg::sparse_gemm_count() == before + 1);
 }
 
+TEST_CASE("A^T B with both operands sparse skips either one's zeros correctly", "[gemm][sparse]") {
+  tg::set_num_threads(2);
+  // The weight gradient X^T G of a first layer: the batch and the gradient
+  // behind a ReLU are both about half zeros. Whichever operand the path
+  // picks, the values are the dense product's.
+  const std::int64_t m = 256, n = 128, k = 64;
+  for (const auto& [za, zb] : {std::pair{0.5, 0.55}, std::pair{0.55, 0.5}, std::pair{0.4, 0.9}}) {
+    INFO("zeros " << za << " and " << zb);
+    const auto a = sparse_matrix(k, m, za, 14);
+    const auto b = sparse_matrix(k, n, zb, 15);
+    const auto c0 = dense_matrix(m, n, 16);
+    const auto before = tg::sparse_gemm_count();
+    require_near(product(true, m, n, k, a, b, c0, 1.0f), reference(true, m, n, k, a, b, c0, 1.0),
+                 k);
+    if (avx512()) CHECK(tg::sparse_gemm_count() == before + 1);
+  }
+}
+
 TEST_CASE("the sparse-A paths give the same bits on one and two threads", "[gemm][sparse]") {
   const std::int64_t rows = 64, in = 784, out = 256;
   const auto x = sparse_matrix(rows, in, 0.5, 7);

@@ -1,21 +1,25 @@
-// C = beta C + A^T B when B has many exact zeros.
+// C = beta C + A^T B when A or B has many exact zeros.
 //
-// This is the weight gradient of a linear layer, dW = G^T X, whose input X is
-// a data batch: Fashion-MNIST images are half black background, exact zeros.
-// A dense product spends half its multiply-adds on them. Here every pair of
-// B's columns (k, k+1) gets the list of rows b where either is nonzero, and
-// C's columns k and k+1 are summed over that list only:
+// This is the weight gradient of a linear layer: dW = G^T X for a weight
+// stored (Out, In), dW = X^T G for one stored (In, Out). Its input X is a
+// data batch (Fashion-MNIST images are half black background, exact zeros)
+// or a ReLU's output, and G, the gradient behind a ReLU, is about half zeros
+// too. A dense product spends half its multiply-adds on them. Here, with S
+// the sparse operand and D the dense one, every pair of S's columns (k, k+1)
+// gets the list of rows b where either is nonzero, and the two rows (or
+// columns) of C they make are summed over that list only:
 //
-//   C[j, k] = sum over b in list(k, k+1) of A[b, j] B[b, k]
+//   C[j, k] (or C[k, j]) = sum over b in list(k, k+1) of D[b, j] S[b, k]
 //
-// Pairs, not single columns: each row of A loaded from cache feeds two
+// Pairs, not single columns: each row of D loaded from cache feeds two
 // multiply-adds, which keeps the loop bound by arithmetic rather than by
 // loads. Neighbouring pixels are zero together, so a pair's list is only a
 // little longer than either column's (54% of the rows against 49% on
 // Fashion-MNIST at batch 64).
 //
-// Results equal the dense product's up to the order of the sums; a skipped
-// zero contributes nothing even where A holds an infinity or NaN.
+// Results equal the dense product's up to the order of the sums, the same
+// on any number of threads; a skipped zero contributes nothing even where
+// the other operand holds an infinity or NaN.
 #include <algorithm>
 #include <array>
 #include <atomic>

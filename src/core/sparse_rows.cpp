@@ -9,8 +9,9 @@
 //
 // Rows of A go in pairs (r, r+1) with one list of the columns where either is
 // nonzero, so each row of B read from cache feeds two multiply-adds (see
-// sparse_gemm.cpp for the same idea over columns). The same bits come out on
-// any number of threads: each row's sum runs in one order on one thread.
+// sparse_gemm.cpp for the same idea over columns). The inner dimension is
+// cut in two fixed halves whose sums are added (see gemm_nn_sparse_a), so
+// the same bits come out on any number of threads.
 #include <algorithm>
 #include <array>
 #include <atomic>

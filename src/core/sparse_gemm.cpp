@@ -29,12 +29,9 @@
 
 #include "core/kernels.hpp"
 
+#include "core/sparse_lists.hpp"
+
 #if defined(__AVX512F__)
-// GCC 12 warns inside its own AVX-512 headers (an "uninitialized" vector
-// that the masked intrinsics never read).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 #include <omp.h>
 #endif
 
@@ -99,30 +96,11 @@ void build_block(const float* b, std::int64_t ldb, std::int64_t k, std::int64_t 
   for (; r + 16 <= k; r += 16) transpose16(b + r * ldb + c0, ldb, bt + r, L.stride);
   for (; r < k; ++r)
     for (int c = 0; c < 16; ++c) bt[c * L.stride + r] = b[r * ldb + c0 + c];
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int c = 0; c < 16; c += 2) {
-    const float* r0 = bt + c * L.stride;
-    const float* r1 = r0 + L.stride;
-    const std::int64_t q = (c0 + c) / 2;
-    std::int32_t* row = L.row.data() + q * L.stride;
-    float* v0 = L.v0.data() + q * L.stride;
-    float* v1 = L.v1.data() + q * L.stride;
-    std::int64_t p = 0;
-    for (std::int64_t i = 0; i < k; i += 16) {
-      const auto live = static_cast<__mmask16>(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
-      const __m512 x0 = _mm512_maskz_loadu_ps(live, r0 + i),
-                   x1 = _mm512_maskz_loadu_ps(live, r1 + i);
-      const __mmask16 nz = _mm512_cmpneq_ps_mask(x0, _mm512_setzero_ps()) |
-                           _mm512_cmpneq_ps_mask(x1, _mm512_setzero_ps());
-      // Compress in registers and store whole vectors (the lists have 16
-      // spare slots): compressing straight to memory is microcoded and slow.
-      const __m512i rows = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(i)), iota);
-      _mm512_storeu_si512(row + p, _mm512_maskz_compress_epi32(nz, rows));
-      _mm512_storeu_ps(v0 + p, _mm512_maskz_compress_ps(nz, x0));
-      _mm512_storeu_ps(v1 + p, _mm512_maskz_compress_ps(nz, x1));
-      p += __builtin_popcount(nz);
-    }
-    L.count[static_cast<std::size_t>(q)] = static_cast<std::int32_t>(p);
+    const std::int64_t q = (c0 + c) / 2, at = q * L.stride;
+    L.count[static_cast<std::size_t>(q)] =
+        pair_list(bt + c * L.stride, bt + (c + 1) * L.stride, k, L.row.data() + at,
+                  L.v0.data() + at, L.v1.data() + at);
   }
 }
 
@@ -189,17 +167,6 @@ constexpr std::array<BlockFn, sizeof...(Z)> block_kernels(std::index_sequence<Z.
 }
 constexpr auto kTransposedKernels = block_kernels<false>(std::make_index_sequence<kChunk / 16>{});
 constexpr auto kDirectKernels = block_kernels<true>(std::make_index_sequence<kChunk / 16>{});
-
-// Exact zeros among rows [r0, r1) of b (n is a multiple of 16).
-std::int64_t count_zeros(const float* b, std::int64_t ldb, std::int64_t r0, std::int64_t r1,
-                         std::int64_t n) {
-  std::int64_t zeros = 0;
-  for (std::int64_t r = r0; r < r1; ++r)
-    for (std::int64_t j = 0; j < n; j += 16)
-      zeros += __builtin_popcount(
-          _mm512_cmpeq_ps_mask(_mm512_loadu_ps(b + r * ldb + j), _mm512_setzero_ps()));
-  return zeros;
-}
 
 }  // namespace
 

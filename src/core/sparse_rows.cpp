@@ -21,10 +21,9 @@
 
 #include "core/kernels.hpp"
 
+#include "core/sparse_lists.hpp"
+
 #if defined(__AVX512F__)
-#pragma GCC diagnostic ignored "-Wuninitialized"  // inside GCC 12's AVX-512 headers
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 #include <omp.h>
 #endif
 
@@ -56,26 +55,9 @@ struct RowPairs {
 
 // The list of rows r0 and r1 (r1 == nullptr for a last, unpaired row).
 void build_pair(const float* r0, const float* r1, std::int64_t k, std::int64_t q, RowPairs& L) {
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  std::int32_t* col = L.col.data() + q * L.stride;
-  float* v0 = L.v0.data() + q * L.stride;
-  float* v1 = L.v1.data() + q * L.stride;
-  std::int64_t p = 0;
-  for (std::int64_t i = 0; i < k; i += 16) {
-    const auto live = static_cast<__mmask16>(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
-    const __m512 x0 = _mm512_maskz_loadu_ps(live, r0 + i);
-    const __m512 x1 = r1 ? _mm512_maskz_loadu_ps(live, r1 + i) : _mm512_setzero_ps();
-    const __mmask16 nz = _mm512_cmpneq_ps_mask(x0, _mm512_setzero_ps()) |
-                         _mm512_cmpneq_ps_mask(x1, _mm512_setzero_ps());
-    // Compressed in registers, stored as whole vectors (compressing straight
-    // to memory is microcoded and slow on the machines measured).
-    const __m512i cols = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(i)), iota);
-    _mm512_storeu_si512(col + p, _mm512_maskz_compress_epi32(nz, cols));
-    _mm512_storeu_ps(v0 + p, _mm512_maskz_compress_ps(nz, x0));
-    _mm512_storeu_ps(v1 + p, _mm512_maskz_compress_ps(nz, x1));
-    p += __builtin_popcount(nz);
-  }
-  L.count[static_cast<std::size_t>(q)] = static_cast<std::int32_t>(p);
+  const std::int64_t at = q * L.stride;
+  L.count[static_cast<std::size_t>(q)] =
+      pair_list(r0, r1, k, L.col.data() + at, L.v0.data() + at, L.v1.data() + at);
 }
 
 // Rows r and r+1 (only r when c1 is null) of C, columns j0..j0+16Z.
@@ -114,18 +96,6 @@ constexpr std::array<PairFn, sizeof...(Z)> pair_kernels(std::index_sequence<Z...
   return {&kernel_pair<static_cast<int>(Z) + 1>...};
 }
 constexpr auto kPairKernels = pair_kernels(std::make_index_sequence<kChunk / 16>{});
-
-std::int64_t count_zeros(const float* a, std::int64_t lda, std::int64_t r0, std::int64_t r1,
-                         std::int64_t k) {
-  std::int64_t zeros = 0;
-  for (std::int64_t r = r0; r < r1; ++r)
-    for (std::int64_t i = 0; i < k; i += 16) {
-      const auto live = static_cast<__mmask16>(k - i >= 16 ? 0xFFFF : (1u << (k - i)) - 1);
-      zeros += __builtin_popcount(_mm512_mask_cmpeq_ps_mask(
-          live, _mm512_maskz_loadu_ps(live, a + r * lda + i), _mm512_setzero_ps()));
-    }
-  return zeros;
-}
 
 }  // namespace
 

@@ -8,10 +8,13 @@
 #include <random>
 #include <vector>
 
+#include "sparse_checks.hpp"
 #include "tapegrad/tapegrad.hpp"
 #include "tapegrad/threads.hpp"
 
 namespace tg = tapegrad;
+using sparse_checks::avx512;
+using sparse_checks::require_near;
 
 namespace {
 
@@ -56,22 +59,6 @@ std::vector<double> reference(const Problem& q, const std::vector<float>& c0, do
 std::vector<float> product(const Problem& q, std::vector<float> c, float beta) {
   tg::gemm(true, false, q.m, q.n, q.k, 1.0f, q.a.data(), q.m, q.b.data(), q.n, beta, c.data(), q.n);
   return c;
-}
-
-void require_near(const std::vector<float>& got, const std::vector<double>& want, double k) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
-  // Sums of k products of magnitude <= 1 in float.
-  CHECK(worst <= 1e-6 * k * 4);
-}
-
-bool avx512() {
-#if defined(__AVX512F__)
-  return true;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
@@ -147,9 +134,7 @@ TEST_CASE("a skipped zero contributes nothing, even against an infinity in A", "
     WARN("built without AVX-512: the dense product gives NaN here, as BLAS does");
     return;
   }
-  std::size_t bad = 0;
-  for (float v : c) bad += std::isfinite(v) ? 0 : 1;
-  CHECK(bad == 0);
+  CHECK(sparse_checks::nonfinite(c) == 0);
 }
 
 TEST_CASE("a linear layer's weight gradient over a sparse batch is the dense one",

@@ -10,9 +10,12 @@
 #include <random>
 #include <vector>
 
+#include "sparse_checks.hpp"
 #include "tapegrad/threads.hpp"
 
 namespace tg = tapegrad;
+using sparse_checks::avx512;
+using sparse_checks::require_near;
 
 namespace {
 
@@ -60,19 +63,24 @@ std::vector<float> product(bool ta, std::int64_t m, std::int64_t n, std::int64_t
   return c;
 }
 
-void require_near(const std::vector<float>& got, const std::vector<double>& want, double k) {
-  REQUIRE(got.size() == want.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
-  CHECK(worst <= 1e-6 * k * 4);  // sums of k products of magnitude <= 1, in float
-}
-
-bool avx512() {
-#if defined(__AVX512F__)
-  return true;
-#else
-  return false;
-#endif
+// Both betas against the double reference, and the sparse path taken once.
+void check_both_betas(bool ta, std::int64_t m, std::int64_t n, std::int64_t k,
+                      const std::vector<float>& a, const std::vector<float>& b,
+                      const std::vector<float>& c0) {
+  const auto before = tg::sparse_gemm_count();
+  SECTION("beta 0 overwrites, even over NaN") {
+    const std::vector<float> nan_c(c0.size(), std::nanf(""));
+    require_near(product(ta, m, n, k, a, b, nan_c, 0.0f), reference(ta, m, n, k, a, b, c0, 0.0),
+                 static_cast<double>(k));
+  }
+  SECTION("beta 1 adds") {
+    require_near(product(ta, m, n, k, a, b, c0, 1.0f), reference(ta, m, n, k, a, b, c0, 1.0),
+                 static_cast<double>(k));
+  }
+  if (avx512())
+    CHECK(tg::sparse_gemm_count() == before + 1);
+  else
+    WARN("built without AVX-512: the sparse path is not compiled in");
 }
 
 }  // namespace
@@ -85,20 +93,7 @@ TEST_CASE("gemm sums A B over A's nonzeros and matches the dense product", "[gem
   const auto a = sparse_matrix(m, k, 0.6, 1);
   const auto b = dense_matrix(k, n, 2);
   const auto c0 = dense_matrix(m, n, 3);
-  const auto before = tg::sparse_gemm_count();
-  SECTION("beta 0 overwrites, even over NaN") {
-    const std::vector<float> nan_c(c0.size(), std::nanf(""));
-    require_near(product(false, m, n, k, a, b, nan_c, 0.0f),
-                 reference(false, m, n, k, a, b, c0, 0.0), k);
-  }
-  SECTION("beta 1 adds") {
-    require_near(product(false, m, n, k, a, b, c0, 1.0f), reference(false, m, n, k, a, b, c0, 1.0),
-                 k);
-  }
-  if (avx512())
-    CHECK(tg::sparse_gemm_count() == before + 1);
-  else
-    WARN("built without AVX-512: the sparse path is not compiled in");
+  check_both_betas(false, m, n, k, a, b, c0);
 }
 
 TEST_CASE("gemm sums A^T B over A's nonzeros and matches the dense product", "[gemm][sparse]") {
@@ -108,17 +103,7 @@ TEST_CASE("gemm sums A^T B over A's nonzeros and matches the dense product", "[g
   const auto a = sparse_matrix(k, m, 0.6, 4);
   const auto b = dense_matrix(k, n, 5);
   const auto c0 = dense_matrix(m, n, 6);
-  const auto before = tg::sparse_gemm_count();
-  SECTION("beta 0 overwrites, even over NaN") {
-    const std::vector<float> nan_c(c0.size(), std::nanf(""));
-    require_near(product(true, m, n, k, a, b, nan_c, 0.0f), reference(true, m, n, k, a, b, c0, 0.0),
-                 k);
-  }
-  SECTION("beta 1 adds") {
-    require_near(product(true, m, n, k, a, b, c0, 1.0f), reference(true, m, n, k, a, b, c0, 1.0),
-                 k);
-  }
-  if (avx512()) CHECK(tg::sparse_gemm_count() == before + 1);
+  check_both_betas(true, m, n, k, a, b, c0);
 }
 
 TEST_CASE("A^T B with both operands sparse skips either one's zeros correctly", "[gemm][sparse]") {
@@ -202,7 +187,5 @@ TEST_CASE("A B skips A's zeros even against an infinity in B", "[gemm][sparse]")
     WARN("built without AVX-512: the dense product gives NaN here, as BLAS does");
     return;
   }
-  std::size_t bad = 0;
-  for (float v : c) bad += std::isfinite(v) ? 0 : 1;
-  CHECK(bad == 0);
+  CHECK(sparse_checks::nonfinite(c) == 0);
 }

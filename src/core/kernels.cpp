@@ -85,10 +85,11 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, floa
   if (k == 1) return outer(ta, tb, m, n, alpha, a, lda, b, ldb, beta, c, ldc);
   // Products with an operand of many exact zeros (a batch of images with a
   // black background, a ReLU's output or the gradient behind it) sum over
-  // the nonzeros only: weight gradients G^T X or X^T G, and A B.
-  if (alpha == 1.0f && !tb &&
-      (ta ? detail::gemm_tn_sparse(m, n, k, a, lda, b, ldb, beta, c, ldc)
-          : detail::gemm_nn_sparse_a(m, n, k, a, lda, b, ldb, beta, c, ldc)))
+  // the nonzeros only: weight gradients G^T X or X^T G, A B and A B^T.
+  if (alpha == 1.0f && !(ta && tb) &&
+      (ta   ? detail::gemm_tn_sparse(m, n, k, a, lda, b, ldb, beta, c, ldc)
+       : tb ? detail::gemm_nt_sparse_a(m, n, k, a, lda, b, ldb, beta, c, ldc)
+            : detail::gemm_nn_sparse_a(m, n, k, a, lda, b, ldb, beta, c, ldc)))
     return;
 #ifdef TAPEGRAD_HAVE_DNNL
   if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) ==

@@ -47,6 +47,14 @@ bool gemm_tn_sparse(std::int64_t m, std::int64_t n, std::int64_t k, const float*
 bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
                       std::int64_t ldc);
+// C = beta C + A B^T (B stored n x k) the same way, through a transposed copy
+// of B: the forward product X W^T of a layer whose weight is stored (Out,
+// In), behind a ReLU. Only for m >= kMinRowsToTranspose rows, so the copy is
+// small against the product.
+inline constexpr std::int64_t kMinRowsToTranspose = 32;
+bool gemm_nt_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc);
 void count_sparse_product();  // for sparse_gemm_count()
 
 // Adds op(A) op(B) (m x n, inner size k; BLAS conventions) to node t's

@@ -47,39 +47,6 @@ namespace {
 constexpr std::int64_t kChunk = 128;     // columns of C per kernel call: 8 vectors of 16
 constexpr double kTransposedCost = 1.3;  // per nonzero, against the direct kernel
 
-// Transposes a 16 x 16 block: s rows (stride ls) into d rows (stride ld).
-inline void transpose16(const float* s, std::int64_t ls, float* d, std::int64_t ld) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * ls);
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  const auto lo = [](__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-  };
-  const auto hi = [](__m512 a, __m512 b) {
-    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
-  };
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = lo(t[i], t[i + 2]);
-    r[i + 1] = hi(t[i], t[i + 2]);
-    r[i + 2] = lo(t[i + 1], t[i + 3]);
-    r[i + 3] = hi(t[i + 1], t[i + 3]);
-  }
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 2; ++j) {
-      const int a = i + 8 * j;
-      t[a] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
-      t[a + 4] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xdd);
-    }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + i * ld, r[i]);
-}
-
 // Per pair of B's columns: the rows where either is nonzero and both values.
 // Pair q's list starts at q * stride; count[q] entries.
 struct PairLists {

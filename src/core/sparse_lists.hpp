@@ -1,7 +1,8 @@
 #pragma once
 // Pieces shared by the sparse products (sparse_gemm.cpp, sparse_rows.cpp):
-// counting an operand's exact zeros, and the list of positions where either
-// of two rows is nonzero. AVX-512 builds only.
+// counting an operand's exact zeros, the list of positions where either of
+// two rows is nonzero, and a 16 x 16 transpose in registers. AVX-512 builds
+// only.
 #if defined(__AVX512F__)
 #pragma GCC diagnostic ignored "-Wuninitialized"  // inside GCC 12's AVX-512 headers
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -51,6 +52,39 @@ inline std::int32_t pair_list(const float* r0, const float* r1, std::int64_t len
     p += __builtin_popcount(nz);
   }
   return static_cast<std::int32_t>(p);
+}
+
+// Transposes a 16 x 16 block: s rows (stride ls) into d rows (stride ld).
+inline void transpose16(const float* s, std::int64_t ls, float* d, std::int64_t ld) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * ls);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  const auto lo = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  const auto hi = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = lo(t[i], t[i + 2]);
+    r[i + 1] = hi(t[i], t[i + 2]);
+    r[i + 2] = lo(t[i + 1], t[i + 3]);
+    r[i + 3] = hi(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 2; ++j) {
+      const int a = i + 8 * j;
+      t[a] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0x88);
+      t[a + 4] = _mm512_shuffle_f32x4(r[a], r[a + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + i * ld, r[i]);
 }
 
 }  // namespace tapegrad::detail

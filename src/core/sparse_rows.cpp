@@ -168,9 +168,71 @@ bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const floa
   return true;
 }
 
+bool gemm_nt_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+                      std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                      std::int64_t ldc) {
+  // C = A B^T reads B's columns for A's nonzeros; B transposed turns them
+  // into rows, for the kernel above. The copy touches n k elements once
+  // against m n k multiply-adds, so it is made only for m >= kMinRowsToTranspose.
+  if (n % 16 != 0 || m < kMinRowsToTranspose || k < 32 || m * n * k < kSparseMinWork ||
+      (beta != 0.0f && beta != 1.0f) || k > INT32_MAX - 16)
+    return false;
+  const std::int64_t pairs = (m + 1) / 2, blocks = n / 16;
+  const int threads = num_threads();
+  std::atomic<std::int64_t> zeros{0};
+  bool sparse = false;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    zeros.fetch_add(count_zeros(a, lda, m * t / nt, m * (t + 1) / nt, k),
+                    std::memory_order_relaxed);
+#pragma omp barrier
+    if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
+        kSparseMinZeros * static_cast<double>(m * k)) {
+      // Each thread takes a contiguous share of C's columns, which are B's
+      // rows: the share of the weight its optimiser update writes (each
+      // large parameter is cut in equal halves there). It transposes only
+      // those rows and builds every pair's lists itself, so no part of the
+      // weight or the copy moves between the cores.
+      const std::int64_t j0 = blocks * t / nt * 16, j1 = blocks * (t + 1) / nt * 16;
+      const std::int64_t w = j1 - j0;
+      thread_local std::vector<float> transposed;
+      thread_local RowPairs lists;
+      transposed.resize(static_cast<std::size_t>(k * w));
+      float* bt = transposed.data();  // bt[i, j] = b[j0 + j, i]
+      std::int64_t i = 0;
+      for (; i + 16 <= k; i += 16)
+        for (std::int64_t j = 0; j < w; j += 16)
+          transpose16(b + (j0 + j) * ldb + i, ldb, bt + i * w + j, w);
+      for (; i < k; ++i)
+        for (std::int64_t j = 0; j < w; ++j) bt[i * w + j] = b[(j0 + j) * ldb + i];
+      RowPairs& L = lists;
+      L.reserve(pairs, k);
+      for (std::int64_t q = 0; q < pairs; ++q) {
+        const float* r0 = a + 2 * q * lda;
+        build_pair(r0, 2 * q + 1 < m ? r0 + lda : nullptr, k, q, L);
+      }
+      for (std::int64_t jc = 0; jc < w; jc += kChunk) {
+        const PairFn f = kPairKernels[static_cast<std::size_t>(std::min(kChunk, w - jc) / 16 - 1)];
+        for (std::int64_t q = 0; q < pairs; ++q)
+          f(L, q, bt, w, jc, beta, c + 2 * q * ldc + j0,
+            2 * q + 1 < m ? c + (2 * q + 1) * ldc + j0 : nullptr);
+      }
+      if (t == 0) sparse = true;
+    }
+  }
+  if (!sparse) return false;
+  count_sparse_product();
+  return true;
+}
+
 #else  // no AVX-512: every product stays dense
 
 bool gemm_nn_sparse_a(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
+                      const float*, std::int64_t, float, float*, std::int64_t) {
+  return false;
+}
+bool gemm_nt_sparse_a(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,
                       const float*, std::int64_t, float, float*, std::int64_t) {
   return false;
 }

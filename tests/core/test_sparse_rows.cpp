@@ -40,17 +40,18 @@ std::vector<float> dense_matrix(std::int64_t rows, std::int64_t cols, unsigned s
   return sparse_matrix(rows, cols, 0.0, seed);
 }
 
-// op(A) B in double plus beta c0: A is m x k, or k x m when ta.
+// op(A) op(B) in double plus beta c0: A is m x k, or k x m when ta; B is
+// k x n, or n x k when tb.
 std::vector<double> reference(bool ta, std::int64_t m, std::int64_t n, std::int64_t k,
                               const std::vector<float>& a, const std::vector<float>& b,
-                              const std::vector<float>& c0, double beta) {
+                              const std::vector<float>& c0, double beta, bool tb = false) {
   std::vector<double> c(static_cast<std::size_t>(m * n));
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t j = 0; j < n; ++j) {
       double s = beta * c0[static_cast<std::size_t>(i * n + j)];
       for (std::int64_t r = 0; r < k; ++r)
         s += static_cast<double>(a[static_cast<std::size_t>(ta ? r * m + i : i * k + r)]) *
-             b[static_cast<std::size_t>(r * n + j)];
+             b[static_cast<std::size_t>(tb ? j * k + r : r * n + j)];
       c[static_cast<std::size_t>(i * n + j)] = s;
     }
   return c;
@@ -58,24 +59,24 @@ std::vector<double> reference(bool ta, std::int64_t m, std::int64_t n, std::int6
 
 std::vector<float> product(bool ta, std::int64_t m, std::int64_t n, std::int64_t k,
                            const std::vector<float>& a, const std::vector<float>& b,
-                           std::vector<float> c, float beta) {
-  tg::gemm(ta, false, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), n, beta, c.data(), n);
+                           std::vector<float> c, float beta, bool tb = false) {
+  tg::gemm(ta, tb, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), tb ? k : n, beta, c.data(), n);
   return c;
 }
 
 // Both betas against the double reference, and the sparse path taken once.
 void check_both_betas(bool ta, std::int64_t m, std::int64_t n, std::int64_t k,
                       const std::vector<float>& a, const std::vector<float>& b,
-                      const std::vector<float>& c0) {
+                      const std::vector<float>& c0, bool tb = false) {
   const auto before = tg::sparse_gemm_count();
   SECTION("beta 0 overwrites, even over NaN") {
     const std::vector<float> nan_c(c0.size(), std::nanf(""));
-    require_near(product(ta, m, n, k, a, b, nan_c, 0.0f), reference(ta, m, n, k, a, b, c0, 0.0),
-                 static_cast<double>(k));
+    require_near(product(ta, m, n, k, a, b, nan_c, 0.0f, tb),
+                 reference(ta, m, n, k, a, b, c0, 0.0, tb), static_cast<double>(k));
   }
   SECTION("beta 1 adds") {
-    require_near(product(ta, m, n, k, a, b, c0, 1.0f), reference(ta, m, n, k, a, b, c0, 1.0),
-                 static_cast<double>(k));
+    require_near(product(ta, m, n, k, a, b, c0, 1.0f, tb),
+                 reference(ta, m, n, k, a, b, c0, 1.0, tb), static_cast<double>(k));
   }
   if (avx512())
     CHECK(tg::sparse_gemm_count() == before + 1);
@@ -94,6 +95,18 @@ TEST_CASE("gemm sums A B over A's nonzeros and matches the dense product", "[gem
   const auto b = dense_matrix(k, n, 2);
   const auto c0 = dense_matrix(m, n, 3);
   check_both_betas(false, m, n, k, a, b, c0);
+}
+
+TEST_CASE("gemm sums A B^T over A's nonzeros and matches the dense product", "[gemm][sparse]") {
+  tg::set_num_threads(2);
+  // C = A B^T with B (n x k): the forward product X W^T of a weight stored
+  // (Out, In) behind a ReLU, through a transposed copy of B. n = 144: the
+  // threads' column shares are 64 and 80 wide; k = 150: a transpose tail.
+  const std::int64_t m = 63, n = 144, k = 150;
+  const auto a = sparse_matrix(m, k, 0.6, 17);
+  const auto b = dense_matrix(n, k, 18);
+  const auto c0 = dense_matrix(m, n, 19);
+  check_both_betas(false, m, n, k, a, b, c0, true);
 }
 
 TEST_CASE("gemm sums A^T B over A's nonzeros and matches the dense product", "[gemm][sparse]") {
@@ -134,11 +147,18 @@ TEST_CASE("the sparse-A paths give the same bits on one and two threads", "[gemm
   tg::set_num_threads(1);
   const auto y1 = product(false, rows, out, in, x, w, y0, 0.0f);
   const auto dw1 = product(true, in, out, rows, x, g, dw0, 0.0f);
+  // A B^T with a sparse A: the gradient behind a ReLU times W^T.
+  const auto gs = sparse_matrix(rows, out, 0.5, 20);
+  const auto z1 = product(false, rows, in, out, gs, w, std::vector<float>(x.size()), 0.0f, true);
   tg::set_num_threads(2);
   const auto y2 = product(false, rows, out, in, x, w, y0, 0.0f);
   const auto dw2 = product(true, in, out, rows, x, g, dw0, 0.0f);
+  const auto z2 = product(false, rows, in, out, gs, w, std::vector<float>(x.size()), 0.0f, true);
   CHECK(y1 == y2);
   CHECK(dw1 == dw2);
+  CHECK(z1 == z2);
+  require_near(z2, reference(false, rows, in, out, gs, w, std::vector<float>(x.size()), 0.0, true),
+               out);
   require_near(y2, reference(false, rows, out, in, x, w, y0, 0.0), in);
   require_near(dw2, reference(true, in, out, rows, x, g, dw0, 0.0), rows);
 }
@@ -147,27 +167,29 @@ TEST_CASE("gemm takes the dense path when A's sparse path does not apply", "[gem
   tg::set_num_threads(2);
   struct Case {
     const char* what;
-    bool ta;
+    bool ta, tb;
     std::int64_t m, n, k;
     double zeros;
   };
   const Case cases[] = {
-      {"A B, too few zeros", false, 64, 256, 128, 0.1},
-      {"A B, n not a multiple of 16", false, 64, 250, 128, 0.6},
-      {"A B, too little work", false, 16, 64, 64, 0.6},
-      {"A B, a single row", false, 1, 4096, 512, 0.6},
-      {"A^T B, too few zeros", true, 256, 128, 64, 0.1},
-      {"A^T B, m not a multiple of 16", true, 250, 128, 64, 0.6},
+      {"A B, too few zeros", false, false, 64, 256, 128, 0.1},
+      {"A B, n not a multiple of 16", false, false, 64, 250, 128, 0.6},
+      {"A B, too little work", false, false, 16, 64, 64, 0.6},
+      {"A B, a single row", false, false, 1, 4096, 512, 0.6},
+      {"A B^T, fewer rows than pay for the transposed copy", false, true, 16, 256, 512, 0.6},
+      {"A B^T, too few zeros", false, true, 64, 256, 128, 0.1},
+      {"A^T B, too few zeros", true, false, 256, 128, 64, 0.1},
+      {"A^T B, m not a multiple of 16", true, false, 250, 128, 64, 0.6},
   };
   for (const Case& c : cases) {
     INFO(c.what);
     const auto a =
         c.ta ? sparse_matrix(c.k, c.m, c.zeros, 10) : sparse_matrix(c.m, c.k, c.zeros, 10);
-    const auto b = dense_matrix(c.k, c.n, 11);
+    const auto b = dense_matrix(c.k, c.n, 11);  // k x n, or n x k read with tb
     const std::vector<float> c0(static_cast<std::size_t>(c.m * c.n));
     const auto before = tg::sparse_gemm_count();
-    require_near(product(c.ta, c.m, c.n, c.k, a, b, c0, 0.0f),
-                 reference(c.ta, c.m, c.n, c.k, a, b, c0, 0.0), c.k);
+    require_near(product(c.ta, c.m, c.n, c.k, a, b, c0, 0.0f, c.tb),
+                 reference(c.ta, c.m, c.n, c.k, a, b, c0, 0.0, c.tb), static_cast<double>(c.k));
     CHECK(tg::sparse_gemm_count() == before);
   }
 }

@@ -97,6 +97,17 @@ constexpr std::array<PairFn, sizeof...(Z)> pair_kernels(std::index_sequence<Z...
 }
 constexpr auto kPairKernels = pair_kernels(std::make_index_sequence<kChunk / 16>{});
 
+// Inside a parallel region: thread t of nt counts the zeros in its share of
+// A's rows into `zeros`, and every thread returns the same answer: whether
+// A has enough of them for the sparse path.
+bool sparse_enough(std::atomic<std::int64_t>& zeros, const float* a, std::int64_t lda,
+                   std::int64_t m, std::int64_t k, int t, int nt) {
+  zeros.fetch_add(count_zeros(a, lda, m * t / nt, m * (t + 1) / nt, k), std::memory_order_relaxed);
+#pragma omp barrier
+  return static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
+         kSparseMinZeros * static_cast<double>(m * k);
+}
+
 }  // namespace
 
 bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
@@ -124,11 +135,7 @@ bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const floa
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    zeros.fetch_add(count_zeros(a, lda, m * t / nt, m * (t + 1) / nt, k),
-                    std::memory_order_relaxed);
-#pragma omp barrier
-    if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
-        kSparseMinZeros * static_cast<double>(m * k)) {
+    if (sparse_enough(zeros, a, lda, m, k, t, nt)) {
       thread_local RowPairs lists;
       RowPairs& L = lists;
       // Thread t works on half t % 2 (both halves with one thread), over its
@@ -184,11 +191,7 @@ bool gemm_nt_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const floa
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    zeros.fetch_add(count_zeros(a, lda, m * t / nt, m * (t + 1) / nt, k),
-                    std::memory_order_relaxed);
-#pragma omp barrier
-    if (static_cast<double>(zeros.load(std::memory_order_relaxed)) >=
-        kSparseMinZeros * static_cast<double>(m * k)) {
+    if (sparse_enough(zeros, a, lda, m, k, t, nt)) {
       // Each thread takes a contiguous share of C's columns, which are B's
       // rows: the share of the weight its optimiser update writes (each
       // large parameter is cut in equal halves there). It transposes only

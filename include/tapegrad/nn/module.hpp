@@ -179,9 +179,10 @@ enum class Init { kaiming_uniform, xavier_uniform };
 //   out_in: in that order, and the layer records linear(x, W, b);
 //   in_out: transposed, and the layer records affine(x, W^T, b).
 // Same values, same gradients (up to the order of float sums), same
-// checkpoints. in_out lets the products skip the zeros of a sparse input
-// (the forward x W^T and the weight gradient); out_in lets them skip the
-// zeros of the gradient behind a ReLU in the input gradient instead.
+// checkpoints. in_out lets the forward product and the weight gradient skip
+// a sparse input's zeros directly; out_in skips them in the forward product
+// only through a transposed copy of W each step, but lets the input
+// gradient skip the zeros of the gradient behind a ReLU (tapegrad::gemm).
 enum class WeightLayout { out_in, in_out };
 
 // y = x W^T + b with W (out, in) and b (out).
@@ -214,7 +215,7 @@ struct MLPOptions {
   // The first layer's weight storage. Its input is the data, which takes no
   // gradient, so in_out loses nothing there and skips a sparse batch's zeros
   // (images' black background) in two of its products. The other layers
-  // keep out_in: their input gradient, behind a ReLU, is the sparse product.
+  // keep out_in, which keeps their input gradient behind a ReLU sparse too.
   WeightLayout first_layout = WeightLayout::in_out;
 };
 

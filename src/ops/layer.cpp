@@ -22,19 +22,14 @@ using detail::grads_for_write;
 using detail::values_of;
 using detail::wants_grad;
 
-// Whether w of node t is stored (In, Out).
-template <bool InOut>
-struct Layout {
-  // y (+)= x w^T or x w
-  template <class T>
-  static void product(std::int64_t n, std::int64_t o, std::int64_t i, const T* x, const T* w,
-                      T beta, T* y) {
-    if constexpr (InOut)
-      detail::gemm(false, false, n, o, i, T(1), x, i, w, o, beta, y, o);
-    else
-      detail::gemm(false, true, n, o, i, T(1), x, i, w, i, beta, y, o);
-  }
-};
+// y += x w^T (linear) or x w (affine, InOut).
+template <bool InOut, class T>
+void layer_product(std::int64_t n, std::int64_t o, std::int64_t i, const T* x, const T* w, T* y) {
+  if constexpr (InOut)
+    detail::gemm(false, false, n, o, i, T(1), x, i, w, o, T(1), y, o);
+  else
+    detail::gemm(false, true, n, o, i, T(1), x, i, w, i, T(1), y, o);
+}
 
 template <bool InOut>
 void layer_backward(Tape& tape, std::uint32_t t) {
@@ -88,7 +83,7 @@ void layer_forward(Tape& tape, std::uint32_t t) {
     using T = decltype(z);
     T* y = values_of<T>(tape, t);
     start_rows<T>(y, ib != kNone ? values_of<T>(tape, ib) : nullptr, n, o);
-    Layout<InOut>::product(n, o, i, values_of<T>(tape, ix), values_of<T>(tape, iw), T(1), y);
+    layer_product<InOut>(n, o, i, values_of<T>(tape, ix), values_of<T>(tape, iw), y);
   });
 }
 
@@ -102,8 +97,8 @@ void layer_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
     using T = decltype(z);
     T* ty = tg.out<T>(t);
     start_rows<T>(ty, ib != kNone && tg.has(ib) ? tg.of<T>(ib) : nullptr, n, o);
-    if (tg.has(ix)) Layout<InOut>::product(n, o, i, tg.of<T>(ix), values_of<T>(tape, iw), T(1), ty);
-    if (tg.has(iw)) Layout<InOut>::product(n, o, i, values_of<T>(tape, ix), tg.of<T>(iw), T(1), ty);
+    if (tg.has(ix)) layer_product<InOut>(n, o, i, tg.of<T>(ix), values_of<T>(tape, iw), ty);
+    if (tg.has(iw)) layer_product<InOut>(n, o, i, values_of<T>(tape, ix), tg.of<T>(iw), ty);
   });
 }
 

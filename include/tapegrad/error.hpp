@@ -3,13 +3,34 @@
 // operation, the values involved (shapes, indices, file names) and, where one
 // exists, what to do about it.
 #include <stdexcept>
+#include <cstdint>
 #include <string>
+#include <utility>
 
 namespace tapegrad {
 
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A NaN or an infinity found by anomaly detection (tape.hpp). Besides the
+// message, it says which node (scalar or tensor, by index) made the bad
+// number, and what went wrong without the C++ line, so that a tool that
+// builds graphs from its own language (the CLI's expressions) can point into
+// that language instead.
+class AnomalyError : public Error {
+ public:
+  AnomalyError(const std::string& message, std::string problem, bool tensor, std::uint32_t node)
+      : Error(message), problem_(std::move(problem)), tensor_(tensor), node_(node) {}
+  const std::string& problem() const { return problem_; }
+  bool tensor() const { return tensor_; }
+  std::uint32_t node() const { return node_; }
+
+ private:
+  std::string problem_;
+  bool tensor_;
+  std::uint32_t node_;
 };
 
 }  // namespace tapegrad

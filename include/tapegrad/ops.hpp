@@ -22,6 +22,11 @@ Tensor div(const Tensor& a, const Tensor& b, Site where = Site::current());
 // Router gates: the gradient goes to the larger (smaller) input; on a tie, to a.
 Tensor maximum(const Tensor& a, const Tensor& b, Site where = Site::current());
 Tensor minimum(const Tensor& a, const Tensor& b, Site where = Site::current());
+// The C library's functions of two arguments, element by element (rules and
+// edge policies in math_rules.hpp).
+Tensor atan2(const Tensor& a, const Tensor& b, Site where = Site::current());
+Tensor hypot(const Tensor& a, const Tensor& b, Site where = Site::current());
+Tensor fmod(const Tensor& a, const Tensor& b, Site where = Site::current());
 
 // Operators take one operand as detail::At<Tensor> (T below) to learn the
 // caller's line; they behave exactly like the named functions.
@@ -50,15 +55,24 @@ inline Tensor operator*(detail::T x, const Scalar& s) { return scale(s, x.v, x.w
 // ---- elementwise, unary ----
 Tensor neg(const Tensor& x, Site where = Site::current());
 inline Tensor operator-(detail::T x) { return neg(x.v, x.where); }
-Tensor exp(const Tensor& x, Site where = Site::current());
-Tensor log(const Tensor& x, Site where = Site::current());
-Tensor sqrt(const Tensor& x, Site where = Site::current());
-Tensor abs(const Tensor& x, Site where = Site::current());  // gradient 0 at 0
+// Every unary function of the op table (op_table.hpp), element by element,
+// with the Scalar rules (math_rules.hpp): exp, log, sqrt, abs (gradient 0 at
+// 0), tanh, sigmoid, relu (gradient 1 at exactly 0, as in the notes), sin,
+// cos, ..., erf, log1p, ..., floor, ceil, round, trunc.
+#define TAPEGRAD_X(name, kind) TAPEGRAD_TENSOR_##kind(name)
+#define TAPEGRAD_TENSOR_structural(name)
+#define TAPEGRAD_TENSOR_unary_op(name)
+#define TAPEGRAD_TENSOR_binary_op(name)
+#define TAPEGRAD_TENSOR_binary_fn(name)
+#define TAPEGRAD_TENSOR_unary_fn(name) Tensor name(const Tensor& x, Site where = Site::current());
+TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
+#undef TAPEGRAD_X
+#undef TAPEGRAD_TENSOR_structural
+#undef TAPEGRAD_TENSOR_unary_op
+#undef TAPEGRAD_TENSOR_binary_op
+#undef TAPEGRAD_TENSOR_binary_fn
+#undef TAPEGRAD_TENSOR_unary_fn
 Tensor pow(const Tensor& x, double p, Site where = Site::current());
-Tensor sigmoid(const Tensor& x, Site where = Site::current());
-Tensor tanh(const Tensor& x, Site where = Site::current());
-// Gradient 1 at exactly 0, as in the notes.
-Tensor relu(const Tensor& x, Site where = Site::current());
 Tensor leaky_relu(const Tensor& x, double slope = 0.01, Site where = Site::current());
 
 // ---- reductions ----

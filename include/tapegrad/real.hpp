@@ -135,8 +135,9 @@ class Real {
   template <LinearExpr E>
   requires(!std::is_lvalue_reference_v<E>) Real(E&& e, Site where = Site::current())
       : s_(detail::record(e, where)) {}
-  // A constant on the current tape (explicit: it records a node).
-  explicit Real(double v, Site where = Site::current()) : s_(constant(v, where)) {}
+  // A constant on the current tape, so that code written for double
+  // (`T sum = 0;`) compiles with Real.
+  Real(double v, Site where = Site::current()) : s_(constant(v, where)) {}
 
   template <LinearExpr E>
   requires(!std::is_lvalue_reference_v<E>) [[gnu::always_inline]] Real& operator=(E&& e) {
@@ -358,14 +359,12 @@ Real operator/(double c, A&& a) {
   Real f(A&& a, Site where = Site::current()) {    \
     return Real(f(detail::materialize(a), where)); \
   }
-TAPEGRAD_REAL_UNARY(exp)
-TAPEGRAD_REAL_UNARY(log)
-TAPEGRAD_REAL_UNARY(sqrt)
-TAPEGRAD_REAL_UNARY(abs)
-TAPEGRAD_REAL_UNARY(tanh)
-TAPEGRAD_REAL_UNARY(sigmoid)
-TAPEGRAD_REAL_UNARY(relu)
-#undef TAPEGRAD_REAL_UNARY
+#define TAPEGRAD_X(name, kind) TAPEGRAD_REAL_##kind(name)
+#define TAPEGRAD_REAL_structural(name)
+#define TAPEGRAD_REAL_unary_op(name)
+#define TAPEGRAD_REAL_binary_op(name)
+#define TAPEGRAD_REAL_unary_fn(name) TAPEGRAD_REAL_UNARY(name)
+#define TAPEGRAD_REAL_binary_fn(name) TAPEGRAD_REAL_BINARY(name)
 #define TAPEGRAD_REAL_BINARY(f)                                                        \
   template <class A, class B>                                                          \
   requires detail::RealPair<A, B> Real f(A&& a, B&& b, Site where = Site::current()) { \
@@ -379,9 +378,16 @@ TAPEGRAD_REAL_UNARY(relu)
   Real f(double c, A&& a, Site where = Site::current()) {                              \
     return Real(f(c, detail::materialize(a), where));                                  \
   }
-TAPEGRAD_REAL_BINARY(pow)
-TAPEGRAD_REAL_BINARY(max)
-TAPEGRAD_REAL_BINARY(min)
+TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
+TAPEGRAD_REAL_BINARY(fmax)
+TAPEGRAD_REAL_BINARY(fmin)
+#undef TAPEGRAD_X
+#undef TAPEGRAD_REAL_structural
+#undef TAPEGRAD_REAL_unary_op
+#undef TAPEGRAD_REAL_binary_op
+#undef TAPEGRAD_REAL_unary_fn
+#undef TAPEGRAD_REAL_binary_fn
+#undef TAPEGRAD_REAL_UNARY
 #undef TAPEGRAD_REAL_BINARY
 
 // Comparisons, recorded as Scalar's are (replay checks them).

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tapegrad/math_rules.hpp"
 #include "tapegrad/tape.hpp"
 
 namespace tapegrad {
@@ -12,6 +13,9 @@ namespace tapegrad {
 class Scalar {
  public:
   Scalar() = default;  // empty: any use throws
+  // A plain number becomes a constant on the current tape, so that code
+  // written for double (`T sum = 0;`, `return 1.0;`) compiles with Scalar.
+  Scalar(double v, Site where = Site::current());
   Scalar(Tape& tape, std::uint32_t index) : tape_(&tape), index_(index), gen_(tape.generation()) {}
   // A handle made at generation gen (one taken from another handle).
   Scalar(Tape& tape, std::uint32_t index, std::uint32_t gen)
@@ -58,10 +62,6 @@ namespace detail {
 [[noreturn]] void throw_mixed_tapes(const char* op);
 [[noreturn]] void throw_bad_operand(ScalarOp op, const Scalar& x);
 
-// The value and the local partials of one scalar op.
-struct Partials {
-  double v, da, db;
-};
 // The value of a lin node from its operands' values x and y, its weights da
 // and db, and whether b is a node (else db is the number added). Recording
 // (real.hpp) and replay both use it.
@@ -114,161 +114,91 @@ inline Scalar number_with(ScalarOp op, double c, const Scalar& x, Site where, F&
 using S = At<Scalar>;
 }  // namespace detail
 
+// One function per math op of the op table (op_table.hpp), each recording
+// one node whose value and partials come from the op's Rule
+// (math_rules.hpp). A plain number beside a Scalar rides on the node
+// (see with_number). The same names as <cmath>, so generic code written
+// for double finds them by argument-dependent lookup (`using std::sin;
+// sin(x)`); fmin and fmax are min and max.
 namespace detail {
-// The value and local partials of each binary op, shared by the Scalar-Scalar
-// and the number-Scalar forms (and by replay).
-// d(a+b)/da = 1, d(a+b)/db = 1: add distributes.
-constexpr auto kAdd = [](double a, double b) { return Partials{a + b, 1.0, 1.0}; };
-// d(a-b)/da = 1, d(a-b)/db = -1.
-constexpr auto kSub = [](double a, double b) { return Partials{a - b, 1.0, -1.0}; };
-// d(ab)/da = b, d(ab)/db = a: mul switches.
-constexpr auto kMul = [](double a, double b) { return Partials{a * b, b, a}; };
-// d(a/b)/da = 1/b, d(a/b)/db = -a/b^2.
-constexpr auto kDiv = [](double a, double b) { return Partials{a / b, 1.0 / b, -a / (b * b)}; };
-// d(a^b)/da = b a^(b-1); d(a^b)/db = a^b ln a (taken as 0 where a <= 0, where
-// the real power is defined only for integer b and the log is not).
-inline Partials pow_rule(double a, double b) {
-  const double v = std::pow(a, b);
-  return Partials{v, b == 0.0 ? 0.0 : b * std::pow(a, b - 1.0), a > 0.0 ? v * std::log(a) : 0.0};
+template <ScalarOp O>
+[[gnu::always_inline]] inline Scalar unary_op(const Scalar& x, Site where) {
+  return unary(O, x, where, first1<O>);
 }
-// max routes the whole gradient to the larger input; on a tie, to the first.
-constexpr auto kMax = [](double a, double b) {
-  const bool first = a >= b;
-  return Partials{first ? a : b, first ? 1.0 : 0.0, first ? 0.0 : 1.0};
-};
-// min routes the whole gradient to the smaller input; on a tie, to the first.
-constexpr auto kMin = [](double a, double b) {
-  const bool first = a <= b;
-  return Partials{first ? a : b, first ? 1.0 : 0.0, first ? 0.0 : 1.0};
-};
-// The value and local partial of each unary op {v, d/da, unused}.
-// d(-a)/da = -1.
-constexpr auto kNeg = [](double a) { return Partials{-a, -1.0, 0}; };
-// d(e^a)/da = e^a.
-inline Partials exp_rule(double a) {
-  const double v = std::exp(a);
-  return {v, v, 0};
+template <ScalarOp O>
+[[gnu::always_inline]] inline Scalar binary_op(const Scalar& x, const Scalar& y, Site where) {
+  return binary(O, x, y, where, first2<O>);
 }
-// d(ln a)/da = 1/a.
-inline Partials log_rule(double a) { return {std::log(a), 1.0 / a, 0}; }
-// d(sqrt a)/da = 1/(2 sqrt a).
-inline Partials sqrt_rule(double a) {
-  const double v = std::sqrt(a);
-  return {v, 0.5 / v, 0};
+template <ScalarOp O>
+[[gnu::always_inline]] inline Scalar binary_op(const Scalar& x, double c, Site where) {
+  return with_number(O, x, c, where, first2<O>);
 }
-// d|a|/da = sign(a), 0 at a = 0.
-constexpr auto kAbs = [](double a) {
-  return Partials{a < 0 ? -a : a, a > 0 ? 1.0 : (a < 0 ? -1.0 : 0.0), 0};
-};
-// d(tanh a)/da = 1 - tanh(a)^2.
-inline Partials tanh_rule(double a) {
-  const double v = std::tanh(a);
-  return {v, 1.0 - v * v, 0};
+template <ScalarOp O>
+[[gnu::always_inline]] inline Scalar binary_op(double c, const Scalar& x, Site where) {
+  return number_with(O, c, x, where, first2<O>);
 }
-// d(sigma a)/da = sigma(a) (1 - sigma(a)).
-inline Partials sigmoid_rule(double a) {
-  const double v = a >= 0 ? 1.0 / (1.0 + std::exp(-a)) : std::exp(a) / (1.0 + std::exp(a));
-  return {v, v * (1.0 - v), 0};
-}
-// relu(a) = max(a, 0); the partial is 1 for a >= 0 (including exactly 0, the
-// convention of the reference notes) and 0 below.
-constexpr auto kRelu = [](double a) { return Partials{a >= 0 ? a : 0.0, a >= 0 ? 1.0 : 0.0, 0}; };
 }  // namespace detail
 
-inline Scalar operator+(detail::S x, const Scalar& y) {
-  return detail::binary(ScalarOp::add, x.v, y, x.where, detail::kAdd);
-}
-inline Scalar operator-(detail::S x, const Scalar& y) {
-  return detail::binary(ScalarOp::sub, x.v, y, x.where, detail::kSub);
-}
-inline Scalar operator*(detail::S x, const Scalar& y) {
-  return detail::binary(ScalarOp::mul, x.v, y, x.where, detail::kMul);
-}
-inline Scalar operator/(detail::S x, const Scalar& y) {
-  return detail::binary(ScalarOp::div, x.v, y, x.where, detail::kDiv);
-}
-// A plain number beside a Scalar: one node, the number kept on it.
-inline Scalar operator+(detail::S x, double c) {
-  return detail::with_number(ScalarOp::add, x.v, c, x.where, detail::kAdd);
-}
-inline Scalar operator+(double c, detail::S x) {
-  return detail::number_with(ScalarOp::add, c, x.v, x.where, detail::kAdd);
-}
-inline Scalar operator-(detail::S x, double c) {
-  return detail::with_number(ScalarOp::sub, x.v, c, x.where, detail::kSub);
-}
-inline Scalar operator-(double c, detail::S x) {
-  return detail::number_with(ScalarOp::sub, c, x.v, x.where, detail::kSub);
-}
-inline Scalar operator*(detail::S x, double c) {
-  return detail::with_number(ScalarOp::mul, x.v, c, x.where, detail::kMul);
-}
-inline Scalar operator*(double c, detail::S x) {
-  return detail::number_with(ScalarOp::mul, c, x.v, x.where, detail::kMul);
-}
-inline Scalar operator/(detail::S x, double c) {
-  return detail::with_number(ScalarOp::div, x.v, c, x.where, detail::kDiv);
-}
-inline Scalar operator/(double c, detail::S x) {
-  return detail::number_with(ScalarOp::div, c, x.v, x.where, detail::kDiv);
-}
+#define TAPEGRAD_X(name, kind) TAPEGRAD_SCALAR_##kind(name)
+#define TAPEGRAD_SCALAR_structural(name)
+#define TAPEGRAD_SCALAR_unary_op(name)
+#define TAPEGRAD_SCALAR_binary_op(name)
+#define TAPEGRAD_SCALAR_unary_fn(name)                                  \
+  inline Scalar name(const Scalar& x, Site where = Site::current()) {   \
+    return detail::unary_op<ScalarOp::name>(x, where);                  \
+  }
+#define TAPEGRAD_SCALAR_binary_fn(name)                                           \
+  inline Scalar name(const Scalar& x, const Scalar& y, Site where = Site::current()) { \
+    return detail::binary_op<ScalarOp::name>(x, y, where);                        \
+  }                                                                               \
+  inline Scalar name(const Scalar& x, double c, Site where = Site::current()) {   \
+    return detail::binary_op<ScalarOp::name>(x, c, where);                        \
+  }                                                                               \
+  inline Scalar name(double c, const Scalar& x, Site where = Site::current()) {   \
+    return detail::binary_op<ScalarOp::name>(c, x, where);                        \
+  }
+TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
+#undef TAPEGRAD_X
+#undef TAPEGRAD_SCALAR_structural
+#undef TAPEGRAD_SCALAR_unary_op
+#undef TAPEGRAD_SCALAR_binary_op
+#undef TAPEGRAD_SCALAR_unary_fn
+#undef TAPEGRAD_SCALAR_binary_fn
 
-inline Scalar& operator+=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} + y.v; }
-inline Scalar& operator-=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} - y.v; }
-inline Scalar& operator*=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} * y.v; }
-inline Scalar& operator/=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} / y.v; }
+#define TAPEGRAD_SCALAR_ALIAS(alias, name)                                                 \
+  inline Scalar alias(const Scalar& x, const Scalar& y, Site where = Site::current()) {   \
+    return name(x, y, where);                                                             \
+  }                                                                                       \
+  inline Scalar alias(const Scalar& x, double c, Site where = Site::current()) {          \
+    return name(x, c, where);                                                             \
+  }                                                                                       \
+  inline Scalar alias(double c, const Scalar& x, Site where = Site::current()) {          \
+    return name(c, x, where);                                                             \
+  }
+TAPEGRAD_SCALAR_ALIAS(fmax, max)
+TAPEGRAD_SCALAR_ALIAS(fmin, min)
+#undef TAPEGRAD_SCALAR_ALIAS
 
-inline Scalar operator-(detail::S x) {
-  return detail::unary(ScalarOp::neg, x.v, x.where, detail::kNeg);
-}
-inline Scalar exp(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::exp, x, where, detail::exp_rule);
-}
-inline Scalar log(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::log, x, where, detail::log_rule);
-}
-inline Scalar sqrt(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::sqrt, x, where, detail::sqrt_rule);
-}
-inline Scalar abs(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::abs, x, where, detail::kAbs);
-}
-inline Scalar tanh(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::tanh, x, where, detail::tanh_rule);
-}
-inline Scalar sigmoid(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::sigmoid, x, where, detail::sigmoid_rule);
-}
-inline Scalar relu(const Scalar& x, Site where = Site::current()) {
-  return detail::unary(ScalarOp::relu, x, where, detail::kRelu);
-}
-inline Scalar pow(const Scalar& x, const Scalar& y, Site where = Site::current()) {
-  return detail::binary(ScalarOp::pow, x, y, where, detail::pow_rule);
-}
-inline Scalar pow(const Scalar& x, double c, Site where = Site::current()) {
-  return detail::with_number(ScalarOp::pow, x, c, where, detail::pow_rule);
-}
-inline Scalar pow(double c, const Scalar& x, Site where = Site::current()) {
-  return detail::number_with(ScalarOp::pow, c, x, where, detail::pow_rule);
-}
-inline Scalar max(const Scalar& x, const Scalar& y, Site where = Site::current()) {
-  return detail::binary(ScalarOp::max, x, y, where, detail::kMax);
-}
-inline Scalar min(const Scalar& x, const Scalar& y, Site where = Site::current()) {
-  return detail::binary(ScalarOp::min, x, y, where, detail::kMin);
-}
-inline Scalar max(const Scalar& x, double c, Site where = Site::current()) {
-  return detail::with_number(ScalarOp::max, x, c, where, detail::kMax);
-}
-inline Scalar max(double c, const Scalar& x, Site where = Site::current()) {
-  return detail::number_with(ScalarOp::max, c, x, where, detail::kMax);
-}
-inline Scalar min(const Scalar& x, double c, Site where = Site::current()) {
-  return detail::with_number(ScalarOp::min, x, c, where, detail::kMin);
-}
-inline Scalar min(double c, const Scalar& x, Site where = Site::current()) {
-  return detail::number_with(ScalarOp::min, c, x, where, detail::kMin);
-}
+// The operators: add distributes, sub distributes (negated to b), mul
+// switches, div scales; neg is -1 times.
+#define TAPEGRAD_SCALAR_OPERATOR(OP, name)                                        \
+  inline Scalar operator OP(detail::S x, const Scalar& y) {                       \
+    return detail::binary_op<ScalarOp::name>(x.v, y, x.where);                    \
+  }                                                                               \
+  inline Scalar operator OP(detail::S x, double c) {                              \
+    return detail::binary_op<ScalarOp::name>(x.v, c, x.where);                    \
+  }                                                                               \
+  inline Scalar operator OP(double c, detail::S x) {                              \
+    return detail::binary_op<ScalarOp::name>(c, x.v, x.where);                    \
+  }                                                                               \
+  inline Scalar& operator OP##=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} OP y.v; }
+TAPEGRAD_SCALAR_OPERATOR(+, add)
+TAPEGRAD_SCALAR_OPERATOR(-, sub)
+TAPEGRAD_SCALAR_OPERATOR(*, mul)
+TAPEGRAD_SCALAR_OPERATOR(/, div)
+#undef TAPEGRAD_SCALAR_OPERATOR
+inline Scalar operator-(detail::S x) { return detail::unary_op<ScalarOp::neg>(x.v, x.where); }
+inline Scalar operator+(detail::S x) { return x.v; }
 
 // Comparisons of values, recorded: the tape keeps each outcome and the line
 // that asked, so that replay can tell when a branch taken on it would go the

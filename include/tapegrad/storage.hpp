@@ -11,7 +11,7 @@ namespace tapegrad {
 // points at the sink (index 0) is a plain number, stored in that input's
 // partial slot (x * 2.0 is one node: {a = x, da = 2, b = 0, db = 2}).
 struct ScalarEdges {
-  std::uint32_t a_op;  // low 27 bits: first input; top 5 bits: ScalarOp
+  std::uint32_t a_op;  // low 26 bits: first input; top 6 bits: ScalarOp
   std::uint32_t b;     // second input (0 = sink when unused)
   double da;           // d(out)/d(a)
   double db;           // d(out)/d(b)

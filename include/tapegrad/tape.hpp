@@ -24,6 +24,7 @@
 
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/op_table.hpp"
 #include "tapegrad/pending_grad.hpp"
 #include "tapegrad/shape.hpp"
 #include "tapegrad/site.hpp"
@@ -39,43 +40,6 @@ class Tangents;  // higher.hpp
 inline constexpr std::uint32_t kNone = 0xffffffffu;
 namespace detail {
 struct HigherOrder;
-}
-
-// Op codes of scalar nodes. At most 32 (5 bits in the packed index).
-enum class ScalarOp : std::uint8_t {
-  sink,      // node 0: absorbs edges of leaves and unary ops; never read
-  leaf,      // a variable: gradients accumulate here
-  constant,  // a value that takes no gradient
-  add,
-  sub,
-  mul,
-  div,
-  neg,
-  pow,
-  exp,
-  log,
-  sqrt,
-  abs,
-  tanh,
-  sigmoid,
-  relu,
-  max,
-  min,
-  from_tensor,  // a one-element tensor read as a Scalar
-  custom,       // reserved for scalar ops defined outside the library
-  compare,      // a recorded comparison (value 1 or 0), checked on replay
-  // A weighted sum with fixed weights: da * a + db * b, or da * a + db when
-  // b is the sink (db is then a number added, kept in the slot as usual).
-  // Real records the linear part of a statement as these (real.hpp).
-  lin,
-  count_
-};
-const char* scalar_op_name(ScalarOp op);
-// Ops with two inputs (a and b); the others use a only.
-constexpr bool scalar_op_binary(ScalarOp op) {
-  return op == ScalarOp::add || op == ScalarOp::sub || op == ScalarOp::mul || op == ScalarOp::div ||
-         op == ScalarOp::pow || op == ScalarOp::max || op == ScalarOp::min ||
-         op == ScalarOp::custom || op == ScalarOp::compare || op == ScalarOp::lin;
 }
 
 using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
@@ -284,7 +248,7 @@ class Tape {
   void sweep_from(std::uint32_t r);
 
   // ---- for op implementations ----
-  static constexpr unsigned kIndexBits = 27;
+  static constexpr unsigned kIndexBits = 26;
   static constexpr std::uint32_t kIndexMask = (1u << kIndexBits) - 1;
   static constexpr std::size_t kMaxScalarNodes = kIndexMask;
 
@@ -381,7 +345,7 @@ class Tape {
   template <bool Checked>
   void replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, std::size_t& cmp);
   void check_tensor_backward(std::uint32_t t);
-  [[noreturn]] void throw_anomaly(const std::string& what) const;
+  [[noreturn]] void throw_anomaly(const std::string& what, bool tensor, std::uint32_t node) const;
   void run_backward(std::uint32_t s_hi, std::uint32_t t_hi);
   bool has_swept_interior(std::uint32_t s_hi, std::uint32_t t_hi);
   void drop_tensors_from(std::uint32_t t);

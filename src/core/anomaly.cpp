@@ -52,8 +52,10 @@ std::int64_t first_bad(DType dt, const void* p, std::int64_t n, const char** wha
 }
 }  // namespace
 
-void Tape::throw_anomaly(const std::string& what) const {
-  throw Error("anomaly: " + what + " (anomaly detection is on for this tape)");
+void Tape::throw_anomaly(const std::string& what, bool tensor, std::uint32_t node) const {
+  throw AnomalyError(
+      "anomaly: " + what + tail(origin(tensor, node)) + " (anomaly detection is on for this tape)",
+      what, tensor, node);
 }
 
 void Tape::check_scalar_forward(std::uint32_t s) const {
@@ -72,9 +74,9 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
     ins = " from " + text(a, 0);
     if (scalar_op_binary(op)) ins += " and " + text(b, 1);
   }
-  throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}{}",
-                            std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v,
-                            tail(origin(false, s))));
+  throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}",
+                            std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v),
+                false, s);
 }
 
 void Tape::check_tensor_forward(std::uint32_t t) const {
@@ -86,11 +88,11 @@ void Tape::check_tensor_forward(std::uint32_t t) const {
   for (int k = 0; k < n.n_in; ++k)
     ins += fmt::format("{}t{} {}", k ? ", " : "", n.in[k], tnodes_[n.in[k]].shape.str());
   throw_anomaly(fmt::format(
-      "{} in the forward sweep: element {} of tensor node t{}{} ({}, shape {}, {}{}{}){}{}", what,
+      "{} in the forward sweep: element {} of tensor node t{}{} ({}, shape {}, {}{}{}){}", what,
       i, t, n.label ? fmt::format(" '{}'", n.label) : std::string(), n.op->name, n.shape.str(),
       dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
-      n.scope == kNone ? std::string() : fmt::format(", in scope '{}'", scope_names_[n.scope]),
-      tail(origin(true, t))));
+      n.scope == kNone ? std::string() : fmt::format(", in scope '{}'", scope_names_[n.scope])),
+      true, t);
 }
 
 void Tape::check_tensor_backward(std::uint32_t t) {
@@ -102,16 +104,17 @@ void Tape::check_tensor_backward(std::uint32_t t) {
     if (i >= 0)
       throw_anomaly(fmt::format(
           "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
-          "element {} of the gradient of its input {}, t{} ({}, shape {}){}",
+          "element {} of the gradient of its input {}, t{} ({}, shape {})",
           what, t, n.op->name, n.shape.str(),
           n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
-          k, n.in[k], in.op->name, in.shape.str(), tail(origin(true, t))));
+          k, n.in[k], in.op->name, in.shape.str()),
+          true, t);
   }
   if (n.scalar_in != kNone && !std::isfinite(adj_[n.scalar_in]))
     throw_anomaly(fmt::format(
-        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}{}",
-        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in,
-        tail(origin(true, t))));
+        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
+        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in),
+        true, t);
 }
 
 void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
@@ -128,9 +131,10 @@ void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
       if (in == 0 || std::isfinite(g[in])) continue;
       throw_anomaly(fmt::format(
           "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
-          "node s{} (upstream gradient {}, local partial {}){}",
+          "node s{} (upstream gradient {}, local partial {})",
           std::isnan(g[in]) ? "NaN" : "infinity", i, scalar_op_name(scalar_op(i)), scalar_value(i),
-          in, gi, local, tail(origin(false, i))));
+          in, gi, local),
+          false, i);
     }
   }
 }

@@ -54,7 +54,7 @@ struct HigherOrder {
         case ScalarOp::sink:
         case ScalarOp::leaf:
         case ScalarOp::constant:
-        case ScalarOp::from_tensor:  // set by its item node's JVP
+        case ScalarOp::item:  // set by its item node's JVP
         case ScalarOp::compare:
           continue;
         case ScalarOp::custom:

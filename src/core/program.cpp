@@ -157,7 +157,7 @@ class Builder {
       if (!live_[i]) continue;
       const ScalarOp o = op(i);
       if (o == ScalarOp::leaf || o == ScalarOp::constant) continue;
-      if (o == ScalarOp::custom || o == ScalarOp::from_tensor)
+      if (o == ScalarOp::custom || o == ScalarOp::item)
         throw Error(fmt::format(
             "Function::optimize: scalar node s{} is a '{}' node, which has no forward rule", i,
             scalar_op_name(o)));

@@ -143,8 +143,8 @@ bool chain_statement(const POp* o, std::uint32_t n, Value x, double* v_out, doub
     // the switch's jump table, an alternating add/mul chain (Horner's rule,
     // the benchmark's chain) ran 4.5x slower on an AMD EPYC, its one
     // indirect jump mispredicted on most ops (docs/performance.md).
-    const Partials q = p.op == ScalarOp::mul   ? kMul(a, b)
-                       : p.op == ScalarOp::add ? kAdd(a, b)
+    const Partials q = p.op == ScalarOp::mul   ? first2<ScalarOp::mul>(a, b)
+                       : p.op == ScalarOp::add ? first2<ScalarOp::add>(a, b)
                                                : eval(p.op, a, b);
     v = q.v;
     // Plain products: where the local reverse's rule would have dropped a

@@ -13,7 +13,11 @@ namespace {
 template <ScalarOp O>
 void run_op(const double* x, const double* y, double* v, double* da, double* db, std::uint32_t n) {
   for (std::uint32_t j = 0; j < n; ++j) {
-    const Partials p = eval(O, x[j], y[j]);
+    Partials p;
+    if constexpr (scalar_op_binary(O))
+      p = first2<O>(x[j], y[j]);
+    else
+      p = first1<O>(x[j]);
     v[j] = p.v, da[j] = p.da, db[j] = p.db;
   }
 }
@@ -21,25 +25,17 @@ void run_op(const double* x, const double* y, double* v, double* da, double* db,
 
 RunFn runner(ScalarOp op) {
   switch (op) {
-#define TG_RUN(o)   \
-  case ScalarOp::o: \
-    return run_op<ScalarOp::o>;
-    TG_RUN(add)
-    TG_RUN(sub)
-    TG_RUN(mul)
-    TG_RUN(div)
-    TG_RUN(pow)
-    TG_RUN(max)
-    TG_RUN(min)
-    TG_RUN(neg)
-    TG_RUN(exp)
-    TG_RUN(log)
-    TG_RUN(sqrt)
-    TG_RUN(abs)
-    TG_RUN(tanh)
-    TG_RUN(sigmoid)
-    TG_RUN(relu)
-#undef TG_RUN
+#define TAPEGRAD_X(name, kind) TAPEGRAD_RUN_##kind(name)
+#define TAPEGRAD_RUN_structural(name)
+#define TAPEGRAD_RUN_math(name) \
+  case ScalarOp::name:          \
+    return run_op<ScalarOp::name>;
+#define TAPEGRAD_RUN_unary_op(name) TAPEGRAD_RUN_math(name)
+#define TAPEGRAD_RUN_unary_fn(name) TAPEGRAD_RUN_math(name)
+#define TAPEGRAD_RUN_binary_op(name) TAPEGRAD_RUN_math(name)
+#define TAPEGRAD_RUN_binary_fn(name) TAPEGRAD_RUN_math(name)
+    TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
+#undef TAPEGRAD_X
     default:
       return nullptr;
   }

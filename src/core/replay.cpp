@@ -94,7 +94,7 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
     // indirect jump, which predicts mixed op sequences badly on some CPUs
     // (det replay 16% faster on an AMD EPYC; docs/performance.md).
     if (op == ScalarOp::mul) {
-      p = kMul(x, y);
+      p = first2<ScalarOp::mul>(x, y);
     } else if (op == ScalarOp::add) {
       v[i] = x + y;  // partials 1 and 1 do not change
       if constexpr (Checked) check_scalar_forward(i);
@@ -104,7 +104,7 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
         case ScalarOp::sink:
         case ScalarOp::leaf:
         case ScalarOp::constant:
-        case ScalarOp::from_tensor:  // set by its item node's forward
+        case ScalarOp::item:  // set by its item node's forward
           continue;
         case ScalarOp::sub:
           v[i] = x - y;

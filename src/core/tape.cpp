@@ -21,15 +21,6 @@ namespace {
 constexpr std::size_t kPoolLimit = 4096;  // buffers kept for reuse at most
 }  // namespace
 
-const char* scalar_op_name(ScalarOp op) {
-  static constexpr const char* names[] = {"sink", "leaf",   "constant", "add",  "sub", "mul",
-                                          "div",  "neg",    "pow",      "exp",  "log", "sqrt",
-                                          "abs",  "tanh",   "sigmoid",  "relu", "max", "min",
-                                          "item", "custom", "compare",  "lin"};
-  static_assert(std::size(names) == static_cast<std::size_t>(ScalarOp::count_));
-  return names[static_cast<std::size_t>(op)];
-}
-
 // ---- Buffer ----
 
 namespace {

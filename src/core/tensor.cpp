@@ -162,7 +162,7 @@ Scalar Tensor::item(Site where) const {
   const std::uint32_t t = tape.push_tensor(&kItem, Shape{}, dtype(), {index_}, where);
   TensorNode& n = tape.tnode(t);
   n.scalar_out = static_cast<std::uint32_t>(tape.scalar_count());
-  const ScalarOp op = n.requires_grad ? ScalarOp::from_tensor : ScalarOp::constant;
+  const ScalarOp op = n.requires_grad ? ScalarOp::item : ScalarOp::constant;
   const Scalar out{tape, tape.push_scalar(op, 0, 0, 0.0, 0.0, v, where)};
   item_forward(tape, t);  // the node's own value, for inspection
   return out;
@@ -275,6 +275,7 @@ Tensor& Tensor::named(std::string name) {
   return *this;
 }
 Scalar var(double v, Site where) { return current_tape().variable(v, where); }
+Scalar::Scalar(double v, Site where) : Scalar(current_tape().constant(v, where)) {}
 Scalar constant(double v, Site where) { return current_tape().constant(v, where); }
 Scalar detach(const Scalar& x, Site where) {
   return x.checked("detach").constant(x.value(), where);

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "core/rules.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
@@ -85,7 +86,7 @@ std::string detail::build_dot(Tape& tape, NodeId root, const DotOptions& opt) {
         const ScalarEdges& se = tape.scalar_edges(n.index);
         const ScalarOp op = tape.scalar_op(n.index);
         const double up = detail::node_grads(tape, n)[0];
-        if (op == ScalarOp::from_tensor) {
+        if (op == ScalarOp::item) {
           out.label = fmt_num(up), out.magnitude = std::fabs(up), out.has_grad = up != 0;
         } else {
           const double local = e.slot == 0 ? se.da : se.db;
@@ -93,11 +94,10 @@ std::string detail::build_dot(Tape& tape, NodeId root, const DotOptions& opt) {
           out.magnitude = std::isnan(carried) ? INFINITY : std::fabs(carried);
           out.has_grad = true;
           out.label = fmt::format("{}\n= {} × {}", fmt_num(carried), fmt_num(up), fmt_num(local));
-          if ((op == ScalarOp::max || op == ScalarOp::min || op == ScalarOp::relu) && local == 0)
-            out.label += "\n(routed away)";
-          if (op == ScalarOp::mul && local != 0) out.label += " (other input)";
-          if (op == ScalarOp::add || op == ScalarOp::sub) out.label += " (distributes)";
-          if (op == ScalarOp::lin) out.label += " (weight)";
+          const Gate gate = detail::scalar_gate(op);
+          if (gate == Gate::routes && local == 0) out.label += "\n(routed away)";
+          if (gate == Gate::switches && local != 0) out.label += " (other input)";
+          if (gate == Gate::distributes) out.label += op == ScalarOp::lin ? " (weight)" : " (distributes)";
         }
       } else {
         const auto& g = tgrads[k];

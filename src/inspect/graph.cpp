@@ -34,7 +34,7 @@ std::vector<InEdge> inputs_of(const Tape& tape, NodeId n) {
   if (!n.tensor) {
     const ScalarOp op = tape.scalar_op(n.index);
     if (op == ScalarOp::leaf || op == ScalarOp::constant || op == ScalarOp::sink) return out;
-    if (op == ScalarOp::from_tensor) {
+    if (op == ScalarOp::item) {
       const std::uint32_t t = item_of(tape, n.index);
       if (t != kNone) out.push_back({{true, t}, 0});
       return out;

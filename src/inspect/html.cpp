@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 
+#include "core/rules.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
@@ -108,20 +109,8 @@ std::string gate_of(const Tape& tape, NodeId n) {
     const char* g = tape.tensor_node(n.index).op->gate;
     return g ? g : "";
   }
-  switch (tape.scalar_op(n.index)) {
-    case ScalarOp::add:
-    case ScalarOp::sub:
-    case ScalarOp::lin:
-      return "distributes";
-    case ScalarOp::mul:
-      return "switches";
-    case ScalarOp::max:
-    case ScalarOp::min:
-    case ScalarOp::relu:
-      return "routes";
-    default:
-      return "";
-  }
+  const Gate g = detail::scalar_gate(tape.scalar_op(n.index));
+  return g == Gate::scales ? "" : gate_name(g);
 }
 
 std::string node_json(Tape& tape, NodeId n, const std::map<std::string, int>& uses,

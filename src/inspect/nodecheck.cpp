@@ -7,50 +7,19 @@
 #include <cstring>
 #include <random>
 
+#include "core/rules.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
 namespace {
 
-// The forward of a built-in scalar op (NaN for ops it does not know); e is
-// the node, whose weights are a lin node's rule.
+// The forward of a built-in scalar op (NaN for ops it does not know): the
+// op's own rule (math_rules.hpp); e is the node, whose weights are a lin
+// node's rule.
 double scalar_forward(ScalarOp op, double a, double b, const ScalarEdges& e) {
-  switch (op) {
-    case ScalarOp::lin:
-      return detail::lin_value(a, b, e.da, e.db, e.b != 0);
-    case ScalarOp::add:
-      return a + b;
-    case ScalarOp::sub:
-      return a - b;
-    case ScalarOp::mul:
-      return a * b;
-    case ScalarOp::div:
-      return a / b;
-    case ScalarOp::pow:
-      return std::pow(a, b);
-    case ScalarOp::neg:
-      return -a;
-    case ScalarOp::exp:
-      return std::exp(a);
-    case ScalarOp::log:
-      return std::log(a);
-    case ScalarOp::sqrt:
-      return std::sqrt(a);
-    case ScalarOp::abs:
-      return std::fabs(a);
-    case ScalarOp::tanh:
-      return std::tanh(a);
-    case ScalarOp::sigmoid:
-      return 1.0 / (1.0 + std::exp(-a));
-    case ScalarOp::relu:
-      return a >= 0 ? a : 0.0;
-    case ScalarOp::max:
-      return a >= b ? a : b;
-    case ScalarOp::min:
-      return a <= b ? a : b;
-    default:
-      return NAN;
-  }
+  if (op == ScalarOp::lin) return detail::lin_value(a, b, e.da, e.db, e.b != 0);
+  if (!scalar_op_math(op)) return NAN;
+  return detail::eval(op, a, b).v;
 }
 
 struct Tally {
@@ -84,7 +53,7 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
               tape.origin(false, s)};
   const ScalarOp op = tape.scalar_op(s);
   const auto ins = detail::inputs_of(tape, {false, s});
-  if (op == ScalarOp::custom || op == ScalarOp::from_tensor || op == ScalarOp::compare) {
+  if (op == ScalarOp::custom || op == ScalarOp::item || op == ScalarOp::compare) {
     c.status = "skipped (no scalar forward rule)";
     return c;
   }

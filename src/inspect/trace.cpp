@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/rules.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
@@ -36,41 +37,9 @@ std::string gate_note(const Tape& tape, NodeId n, int slot, double local) {
   }
   const ScalarOp op = tape.scalar_op(n.index);
   const std::string name = scalar_op_name(op);
-  switch (op) {
-    case ScalarOp::add:
-      return "add: distributes";
-    case ScalarOp::sub:
-      return slot == 0 ? "sub: distributes" : "sub: distributes, negated";
-    case ScalarOp::lin:
-      return "lin: distributes, × its weight";
-    case ScalarOp::mul:
-      return "mul: switches, × the other input";
-    case ScalarOp::max:
-    case ScalarOp::min:
-      return local != 0 ? name + ": routes, this input won" : name + ": routes, this input lost";
-    case ScalarOp::relu:
-      return local != 0 ? "relu: routes, passes" : "relu: routes, blocks";
-    case ScalarOp::sigmoid:
-      return "sigmoid: local = s(1-s)";
-    case ScalarOp::tanh:
-      return "tanh: local = 1 - tanh²";
-    case ScalarOp::exp:
-      return "exp: local = e^x";
-    case ScalarOp::log:
-      return "log: local = 1/x";
-    case ScalarOp::sqrt:
-      return "sqrt: local = 1/(2 sqrt x)";
-    case ScalarOp::div:
-      return slot == 0 ? "div: local = 1/b" : "div: local = -a/b²";
-    case ScalarOp::pow:
-      return slot == 0 ? "pow: local = b a^(b-1)" : "pow: local = a^b ln a";
-    case ScalarOp::neg:
-      return "neg: local = -1";
-    case ScalarOp::abs:
-      return "abs: local = sign x";
-    default:
-      return name;
-  }
+  if (op == ScalarOp::lin) return "lin: distributes, × its weight";
+  if (const char* note = detail::scalar_note(op, slot, local)) return name + ": " + note;
+  return name;
 }
 
 std::string value_text(const Tape& tape, NodeId n) {
@@ -162,7 +131,7 @@ SweepTrace describe_sweeps(Tape& tape, NodeId root) {
     if (!n.tensor) {
       const double up = node_grads(tape, n)[0];
       const ScalarEdges& se = tape.scalar_edges(n.index);
-      if (tape.scalar_op(n.index) == ScalarOp::from_tensor) continue;  // the item node carries it
+      if (tape.scalar_op(n.index) == ScalarOp::item) continue;  // the item node carries it
       for (std::size_t k = 0; k < ins.size(); ++k) {
         const auto& e = ins[k];
         const double local = e.slot == 0 ? se.da : se.db;

@@ -19,102 +19,36 @@ using detail::grads_of;
 using detail::values_of;
 using detail::wants_grad;
 
-// ---- binary rules: f(a, b), d f/d a, d f/d b ----
+// ---- binary rules: the op table's (math_rules.hpp), shared with Scalar ----
 
-struct AddRule {  // add distributes
+template <ScalarOp O>
+struct TableRule {
+  using R = detail::Rule<O>;
   template <class T>
   static T f(T a, T b) {
-    return a + b;
+    return R::f(a, b);
   }
   template <class T>
-  static T da(T, T) {
-    return 1;
+  static T da(T a, T b) {
+    return R::da(a, b);
   }
   template <class T>
-  static T db(T, T) {
-    return 1;
-  }
-};
-struct SubRule {
-  template <class T>
-  static T f(T a, T b) {
-    return a - b;
-  }
-  template <class T>
-  static T da(T, T) {
-    return 1;
-  }
-  template <class T>
-  static T db(T, T) {
-    return -1;
-  }
-};
-struct MulRule {  // mul switches: each input gets the other one
-  template <class T>
-  static T f(T a, T b) {
-    return a * b;
-  }
-  template <class T>
-  static T da(T, T b) {
-    return b;
-  }
-  template <class T>
-  static T db(T a, T) {
-    return a;
+  static T db(T a, T b) {
+    return R::db(a, b);
   }
   // second partials {d2/da2, d2/dadb, d2/db2}
   template <class T>
-  static void d2(T, T, T& aa, T& ab, T& bb) {
-    aa = 0, ab = 1, bb = 0;
-  }
-};
-struct DivRule {  // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
-  template <class T>
-  static T f(T a, T b) {
-    return a / b;
-  }
-  template <class T>
-  static T da(T, T b) {
-    return T(1) / b;
-  }
-  template <class T>
-  static T db(T a, T b) {
-    return -a / (b * b);
-  }
-  template <class T>
   static void d2(T a, T b, T& aa, T& ab, T& bb) {
-    const T r = T(1) / b;
-    aa = 0, ab = -r * r, bb = T(2) * a * r * r * r;
+    const detail::Curv<T> c = R::d2(a, b, R::f(a, b));
+    aa = c.aa, ab = c.ab, bb = c.bb;
   }
 };
-struct MaxRule {  // routes to the larger input; ties go to a
-  template <class T>
-  static T f(T a, T b) {
-    return a >= b ? a : b;
-  }
-  template <class T>
-  static T da(T a, T b) {
-    return a >= b ? 1 : 0;
-  }
-  template <class T>
-  static T db(T a, T b) {
-    return a >= b ? 0 : 1;
-  }
-};
-struct MinRule {  // routes to the smaller input; ties go to a
-  template <class T>
-  static T f(T a, T b) {
-    return a <= b ? a : b;
-  }
-  template <class T>
-  static T da(T a, T b) {
-    return a <= b ? 1 : 0;
-  }
-  template <class T>
-  static T db(T a, T b) {
-    return a <= b ? 0 : 1;
-  }
-};
+using AddRule = TableRule<ScalarOp::add>;
+using SubRule = TableRule<ScalarOp::sub>;
+using MulRule = TableRule<ScalarOp::mul>;
+using DivRule = TableRule<ScalarOp::div>;
+using MaxRule = TableRule<ScalarOp::max>;
+using MinRule = TableRule<ScalarOp::min>;
 
 template <class Rule>
 void binary_backward(Tape& tape, std::uint32_t t) {
@@ -271,6 +205,25 @@ const TensorOpDef kMinimum{"minimum",
                            &binary_forward<MinRule>,
                            &binary_jvp<MinRule>,
                            &no_curvature};
+// atan2, hypot and fmod of two tensors, element by element.
+template <ScalarOp O>
+constexpr CurvatureFn table_curvature() {
+  if constexpr (detail::Linear<detail::Rule<O>>)
+    return &no_curvature;
+  else
+    return &binary_curvature<TableRule<O>>;
+}
+template <ScalarOp O>
+const TensorOpDef& table_def() {
+  using R = TableRule<O>;
+  static const TensorOpDef def{scalar_op_name(O),
+                               &binary_backward<R>,
+                               nullptr,
+                               &binary_forward<R>,
+                               &binary_jvp<R>,
+                               table_curvature<O>()};
+  return def;
+}
 const TensorOpDef kConst{"constant", nullptr, nullptr};
 
 // A rank-0 constant of x's dtype on x's tape.
@@ -308,6 +261,15 @@ Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, c
   return {tape, t};
 }
 
+Tensor atan2(const Tensor& a, const Tensor& b, Site where) {
+  return binary<TableRule<ScalarOp::atan2>>(table_def<ScalarOp::atan2>(), a, b, where);
+}
+Tensor hypot(const Tensor& a, const Tensor& b, Site where) {
+  return binary<TableRule<ScalarOp::hypot>>(table_def<ScalarOp::hypot>(), a, b, where);
+}
+Tensor fmod(const Tensor& a, const Tensor& b, Site where) {
+  return binary<TableRule<ScalarOp::fmod>>(table_def<ScalarOp::fmod>(), a, b, where);
+}
 Tensor add(const Tensor& a, const Tensor& b, Site where) {
   return binary<AddRule>(kAdd, a, b, where);
 }
@@ -386,7 +348,14 @@ const OpCheckRegistrar kElementwiseChecks = [] {
             2),
         binary_cases(
             "minimum", [](const Tensor&a, const Tensor&b) { return minimum(a, b - 0.0137); }, -2,
-            2)})
+            2),
+        binary_cases(
+            "atan2", [](const Tensor&a, const Tensor&b) { return atan2(a, b); }, -2, 2),
+        binary_cases(
+            "hypot", [](const Tensor&a, const Tensor&b) { return hypot(a, b); }, -2, 2),
+        // a, b in [1, 2): the quotient 0.3 a + 2.2 stays in [2.5, 2.8), away from fmod's jumps
+        binary_cases(
+            "fmod", [](const Tensor&a, const Tensor&b) { return fmod(a * 0.3 * b + b * 2.2, b); }, 1, 2)})
     all.insert(all.end(), v.begin(), v.end());
   for (const OpCheckCase& c : all) register_op_check(c);
   return OpCheckRegistrar{};

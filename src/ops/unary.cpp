@@ -19,75 +19,30 @@ using detail::wants_grad;
 
 // ---- unary rules: f(x), and df/dx given x and y = f(x) ----
 
-struct NegRule {
-  static constexpr const char* name = "neg";
+// The op table's rules (math_rules.hpp), shared with Scalar, with the
+// tensor ops' extra parameter (unused).
+template <ScalarOp O>
+struct TableRule {
+  using R = detail::Rule<O>;
+  static constexpr const char* name = scalar_op_name(O);
+  static constexpr Gate gate = R::gate;
   template <class T>
   static T f(T x, double) {
-    return -x;
+    return R::f(x);
   }
   template <class T>
-  static T df(T, T, double) {
-    return -1;
-  }
-};
-struct ExpRule {  // d e^x = e^x
-  static constexpr const char* name = "exp";
-  template <class T>
-  static T f(T x, double) {
-    return std::exp(x);
+  static T df(T x, T y, double) {
+    return R::d(x, y);
   }
   template <class T>
-  static T df(T, T y, double) {
-    return y;
-  }
-  template <class T>
-  static T d2f(T, T y, double) {
-    return y;
-  }
-};
-struct LogRule {  // d ln x = 1/x
-  static constexpr const char* name = "log";
-  template <class T>
-  static T f(T x, double) {
-    return std::log(x);
-  }
-  template <class T>
-  static T df(T x, T, double) {
-    return T(1) / x;
-  }
-  template <class T>
-  static T d2f(T x, T, double) {
-    return T(-1) / (x * x);
-  }
-};
-struct SqrtRule {  // d sqrt x = 1/(2 sqrt x)
-  static constexpr const char* name = "sqrt";
-  template <class T>
-  static T f(T x, double) {
-    return std::sqrt(x);
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return T(0.5) / y;
-  }
-  template <class T>
-  static T d2f(T, T y, double) {  // -1/(4 x^(3/2))
-    return T(-0.25) / (y * y * y);
-  }
-};
-struct AbsRule {  // d|x| = sign x, 0 at 0
-  static constexpr const char* name = "abs";
-  template <class T>
-  static T f(T x, double) {
-    return std::fabs(x);
-  }
-  template <class T>
-  static T df(T x, T, double) {
-    return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0));
+  requires detail::Curved1<R>
+  static T d2f(T x, T y, double) {
+    return R::d2(x, y);
   }
 };
 struct PowRule {  // d x^p = p x^(p-1)
   static constexpr const char* name = "pow";
+  static constexpr Gate gate = Gate::scales;
   template <class T>
   static T f(T x, double p) {
     return static_cast<T>(std::pow(x, static_cast<T>(p)));
@@ -102,49 +57,9 @@ struct PowRule {  // d x^p = p x^(p-1)
                             : static_cast<T>(p * (p - 1) * std::pow(x, static_cast<T>(p - 2)));
   }
 };
-struct SigmoidRule {  // d s(x) = s(x) (1 - s(x))
-  static constexpr const char* name = "sigmoid";
-  template <class T>
-  static T f(T x, double) {
-    return x >= 0 ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return y * (T(1) - y);
-  }
-  template <class T>
-  static T d2f(T, T y, double) {
-    return y * (T(1) - y) * (T(1) - T(2) * y);
-  }
-};
-struct TanhRule {  // d tanh x = 1 - tanh^2 x
-  static constexpr const char* name = "tanh";
-  template <class T>
-  static T f(T x, double) {
-    return std::tanh(x);
-  }
-  template <class T>
-  static T df(T, T y, double) {
-    return T(1) - y * y;
-  }
-  template <class T>
-  static T d2f(T, T y, double) {
-    return T(-2) * y * (T(1) - y * y);
-  }
-};
-struct ReluRule {  // routes: 1 for x >= 0 (the notes' convention at 0), else 0
-  static constexpr const char* name = "relu";
-  template <class T>
-  static T f(T x, double) {
-    return x >= 0 ? x : T(0);
-  }
-  template <class T>
-  static T df(T x, T, double) {
-    return x >= 0 ? T(1) : T(0);
-  }
-};
 struct LeakyReluRule {  // 1 for x >= 0, slope below
   static constexpr const char* name = "leaky_relu";
+  static constexpr Gate gate = Gate::scales;
   template <class T>
   static T f(T x, double s) {
     return x >= 0 ? x : static_cast<T>(s) * x;
@@ -238,7 +153,7 @@ template <class Rule>
 const TensorOpDef& unary_def() {
   static const TensorOpDef def{Rule::name,
                                &unary_backward<Rule>,
-                               std::string_view(Rule::name) == "relu" ? "routes" : nullptr,
+                               Rule::gate == Gate::routes ? "routes" : nullptr,
                                &unary_forward<Rule>,
                                &unary_jvp<Rule>,
                                curvature_of<Rule>()};
@@ -340,15 +255,19 @@ Tensor scale(const Scalar& s, const Tensor& x, Site where) {
   return {tape, t};
 }
 
-Tensor neg(const Tensor& x, Site where) { return unary<NegRule>(x, where); }
-Tensor exp(const Tensor& x, Site where) { return unary<ExpRule>(x, where); }
-Tensor log(const Tensor& x, Site where) { return unary<LogRule>(x, where); }
-Tensor sqrt(const Tensor& x, Site where) { return unary<SqrtRule>(x, where); }
-Tensor abs(const Tensor& x, Site where) { return unary<AbsRule>(x, where); }
+Tensor neg(const Tensor& x, Site where) { return unary<TableRule<ScalarOp::neg>>(x, where); }
+#define TAPEGRAD_X(name, kind) TAPEGRAD_TENSOR_##kind(name)
+#define TAPEGRAD_TENSOR_structural(name)
+#define TAPEGRAD_TENSOR_unary_op(name)
+#define TAPEGRAD_TENSOR_binary_op(name)
+#define TAPEGRAD_TENSOR_binary_fn(name)
+#define TAPEGRAD_TENSOR_unary_fn(name)                 \
+  Tensor name(const Tensor& x, Site where) {           \
+    return unary<TableRule<ScalarOp::name>>(x, where); \
+  }
+TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
+#undef TAPEGRAD_X
 Tensor pow(const Tensor& x, double p, Site where) { return unary<PowRule>(x, where, p); }
-Tensor sigmoid(const Tensor& x, Site where) { return unary<SigmoidRule>(x, where); }
-Tensor tanh(const Tensor& x, Site where) { return unary<TanhRule>(x, where); }
-Tensor relu(const Tensor& x, Site where) { return unary<ReluRule>(x, where); }
 Tensor leaky_relu(const Tensor& x, double slope, Site where) {
   return unary<LeakyReluRule>(x, where, slope);
 }
@@ -392,7 +311,54 @@ const OpCheckRegistrar kUnaryChecks = [] {
         unary_cases(
             "leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1); }, -2, 2, 0.05),
         unary_cases(
-            "scale", [](const Tensor& x) { return sum(x).item() * x; }, -1, 1)})
+            "scale", [](const Tensor& x) { return sum(x).item() * x; }, -1, 1),
+        unary_cases(
+            "sin", [](const Tensor& x) { return sin(x); }, -3, 3),
+        unary_cases(
+            "cos", [](const Tensor& x) { return cos(x); }, -3, 3),
+        unary_cases(
+            "tan", [](const Tensor& x) { return tan(x); }, -1.2, 1.2),
+        unary_cases(
+            "asin", [](const Tensor& x) { return asin(x); }, -0.9, 0.9),
+        unary_cases(
+            "acos", [](const Tensor& x) { return acos(x); }, -0.9, 0.9),
+        unary_cases(
+            "atan", [](const Tensor& x) { return atan(x); }, -3, 3),
+        unary_cases(
+            "sinh", [](const Tensor& x) { return sinh(x); }, -2, 2),
+        unary_cases(
+            "cosh", [](const Tensor& x) { return cosh(x); }, -2, 2),
+        unary_cases(
+            "asinh", [](const Tensor& x) { return asinh(x); }, -3, 3),
+        unary_cases(
+            "acosh", [](const Tensor& x) { return acosh(x); }, 1.2, 3),
+        unary_cases(
+            "atanh", [](const Tensor& x) { return atanh(x); }, -0.9, 0.9),
+        unary_cases(
+            "erf", [](const Tensor& x) { return erf(x); }, -2, 2),
+        unary_cases(
+            "erfc", [](const Tensor& x) { return erfc(x); }, -2, 2),
+        unary_cases(
+            "log1p", [](const Tensor& x) { return log1p(x); }, -0.8, 3),
+        unary_cases(
+            "expm1", [](const Tensor& x) { return expm1(x); }, -2, 2),
+        unary_cases(
+            "log2", [](const Tensor& x) { return log2(x); }, 0.2, 3),
+        unary_cases(
+            "log10", [](const Tensor& x) { return log10(x); }, 0.2, 3),
+        unary_cases(
+            "exp2", [](const Tensor& x) { return exp2(x); }, -2, 2),
+        unary_cases(
+            "cbrt", [](const Tensor& x) { return cbrt(x); }, -3, 3, 0.2),
+        // inside (0.1, 0.4) none of the four jumps: the gradient is 0
+        unary_cases(
+            "floor", [](const Tensor& x) { return floor(x); }, 0.1, 0.4),
+        unary_cases(
+            "ceil", [](const Tensor& x) { return ceil(x); }, 0.1, 0.4),
+        unary_cases(
+            "round", [](const Tensor& x) { return round(x); }, 0.1, 0.4),
+        unary_cases(
+            "trunc", [](const Tensor& x) { return trunc(x); }, 0.1, 0.4)})
     all.insert(all.end(), v.begin(), v.end());
   for (const OpCheckCase& c : all) register_op_check(c);
   return OpCheckRegistrar{};

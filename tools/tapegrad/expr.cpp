@@ -9,9 +9,66 @@
 namespace tapegrad::cli {
 namespace {
 
+// An operand: a recorded Scalar, or a plain number not on the tape. Numbers
+// fold with numbers and ride on the node of the op that takes them, as in
+// C++ code (x * 2 is one node that shows the 2).
+struct Val {
+  Scalar s;
+  double c = 0;
+  bool num = false;
+};
+Val of(Scalar s) { return {s, 0, false}; }
+Val number(double c) { return {Scalar{}, c, true}; }
+template <class F>
+Val apply(const Val& a, const Val& b, F f) {
+  if (a.num && b.num) return number(f(a.c, b.c));
+  if (a.num) return of(f(a.c, b.s));
+  if (b.num) return of(f(a.s, b.c));
+  return of(f(a.s, b.s));
+}
+
+// The functions of the language: every function of the op table
+// (op_table.hpp) by its C++ name, and fmin/fmax. A function of numbers is a
+// number, computed now by the same rule.
+struct Function {
+  const char* name;
+  std::size_t arity;
+  Val (*call)(const Val* args);
+};
+template <ScalarOp O>
+Val call_table(const Val* a) {
+  if constexpr (scalar_op_binary(O)) {
+    if (a[0].num && a[1].num) return number(detail::first2<O>(a[0].c, a[1].c).v);
+    if (a[0].num) return of(detail::binary_op<O>(a[0].c, a[1].s, Site{}));
+    if (a[1].num) return of(detail::binary_op<O>(a[0].s, a[1].c, Site{}));
+    return of(detail::binary_op<O>(a[0].s, a[1].s, Site{}));
+  } else {
+    return a[0].num ? number(detail::first1<O>(a[0].c).v)
+                    : of(detail::unary_op<O>(a[0].s, Site{}));
+  }
+}
+#define TAPEGRAD_X(name, kind) TAPEGRAD_CLI_##kind(name)
+#define TAPEGRAD_CLI_structural(name)
+#define TAPEGRAD_CLI_unary_op(name)
+#define TAPEGRAD_CLI_binary_op(name)
+#define TAPEGRAD_CLI_unary_fn(name) {#name, 1, call_table<ScalarOp::name>},
+#define TAPEGRAD_CLI_binary_fn(name) {#name, 2, call_table<ScalarOp::name>},
+const Function kFunctions[] = {
+    TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)  //
+    {"fmax", 2, call_table<ScalarOp::max>},
+    {"fmin", 2, call_table<ScalarOp::min>},
+};
+#undef TAPEGRAD_X
+#undef TAPEGRAD_CLI_structural
+#undef TAPEGRAD_CLI_unary_op
+#undef TAPEGRAD_CLI_binary_op
+#undef TAPEGRAD_CLI_unary_fn
+#undef TAPEGRAD_CLI_binary_fn
+
 class Parser {
  public:
-  Parser(const std::string& s, const Leaves& vars) : s_(s), vars_(vars) {}
+  Parser(const std::string& s, const Leaves& vars, Spans* spans)
+      : s_(s), vars_(vars), spans_(spans) {}
 
   Scalar parse() {
     if (s_.size() > kMaxExpressionLength)
@@ -32,6 +89,10 @@ class Parser {
   void skip() {
     while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
   }
+  std::size_t start() {
+    skip();
+    return pos_;
+  }
   bool eat(char c) {
     skip();
     if (pos_ < s_.size() && s_[pos_] == c) return ++pos_, true;
@@ -50,60 +111,77 @@ class Parser {
     ~Depth() { --p.depth_; }
   };
 
-  // An operand: a recorded Scalar, or a plain number not on the tape. Numbers
-  // fold with numbers and ride on the node of the op that takes them, as in
-  // C++ code (x * 2 is one node that shows the 2).
-  struct Val {
-    Scalar s;
-    double c = 0;
-    bool num = false;
-  };
-  static Val of(Scalar s) { return {s, 0, false}; }
-  static Val number(double c) { return {Scalar{}, c, true}; }
+  // Runs one operation of the subexpression s_[from, pos_): a NaN or an
+  // infinity it makes is an error at that subexpression's column, naming
+  // it (anomaly detection reports the node; this names the text); the node
+  // is remembered with its span for errors of the backward sweep.
   template <class F>
-  static Val apply(const Val& a, const Val& b, F f) {
-    if (a.num && b.num) return number(f(a.c, b.c));
-    if (a.num) return of(f(a.c, b.s));
-    if (b.num) return of(f(a.s, b.c));
-    return of(f(a.s, b.s));
+  Val made(std::size_t from, F f) {
+    Span span{from + 1, s_.substr(from, pos_ - from)};
+    while (!span.text.empty() && std::isspace(static_cast<unsigned char>(span.text.back())))
+      span.text.pop_back();
+    Val v;
+    try {
+      v = f();
+    } catch (const AnomalyError& e) {
+      throw Error(fmt::format("1:{}: {}: {}", span.column, span.text, e.problem()));
+    }
+    if (v.num && !std::isfinite(v.c))
+      throw Error(fmt::format("1:{}: {} is {}", span.column, span.text,
+                              std::isnan(v.c) ? "NaN" : "infinite"));
+    if (!v.num && spans_) spans_->emplace(v.s.index(), std::move(span));
+    return v;
   }
 
   Val expr() {
     Depth d(*this);
+    const std::size_t from = start();
     Val v = term();
     for (;;) {
-      if (eat('+'))
-        v = apply(v, term(), [](const auto& x, const auto& y) { return x + y; });
-      else if (eat('-'))
-        v = apply(v, term(), [](const auto& x, const auto& y) { return x - y; });
-      else
+      if (eat('+')) {
+        const Val r = term();
+        v = made(from, [&] { return apply(v, r, [](const auto& x, const auto& y) { return x + y; }); });
+      } else if (eat('-')) {
+        const Val r = term();
+        v = made(from, [&] { return apply(v, r, [](const auto& x, const auto& y) { return x - y; }); });
+      } else {
         return v;
+      }
     }
   }
   Val term() {
+    const std::size_t from = start();
     Val v = unary();
     for (;;) {
-      if (eat('*'))
-        v = apply(v, unary(), [](const auto& x, const auto& y) { return x * y; });
-      else if (eat('/'))
-        v = apply(v, unary(), [](const auto& x, const auto& y) { return x / y; });
-      else
+      if (eat('*')) {
+        const Val r = unary();
+        v = made(from, [&] { return apply(v, r, [](const auto& x, const auto& y) { return x * y; }); });
+      } else if (eat('/')) {
+        const Val r = unary();
+        v = made(from, [&] { return apply(v, r, [](const auto& x, const auto& y) { return x / y; }); });
+      } else {
         return v;
+      }
     }
   }
   Val unary() {
     Depth d(*this);
+    const std::size_t from = start();
     if (eat('-')) {
       const Val v = unary();
-      return v.num ? number(-v.c) : of(-v.s);
+      return made(from, [&] { return v.num ? number(-v.c) : of(-v.s); });
     }
     if (eat('+')) return unary();
     Val base = primary();
-    if (eat('^'))  // right-associative: 2^3^2 = 2^9
-      return apply(base, unary(), [](const auto& x, const auto& y) {
-        using std::pow;
-        return pow(x, y);
+    if (eat('^')) {  // right-associative: 2^3^2 = 2^9
+      const Val e = unary();
+      return made(from, [&] {
+        return apply(base, e, [](const auto& x, const auto& y) {
+          using std::pow;
+          return pow(x, y);
+        });
       });
+    }
     return base;
   }
   Val primary() {
@@ -141,56 +219,41 @@ class Parser {
     fail(fmt::format("unexpected '{}'", c));
   }
   Val call(const std::string& f, std::size_t at) {
+    const Function* fn = nullptr;
+    for (const Function& k : kFunctions)
+      if (f == k.name) fn = &k;
+    if (!fn) {
+      pos_ = at;
+      fail(fmt::format("unknown function '{}' (known: {})", f, function_names()));
+    }
     std::vector<Val> args{expr()};
     while (eat(',')) args.push_back(expr());
     expect(')');
-    const auto arity = [&](std::size_t n) {
-      if (args.size() != n) {
-        pos_ = at;
-        fail(fmt::format("{}() takes {} argument{}, got {}", f, n, n == 1 ? "" : "s", args.size()));
-      }
-    };
-    if (f == "max" || f == "min" || f == "pow") {
-      arity(2);
-      if (f == "max")
-        return apply(args[0], args[1], [](const auto& x, const auto& y) {
-          using std::max;
-          return max(x, y);
-        });
-      if (f == "min")
-        return apply(args[0], args[1], [](const auto& x, const auto& y) {
-          using std::min;
-          return min(x, y);
-        });
-      return apply(args[0], args[1], [](const auto& x, const auto& y) {
-        using std::pow;
-        return pow(x, y);
-      });
+    if (args.size() != fn->arity) {
+      pos_ = at;
+      fail(fmt::format("{}() takes {} argument{}, got {}", f, fn->arity, fn->arity == 1 ? "" : "s",
+                       args.size()));
     }
-    arity(1);
-    // A function of a number is a number: the same rule, evaluated now.
-    const auto fn = [&](Scalar (*op)(const Scalar&, Site), detail::Partials (*rule)(double)) {
-      return args[0].num ? number(rule(args[0].c).v) : of(op(args[0].s, Site::current()));
-    };
-    if (f == "exp") return fn(exp, detail::exp_rule);
-    if (f == "log") return fn(log, detail::log_rule);
-    if (f == "sqrt") return fn(sqrt, detail::sqrt_rule);
-    if (f == "abs") return fn(abs, [](double a) { return detail::kAbs(a); });
-    if (f == "tanh") return fn(tanh, detail::tanh_rule);
-    if (f == "sigmoid") return fn(sigmoid, detail::sigmoid_rule);
-    if (f == "relu") return fn(relu, [](double a) { return detail::kRelu(a); });
-    pos_ = at;
-    fail(fmt::format(
-        "unknown function '{}' (known: exp log sqrt abs tanh sigmoid relu max min pow)", f));
+    return made(at, [&] { return fn->call(args.data()); });
   }
 
   const std::string& s_;
   const Leaves& vars_;
+  Spans* spans_;
   std::size_t pos_ = 0;
   int depth_ = 0;
 };
 
 }  // namespace
+
+std::string function_names() {
+  std::string out;
+  for (const Function& f : kFunctions) {
+    if (!out.empty()) out += ' ';
+    out += f.name;
+  }
+  return out;
+}
 
 std::vector<std::pair<std::string, double>> parse_bindings(const std::string& text) {
   std::vector<std::pair<std::string, double>> out;
@@ -220,8 +283,15 @@ std::vector<std::pair<std::string, double>> parse_bindings(const std::string& te
   return out;
 }
 
-Scalar parse_expression(const std::string& text, const Leaves& vars) {
-  return Parser(text, vars).parse();
+Scalar parse_expression(const std::string& text, const Leaves& vars, Spans* spans) {
+  return Parser(text, vars, spans).parse();
+}
+
+void rethrow_in_expression(const AnomalyError& e, const Spans& spans) {
+  if (!e.tensor())
+    if (const auto it = spans.find(e.node()); it != spans.end())
+      throw Error(fmt::format("1:{}: {}: {}", it->second.column, it->second.text, e.problem()));
+  throw e;
 }
 
 }  // namespace tapegrad::cli

@@ -11,7 +11,8 @@
 
 namespace tapegrad::cli {
 
-int run_hessian(const HessianOptions& o) {
+namespace {
+int run_hessian_in(const HessianOptions& o, Spans& spans) {
   const auto at = parse_bindings(o.at);
   if (at.empty()) throw Error("hessian: --at gives no variables");
   Tape tape;
@@ -23,7 +24,7 @@ int run_hessian(const HessianOptions& o) {
     leaves[name] = tape.variable(v).named(name);
     inputs.push_back(leaves[name]);
   }
-  const Scalar f = parse_expression(o.expression, leaves);
+  const Scalar f = parse_expression(o.expression, leaves, &spans);
   const std::vector<double> H = hessian(f, inputs);  // leaves the gradient on the tape
   const std::size_t n = at.size();
   for (double h : H)
@@ -58,6 +59,17 @@ int run_hessian(const HessianOptions& o) {
     fmt::print("\n");
   }
   return 0;
+}
+}  // namespace
+
+// Errors of the sweeps at a node of the expression point into the expression.
+int run_hessian(const HessianOptions& o) {
+  Spans spans;
+  try {
+    return run_hessian_in(o, spans);
+  } catch (const AnomalyError& e) {
+    rethrow_in_expression(e, spans);
+  }
 }
 
 }  // namespace tapegrad::cli

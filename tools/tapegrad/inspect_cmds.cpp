@@ -118,7 +118,8 @@ void print_check(const Bindings& at, const PointResult& r) {
 // Records the expression once, at the first point, and replays the tape at
 // every other point (the expression language has no comparisons, so the
 // recorded tape is the function everywhere).
-int run_grad(const GradOptions& o) {
+namespace {
+int run_grad_in(const GradOptions& o, Spans& spans) {
   const std::vector<Bindings> points = parse_points(o.at);
   if (points.size() > 1 && (!o.dot.empty() || !o.html.empty()))
     throw Error(fmt::format("--{} draws one point; {} --at points were given",
@@ -134,7 +135,7 @@ int run_grad(const GradOptions& o) {
     leaves[name] = tape.variable(v).named(name);
     inputs.push_back(leaves[name]);
   }
-  Scalar f = parse_expression(o.expression, leaves);
+  Scalar f = parse_expression(o.expression, leaves, &spans);
   Function fn(tape, inputs, f);
   std::vector<PointResult> results;
   std::vector<double> x(first.size());
@@ -191,6 +192,17 @@ int run_grad(const GradOptions& o) {
     fmt::print("{}\n}}\n", s);
   }
   return o.check && !all_pass ? 3 : 0;
+}
+}  // namespace
+
+// Errors of the sweeps at a node of the expression point into the expression.
+int run_grad(const GradOptions& o) {
+  Spans spans;
+  try {
+    return run_grad_in(o, spans);
+  } catch (const AnomalyError& e) {
+    rethrow_in_expression(e, spans);
+  }
 }
 
 int run_gradcheck(const GradcheckCliOptions& o) {

@@ -23,6 +23,10 @@ struct OpCheckCase {
 void register_op_check(OpCheckCase c);
 const std::vector<OpCheckCase>& op_check_cases();
 
+// The scalar ops whose checks are registered (every math op of the op table,
+// when none is missing).
+std::vector<ScalarOp> scalar_ops_with_checks();
+
 // Registers cases at static-initialisation time: one per op file.
 struct OpCheckRegistrar {
   OpCheckRegistrar(std::initializer_list<OpCheckCase> cases) {

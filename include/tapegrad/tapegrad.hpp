@@ -29,3 +29,4 @@
 #include "tapegrad/shape.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/tensor.hpp"
+#include "tapegrad/userfn.hpp"

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tapegrad/tape.hpp"
+#include "tapegrad/userfn.hpp"
 
 namespace tapegrad {
 
@@ -30,6 +31,11 @@ std::string Tape::origin(bool tensor, std::uint32_t index) const {
 namespace {
 // "; created at ..." to end a message, or nothing when the site is unknown.
 std::string tail(const std::string& origin) { return origin.empty() ? origin : "; " + origin; }
+// A scalar node's op by name: a user function by its own.
+std::string op_label(const Tape& tape, std::uint32_t s) {
+  const ScalarOp op = tape.scalar_op(s);
+  return op == ScalarOp::custom ? detail::user_function_name(tape, s) : scalar_op_name(op);
+}
 }  // namespace
 
 // ---- anomaly detection ----
@@ -75,7 +81,7 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
     if (scalar_op_binary(op)) ins += " and " + text(b, 1);
   }
   throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}",
-                            std::isnan(v) ? "NaN" : "infinity", s, scalar_op_name(op), ins, v),
+                            std::isnan(v) ? "NaN" : "infinity", s, op_label(*this, s), ins, v),
                 false, s);
 }
 
@@ -132,7 +138,7 @@ void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
       throw_anomaly(fmt::format(
           "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
           "node s{} (upstream gradient {}, local partial {})",
-          std::isnan(g[in]) ? "NaN" : "infinity", i, scalar_op_name(scalar_op(i)), scalar_value(i),
+          std::isnan(g[in]) ? "NaN" : "infinity", i, op_label(*this, i), scalar_value(i),
           in, gi, local),
           false, i);
     }

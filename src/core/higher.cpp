@@ -13,6 +13,7 @@
 
 #include "core/higher_rules.hpp"
 #include "core/rules.hpp"
+#include "tapegrad/userfn.hpp"
 
 namespace tapegrad {
 
@@ -57,10 +58,6 @@ struct HigherOrder {
         case ScalarOp::item:  // set by its item node's JVP
         case ScalarOp::compare:
           continue;
-        case ScalarOp::custom:
-          throw Error(fmt::format(
-              "higher-order sweep: scalar node s{} is a 'custom' node without a tangent rule{}", i,
-              where(tape, false, i)));
         default: {
           const double ta = st[n.a_op & Tape::kIndexMask], tb = st[n.b];
           double t = 0;
@@ -183,6 +180,10 @@ struct HigherOrder {
         h[b] += n.db * hi_;
       }
       const auto op = static_cast<ScalarOp>(n.a_op >> Tape::kIndexBits);
+      if (op == ScalarOp::custom && g1[i] != 0.0 && st[a] != 0.0) {  // a user's function
+        h[a] += g1[i] * user_function_second(n.db, v[a], v[i]) * st[a];
+        continue;
+      }
       if (!curved(op) || g1[i] == 0.0) continue;
       const double ta = st[a], tb = st[b];
       if (ta == 0.0 && tb == 0.0) continue;

@@ -157,10 +157,15 @@ class Builder {
       if (!live_[i]) continue;
       const ScalarOp o = op(i);
       if (o == ScalarOp::leaf || o == ScalarOp::constant) continue;
-      if (o == ScalarOp::custom || o == ScalarOp::item)
+      if (o == ScalarOp::item)
         throw Error(fmt::format(
             "Function::optimize: scalar node s{} is a '{}' node, which has no forward rule", i,
             scalar_op_name(o)));
+      if (o == ScalarOp::custom)
+        throw Error(fmt::format(
+            "Function::optimize: scalar node s{} calls a user function, which the compiled "
+            "program does not run; replay it with gradient() without optimize()",
+            i));
       if (const std::uint32_t a = in_a(i)) live_[a] = 1;
       if (const std::uint32_t b = in_b(i)) live_[b] = 1;
     }

@@ -9,6 +9,7 @@
 
 #include "core/program.hpp"
 #include "core/rules.hpp"
+#include "tapegrad/userfn.hpp"
 #include "tapegrad/higher.hpp"
 #include "tapegrad/tensor.hpp"
 
@@ -122,11 +123,9 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
           }
           continue;
         }
-        case ScalarOp::custom:
-          throw Error(fmt::format(
-              "replay: scalar node s{} is a '{}' node, which has no forward rule to replay{}", i,
-              scalar_op_name(static_cast<ScalarOp>(n.a_op >> kIndexBits)),
-              origin(false, i).empty() ? "" : "; " + origin(false, i)));
+        case ScalarOp::custom:  // a user's function (userfn.hpp), its id in the number slot
+          p = user_function_first(n.db, x);
+          break;
         default:
           p = eval(op, x, y);
       }

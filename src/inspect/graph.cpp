@@ -1,5 +1,7 @@
 #include "inspect/graph.hpp"
 
+#include "tapegrad/userfn.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -77,8 +79,9 @@ std::string operand_str(const Tape& tape, std::uint32_t s, int slot) {
 std::string op_name(const Tape& tape, NodeId n) {
   if (n.tensor) return tape.tensor_node(n.index).op->name;
   const ScalarOp op = tape.scalar_op(n.index);
+  if (op == ScalarOp::custom) return detail::user_function_name(tape, n.index);
   const std::string name = scalar_op_name(op);
-  if (!is_binary(op) || op == ScalarOp::custom) return name;
+  if (!is_binary(op)) return name;
   const ScalarEdges& e = tape.scalar_edges(n.index);
   // A weighted sum shows its weights: "lin(w 0.5, -2)", or with a number
   // added, "lin(w 0.5; + 1)".

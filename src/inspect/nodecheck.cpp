@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/rules.hpp"
+#include "tapegrad/userfn.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
@@ -18,6 +19,7 @@ namespace {
 // node's rule.
 double scalar_forward(ScalarOp op, double a, double b, const ScalarEdges& e) {
   if (op == ScalarOp::lin) return detail::lin_value(a, b, e.da, e.db, e.b != 0);
+  if (op == ScalarOp::custom) return detail::user_function_first(e.db, a).v;
   if (!scalar_op_math(op)) return NAN;
   return detail::eval(op, a, b).v;
 }
@@ -49,11 +51,13 @@ struct Tally {
 };
 
 NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions& o) {
-  NodeCheck c{{false, s},           scalar_op_name(tape.scalar_op(s)), "", "pass", 0, 0, "",
-              tape.origin(false, s)};
+  const std::string name = tape.scalar_op(s) == ScalarOp::custom
+                               ? detail::user_function_name(tape, s)
+                               : std::string(scalar_op_name(tape.scalar_op(s)));
+  NodeCheck c{{false, s}, name, "", "pass", 0, 0, "", tape.origin(false, s)};
   const ScalarOp op = tape.scalar_op(s);
   const auto ins = detail::inputs_of(tape, {false, s});
-  if (op == ScalarOp::custom || op == ScalarOp::item || op == ScalarOp::compare) {
+  if (op == ScalarOp::item || op == ScalarOp::compare) {
     c.status = "skipped (no scalar forward rule)";
     return c;
   }

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/rules.hpp"
+#include "tapegrad/userfn.hpp"
 #include "inspect/graph.hpp"
 
 namespace tapegrad {
@@ -38,6 +39,8 @@ std::string gate_note(const Tape& tape, NodeId n, int slot, double local) {
   const ScalarOp op = tape.scalar_op(n.index);
   const std::string name = scalar_op_name(op);
   if (op == ScalarOp::lin) return "lin: distributes, × its weight";
+  if (op == ScalarOp::custom)
+    return detail::user_function_name(tape, n.index) + ": your function's derivative";
   if (const char* note = detail::scalar_note(op, slot, local)) return name + ": " + note;
   return name;
 }

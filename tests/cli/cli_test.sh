@@ -168,5 +168,38 @@ check "gradcheck --order 2 exit code" test $? -eq 0
 check "gradcheck --order 2 all pass" grep -qE '^[0-9]+ passed, 0 failed$' "$work/gradcheck2.txt"
 check "gradcheck --order 2 checks hvp" grep -qE '^matmul hvp ' "$work/gradcheck2.txt"
 
+# Every function of the language (the list its own error gives), with the
+# gradient checked against finite differences and a finite Hessian.
+"$tg" grad 'nosuch(x)' --at x=1 2>"$work/err.txt"
+names=$(sed -n 's/.*(known: \(.*\))$/\1/p' "$work/err.txt")
+check "function list has the C library" test "$(echo "$names" | wc -w)" -ge 38
+for f in $names; do
+  case $f in
+    atan2 | hypot | fmod | pow | max | min | fmax | fmin) e="$f(x, y) * x" ;;
+    acosh) e="acosh(x + 1) * x" ;;
+    *) e="$f(x) * y" ;;
+  esac
+  "$tg" grad "$e" --at x=0.6,y=1.3 --check >"$work/fn.txt" 2>&1
+  check "grad --check $f" test $? -eq 0
+  "$tg" hessian "$e" --at x=0.6,y=1.3 >"$work/fnh.txt" 2>&1
+  check "hessian $f" test $? -eq 0
+done
+"$tg" grad 'sin(x)*y' --at x=1,y=2 --json >"$work/sin.json"
+check "sin(x)*y gradient" has "$work/sin.json" '"x": 1.0806046117'
+# A value that goes bad is an error at the subexpression the user typed.
+"$tg" grad 'x + 2*acos(y)' --at x=1,y=2 2>"$work/err.txt"
+check "acos(2) exit code" test $? -eq 1
+check "acos(2) at its column" has "$work/err.txt" "1:7: acos(y): NaN in the forward sweep"
+check "no C++ line in the error" bash -c "! grep -q 'expr.cpp' '$work/err.txt'"
+"$tg" grad 'atanh(x)' --at x=1 2>"$work/err.txt"
+check "atanh(1) is infinite" has "$work/err.txt" "1:1: atanh(x): infinity in the forward sweep"
+"$tg" grad 'x * log2(-1)' --at x=1 2>"$work/err.txt"
+check "log2(-1) of a number" has "$work/err.txt" "1:5: log2(-1) is NaN"
+"$tg" grad 'y + sqrt(x)' --at x=0,y=1 2>"$work/err.txt"
+check "sqrt(0): the backward sweep's infinity at its subexpression" \
+  has "$work/err.txt" "1:5: sqrt(x): infinity in the backward sweep"
+"$tg" grad 'atan2(x)' --at x=1 2>"$work/err.txt"
+check "arity error" has "$work/err.txt" "atan2() takes 2 arguments, got 1"
+
 echo "cli: $pass passed, $fail failed"
 test "$fail" -eq 0

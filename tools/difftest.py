@@ -21,6 +21,29 @@ import torch
 REL, ABS = 1e-9, 1e-12
 
 
+# The C library's functions as tapegrad_difftest draws them (each on a
+# transform that keeps its argument in the domain). hypot is written
+# sqrt(a² + b²) above: torch.hypot has no second derivative.
+MATH = {
+    "sin": torch.sin, "cos": torch.cos, "atan": torch.atan, "asinh": torch.asinh,
+    "erf": torch.erf, "erfc": torch.erfc,
+    "tan_t": lambda a: torch.tan(torch.tanh(a)),
+    "asin_t": lambda a: torch.asin(torch.tanh(a) * 0.9),
+    "acos_t": lambda a: torch.acos(torch.tanh(a) * 0.9),
+    "sinh_t": lambda a: torch.sinh(torch.tanh(a)),
+    "cosh_t": lambda a: torch.cosh(torch.tanh(a)),
+    "acosh_a": lambda a: torch.acosh(a.abs() + 1.5),
+    "atanh_t": lambda a: torch.atanh(torch.tanh(a) * 0.9),
+    "log1p_a": lambda a: torch.log1p(a.abs()),
+    "expm1_t": lambda a: torch.expm1(torch.tanh(a)),
+    "log2_a": lambda a: torch.log2(a.abs() + 0.5),
+    "log10_a": lambda a: torch.log10(a.abs() + 0.5),
+    "exp2_t": lambda a: torch.exp2(torch.tanh(a)),
+    "cbrt_a": lambda a: torch.pow(a.abs() + 0.5, 1.0 / 3.0),
+    "floor": torch.floor, "ceil": torch.ceil, "round": torch.round, "trunc": torch.trunc,
+}
+
+
 def build(g, xs=None):
     if xs is None:
         xs = [torch.tensor(i["values"], dtype=torch.float64).reshape(i["shape"]).requires_grad_(True)
@@ -51,6 +74,10 @@ def build(g, xs=None):
         elif k == "softmax": r = torch.softmax(a, dim=-1)
         elif k == "abs": r = a.abs()
         elif k == "neg": r = -a
+        elif k in MATH: r = MATH[k](a)
+        elif k == "atan2": r = torch.atan2(a, b)
+        elif k == "hypot": r = torch.sqrt(a * a + b * b)
+        elif k == "fmod_safe": r = torch.fmod(a, b.abs() + 0.5)
         else: raise ValueError("unknown op " + k)
         nodes.append(r)
     return xs, nodes[-1]

@@ -39,6 +39,34 @@ bool broadcastable(const tg::Shape& a, const tg::Shape& b) {
   return true;
 }
 
+// The unary math functions, by the names tools/difftest.py knows them by.
+using Unary = tg::Tensor (*)(const tg::Tensor&);
+const std::pair<const char*, Unary> kMath[] = {
+    {"sin", [](const tg::Tensor& x) { return tg::sin(x); }},
+    {"cos", [](const tg::Tensor& x) { return tg::cos(x); }},
+    {"tan_t", [](const tg::Tensor& x) { return tg::tan(tg::tanh(x)); }},
+    {"asin_t", [](const tg::Tensor& x) { return tg::asin(tg::tanh(x) * 0.9); }},
+    {"acos_t", [](const tg::Tensor& x) { return tg::acos(tg::tanh(x) * 0.9); }},
+    {"atan", [](const tg::Tensor& x) { return tg::atan(x); }},
+    {"sinh_t", [](const tg::Tensor& x) { return tg::sinh(tg::tanh(x)); }},
+    {"cosh_t", [](const tg::Tensor& x) { return tg::cosh(tg::tanh(x)); }},
+    {"asinh", [](const tg::Tensor& x) { return tg::asinh(x); }},
+    {"acosh_a", [](const tg::Tensor& x) { return tg::acosh(tg::abs(x) + 1.5); }},
+    {"atanh_t", [](const tg::Tensor& x) { return tg::atanh(tg::tanh(x) * 0.9); }},
+    {"erf", [](const tg::Tensor& x) { return tg::erf(x); }},
+    {"erfc", [](const tg::Tensor& x) { return tg::erfc(x); }},
+    {"log1p_a", [](const tg::Tensor& x) { return tg::log1p(tg::abs(x)); }},
+    {"expm1_t", [](const tg::Tensor& x) { return tg::expm1(tg::tanh(x)); }},
+    {"log2_a", [](const tg::Tensor& x) { return tg::log2(tg::abs(x) + 0.5); }},
+    {"log10_a", [](const tg::Tensor& x) { return tg::log10(tg::abs(x) + 0.5); }},
+    {"exp2_t", [](const tg::Tensor& x) { return tg::exp2(tg::tanh(x)); }},
+    {"cbrt_a", [](const tg::Tensor& x) { return tg::cbrt(tg::abs(x) + 0.5); }},
+    {"floor", [](const tg::Tensor& x) { return tg::floor(x); }},
+    {"ceil", [](const tg::Tensor& x) { return tg::ceil(x); }},
+    {"round", [](const tg::Tensor& x) { return tg::round(x); }},
+    {"trunc", [](const tg::Tensor& x) { return tg::trunc(x); }},
+};
+
 std::string one_graph(std::uint64_t seed, int max_ops) {
   std::mt19937_64 rng(seed);
   const auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
@@ -67,7 +95,7 @@ std::string one_graph(std::uint64_t seed, int max_ops) {
     std::string op;
     tg::Tensor out;
     std::string attrs = "{}";
-    const std::size_t which = pick(22);
+    const std::size_t which = pick(24);
     if (r == 0 && (which == 14 || which == 15 || which == 16 || which == 19))
       continue;  // need an axis
     switch (which) {
@@ -146,6 +174,20 @@ std::string one_graph(std::uint64_t seed, int max_ops) {
       case 20:
         op = "abs", out = tg::abs(x);
         break;
+      case 21:
+      case 22: {  // the C library's functions, each on a transform that keeps x in its domain
+        const auto& [name, f] = kMath[pick(std::size(kMath))];
+        op = name, out = f(x);
+        break;
+      }
+      case 23: {
+        if (!broadcastable(x.shape(), y.shape())) break;
+        const std::size_t m = pick(3);
+        if (m == 0) op = "atan2", out = tg::atan2(x, y);
+        if (m == 1) op = "hypot", out = tg::hypot(x, y);
+        if (m == 2) op = "fmod_safe", out = tg::fmod(x, tg::abs(y) + 0.5);
+        break;
+      }
       default:
         op = "neg", out = -x;
         break;

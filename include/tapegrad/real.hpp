@@ -133,7 +133,7 @@ class Real {
   Real() = default;  // empty: any use throws, as for Scalar
   Real(const Scalar& s) : s_(s) {}
   template <LinearExpr E>
-  requires(!std::is_lvalue_reference_v<E>) Real(E&& e, Site where = Site::current())
+  requires(!std::is_lvalue_reference_v<E>) [[gnu::always_inline]] Real(E&& e, Site where = Site::current())
       : s_(detail::record(e, where)) {}
   // A constant on the current tape, so that code written for double
   // (`T sum = 0;`) compiles with Real.
@@ -227,7 +227,7 @@ template <class E>
   // rides on the last node's empty slot. At most N nodes: when the tape has
   // room for N, they are written as one batch (Tape::put_scalar), else
   // pushed one by one (NoGrad, anomaly mode, a full tape).
-  const auto emit = [&](auto&& push) {
+  const auto emit = [&](auto&& push) __attribute__((always_inline)) {
     int state = 0;  // 0: nothing yet, 1: one operand waiting, 2: node r
     std::uint32_t first = 0, r = 0;
     double first_w = 0, first_x = 0, rv = 0;
@@ -260,22 +260,22 @@ template <class E>
   if (tp.has_scalar_room(static_cast<std::uint32_t>(N))) [[likely]] {
     auto n = static_cast<std::uint32_t>(tp.scalar_count());
     const std::uint32_t r =
-        emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) {
+        emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) __attribute__((always_inline)) {
           tp.put_scalar(n, ScalarOp::lin, a, b, da, db, v);
           return n++;
         });
     tp.commit_scalars(n);
     return Scalar(tp, r);
   }
-  return Scalar(tp, emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) {
+  return Scalar(tp, emit([&](std::uint32_t a, std::uint32_t b, double da, double db, double v) __attribute__((always_inline)) {
                   return tp.push_scalar(ScalarOp::lin, a, b, da, db, v, where);
                 }));
 }
 
 // A Real, Scalar or expression as a Scalar (an expression is recorded).
-inline const Scalar& materialize(const Scalar& x) { return x; }
+[[gnu::always_inline]] inline const Scalar& materialize(const Scalar& x) { return x; }
 template <LinearExpr E>
-Scalar materialize(const E& e) {
+[[gnu::always_inline]] inline Scalar materialize(const E& e) {
   return record(e, Site{});
 }
 
@@ -293,62 +293,62 @@ concept RealOne = RealArg<A> && !std::same_as<std::remove_cvref_t<A>, Scalar>;
 
 template <class A, class B>
 requires detail::RealPair<A, B>
-auto operator+(A&& a, B&& b) {
+[[gnu::always_inline]] inline auto operator+(A&& a, B&& b) {
   return detail::LinSum<detail::Node<A>, detail::Node<B>>{
       {}, detail::node(a), detail::node(b), 1.0};
 }
 template <class A, class B>
 requires detail::RealPair<A, B>
-auto operator-(A&& a, B&& b) {
+[[gnu::always_inline]] inline auto operator-(A&& a, B&& b) {
   return detail::LinSum<detail::Node<A>, detail::Node<B>>{
       {}, detail::node(a), detail::node(b), -1.0};
 }
 template <detail::RealOne A>
-auto operator-(A&& a) {
+[[gnu::always_inline]] inline auto operator-(A&& a) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), -1.0, 0.0};
 }
 template <detail::RealOne A>
-auto operator+(A&& a, double c) {
+[[gnu::always_inline]] inline auto operator+(A&& a, double c) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), 1.0, c};
 }
 template <detail::RealOne A>
-auto operator+(double c, A&& a) {
+[[gnu::always_inline]] inline auto operator+(double c, A&& a) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), 1.0, c};
 }
 template <detail::RealOne A>
-auto operator-(A&& a, double c) {
+[[gnu::always_inline]] inline auto operator-(A&& a, double c) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), 1.0, -c};
 }
 template <detail::RealOne A>
-auto operator-(double c, A&& a) {
+[[gnu::always_inline]] inline auto operator-(double c, A&& a) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), -1.0, c};
 }
 template <detail::RealOne A>
-auto operator*(A&& a, double m) {
+[[gnu::always_inline]] inline auto operator*(A&& a, double m) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), m, 0.0};
 }
 template <detail::RealOne A>
-auto operator*(double m, A&& a) {
+[[gnu::always_inline]] inline auto operator*(double m, A&& a) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), m, 0.0};
 }
 // a / m is recorded as a * (1 / m): equal to rounding.
 template <detail::RealOne A>
-auto operator/(A&& a, double m) {
+[[gnu::always_inline]] inline auto operator/(A&& a, double m) {
   return detail::LinAffine<detail::Node<A>>{{}, detail::node(a), 1.0 / m, 0.0};
 }
 
 // ---- nonlinear operations: the usual node, as a Real ----
 
 template <class A, class B>
-requires detail::RealPair<A, B> Real operator*(A&& a, B&& b) {
+requires detail::RealPair<A, B> [[gnu::always_inline]] inline Real operator*(A&& a, B&& b) {
   return Real(detail::materialize(a) * detail::materialize(b));
 }
 template <class A, class B>
-requires detail::RealPair<A, B> Real operator/(A&& a, B&& b) {
+requires detail::RealPair<A, B> [[gnu::always_inline]] inline Real operator/(A&& a, B&& b) {
   return Real(detail::materialize(a) / detail::materialize(b));
 }
 template <detail::RealOne A>
-Real operator/(double c, A&& a) {
+[[gnu::always_inline]] inline Real operator/(double c, A&& a) {
   return Real(c / detail::materialize(a));
 }
 
@@ -356,7 +356,7 @@ Real operator/(double c, A&& a) {
 // alone takes Scalar's own).
 #define TAPEGRAD_REAL_UNARY(f)                     \
   template <detail::RealOne A>                     \
-  Real f(A&& a, Site where = Site::current()) {    \
+  [[gnu::always_inline]] inline Real f(A&& a, Site where = Site::current()) { \
     return Real(f(detail::materialize(a), where)); \
   }
 #define TAPEGRAD_X(name, kind) TAPEGRAD_REAL_##kind(name)
@@ -367,15 +367,15 @@ Real operator/(double c, A&& a) {
 #define TAPEGRAD_REAL_binary_fn(name) TAPEGRAD_REAL_BINARY(name)
 #define TAPEGRAD_REAL_BINARY(f)                                                        \
   template <class A, class B>                                                          \
-  requires detail::RealPair<A, B> Real f(A&& a, B&& b, Site where = Site::current()) { \
+  requires detail::RealPair<A, B> [[gnu::always_inline]] inline Real f(A&& a, B&& b, Site where = Site::current()) { \
     return Real(f(detail::materialize(a), detail::materialize(b), where));             \
   }                                                                                    \
   template <detail::RealOne A>                                                         \
-  Real f(A&& a, double c, Site where = Site::current()) {                              \
+  [[gnu::always_inline]] inline Real f(A&& a, double c, Site where = Site::current()) { \
     return Real(f(detail::materialize(a), c, where));                                  \
   }                                                                                    \
   template <detail::RealOne A>                                                         \
-  Real f(double c, A&& a, Site where = Site::current()) {                              \
+  [[gnu::always_inline]] inline Real f(double c, A&& a, Site where = Site::current()) { \
     return Real(f(c, detail::materialize(a), where));                                  \
   }
 TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
@@ -414,24 +414,24 @@ TAPEGRAD_REAL_COMPARE(!=)
 // ---- compound assignment: one statement each ----
 
 template <RealArg E>
-Real& Real::operator+=(E&& e) {
+[[gnu::always_inline]] inline Real& Real::operator+=(E&& e) {
   return *this = *this + std::forward<E>(e);
 }
 template <RealArg E>
-Real& Real::operator-=(E&& e) {
+[[gnu::always_inline]] inline Real& Real::operator-=(E&& e) {
   return *this = *this - std::forward<E>(e);
 }
 template <RealArg E>
-Real& Real::operator*=(E&& e) {
+[[gnu::always_inline]] inline Real& Real::operator*=(E&& e) {
   return *this = Real(s_ * detail::materialize(e));
 }
 template <RealArg E>
-Real& Real::operator/=(E&& e) {
+[[gnu::always_inline]] inline Real& Real::operator/=(E&& e) {
   return *this = Real(s_ / detail::materialize(e));
 }
-inline Real& Real::operator+=(double c) { return *this = *this + c; }
-inline Real& Real::operator-=(double c) { return *this = *this - c; }
-inline Real& Real::operator*=(double c) { return *this = *this * c; }
-inline Real& Real::operator/=(double c) { return *this = *this / c; }
+[[gnu::always_inline]] inline Real& Real::operator+=(double c) { return *this = *this + c; }
+[[gnu::always_inline]] inline Real& Real::operator-=(double c) { return *this = *this - c; }
+[[gnu::always_inline]] inline Real& Real::operator*=(double c) { return *this = *this * c; }
+[[gnu::always_inline]] inline Real& Real::operator/=(double c) { return *this = *this / c; }
 
 }  // namespace tapegrad

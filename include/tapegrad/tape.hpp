@@ -270,8 +270,8 @@ class Tape {
   // (when it did, GCC spilled the partials and reloaded two 8-byte stores as
   // one 16-byte load, a store-forwarding stall that doubled the cost).
   // (The arrays never grow past kMaxScalarNodes: growing there throws.)
-  std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
-                            double v, Site where) {
+  [[gnu::always_inline]] std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b,
+                                                   double da, double db, double v, Site where) {
     if (!scalars_.has_room()) [[unlikely]]
       return push_slow(op, a, b, da, db, v, where);
     const std::uint32_t i = scalars_.size();
@@ -286,8 +286,8 @@ class Tape {
   // (scalar_count() <= i < scalar_count() + k), commit_scalars(n) makes
   // nodes [0, n) the tape's.
   bool has_scalar_room(std::uint32_t k) const { return scalars_.has_room(k); }
-  void put_scalar(std::uint32_t i, ScalarOp op, std::uint32_t a, std::uint32_t b, double da,
-                  double db, double v) {
+  [[gnu::always_inline]] void put_scalar(std::uint32_t i, ScalarOp op, std::uint32_t a,
+                                         std::uint32_t b, double da, double db, double v) {
     scalars_.put(i, a | (static_cast<std::uint32_t>(op) << kIndexBits), b, da, db, v);
   }
   void commit_scalars(std::uint32_t n) { scalars_.set_size(n); }

@@ -1,5 +1,5 @@
 // The replay benchmarks: gradients of det by minors, of the Lax-Wendroff
-// stencil and of an add/mul chain, each as
+// stencil, of an add/mul chain and of a double pendulum (trig-heavy), each as
 //   <problem>Doubles      the plain-double function (the ratio's base),
 //   <problem>Retape       tapegrad: record the function, sweep (every call),
 //   <problem>Replay       tapegrad: replay a recorded tape, sweep,
@@ -86,6 +86,19 @@ tg::Scalar chain_real(std::span<const tg::Scalar> in, int) {
   return chain(tg::Real(in[0]), tg::Real(in[1]));
 }
 tg::Scalar chain_scalar(std::span<const tg::Scalar> in, int) { return chain(in[0], in[1]); }
+template <class T, class In>
+auto pendulum_of(std::span<const In> in, int steps) {
+  return bp::double_pendulum<T>(in[0], in[1], in[2], in[3], steps);
+}
+tg::Scalar pendulum_scalar(std::span<const tg::Scalar> in, int steps) {
+  return pendulum_of<tg::Scalar>(in, steps);
+}
+tg::Scalar pendulum_real(std::span<const tg::Scalar> in, int steps) {
+  return pendulum_of<tg::Real>(in, steps);
+}
+double pendulum_double(std::span<const double> in, int steps) {
+  return pendulum_of<double>(in, steps);
+}
 double chain_double(std::span<const double> in, int) { return chain(in[0], in[1]); }
 
 Problem problem(int which, int arg) {
@@ -94,8 +107,10 @@ Problem problem(int which, int arg) {
       return {bp::det_matrix(arg), det_scalar, det_double, det_real};
     case 1:
       return {bp::lw_initial(), lw_scalar, lw_double, lw_real};
-    default:
+    case 2:
       return {{1.0, 0.999999}, chain_scalar, chain_double, chain_real};
+    default:
+      return {bp::pendulum_initial(), pendulum_scalar, pendulum_double, pendulum_real};
   }
 }
 
@@ -190,8 +205,10 @@ void record_adolc(const Problem& p, int arg) {
     out = bp::det_minor(in, arg);
   } else if constexpr (Which == 1) {
     out = bp::lax_wendroff(in, arg);
-  } else {
+  } else if constexpr (Which == 2) {
     out = chain(in[0], in[1]);
+  } else {
+    out = bp::double_pendulum<adouble>(in[0], in[1], in[2], in[3], arg);
   }
   double y;
   out >>= y;
@@ -266,5 +283,6 @@ BENCHMARK(BM_MoonsFunction<true>)->Name("BM_MoonsOptimized")->Unit(benchmark::kM
 PROBLEM(0, "BM_DetMinor", DenseRange(5, 9))
 PROBLEM(1, "BM_LaxWendroff", Arg(bp::kSteps))
 PROBLEM(2, "BM_Chain", Arg(0))
+PROBLEM(3, "BM_Pendulum", Arg(bp::kPendulumSteps))
 
 }  // namespace

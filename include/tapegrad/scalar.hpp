@@ -79,14 +79,14 @@ inline double lin_value(double x, double y, double da, double db, bool b_node) {
 
 // f(a) -> {value, d/da, unused}
 template <class F>
-[[gnu::always_inline]] inline Scalar unary(ScalarOp op, const Scalar& x, Site where, F&& f) {
+inline Scalar unary(ScalarOp op, const Scalar& x, Site where, F&& f) {
   Tape& t = operand(op, x);
   const Partials p = f(t.scalar_value(x.index()));
   return {t, t.push_scalar(op, x.index(), 0, p.da, 0.0, p.v, where)};
 }
 // f(a, b) -> {value, d/da, d/db}
 template <class F>
-[[gnu::always_inline]] inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, Site where, F&& f) {
+inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, Site where, F&& f) {
   Tape& t = operand(op, x);
   if (&t != &operand(op, y)) [[unlikely]]
     throw_mixed_tapes(scalar_op_name(op));
@@ -100,13 +100,13 @@ template <class F>
 // which is never read, so it stays the same two multiply-adds; inspection and
 // replay read the number back from the slot (Tape::scalar_operand).
 template <class F>
-[[gnu::always_inline]] inline Scalar with_number(ScalarOp op, const Scalar& x, double c, Site where, F&& f) {
+inline Scalar with_number(ScalarOp op, const Scalar& x, double c, Site where, F&& f) {
   Tape& t = operand(op, x);
   const Partials p = f(t.scalar_value(x.index()), c);
   return {t, t.push_scalar(op, x.index(), 0, p.da, c, p.v, where)};
 }
 template <class F>
-[[gnu::always_inline]] inline Scalar number_with(ScalarOp op, double c, const Scalar& x, Site where, F&& f) {
+inline Scalar number_with(ScalarOp op, double c, const Scalar& x, Site where, F&& f) {
   Tape& t = operand(op, x);
   const Partials p = f(c, t.scalar_value(x.index()));
   return {t, t.push_scalar(op, 0, x.index(), c, p.db, p.v, where)};
@@ -121,21 +121,27 @@ using S = At<Scalar>;
 // for double finds them by argument-dependent lookup (`using std::sin;
 // sin(x)`); fmin and fmax are min and max.
 namespace detail {
+// An op's rule as a function object: a direct call the compiler always
+// inlines (a function pointer would leave that to constant propagation).
+template <ScalarOp O>
+struct Rule2 {
+  [[gnu::always_inline]] Partials operator()(double a, double b) const { return first2<O>(a, b); }
+};
 template <ScalarOp O>
 [[gnu::always_inline]] inline Scalar unary_op(const Scalar& x, Site where) {
-  return unary(O, x, where, first1<O>);
+  return unary(O, x, where, [](double a) __attribute__((always_inline)) { return first1<O>(a); });
 }
 template <ScalarOp O>
 [[gnu::always_inline]] inline Scalar binary_op(const Scalar& x, const Scalar& y, Site where) {
-  return binary(O, x, y, where, first2<O>);
+  return binary(O, x, y, where, Rule2<O>{});
 }
 template <ScalarOp O>
 [[gnu::always_inline]] inline Scalar binary_op(const Scalar& x, double c, Site where) {
-  return with_number(O, x, c, where, first2<O>);
+  return with_number(O, x, c, where, Rule2<O>{});
 }
 template <ScalarOp O>
 [[gnu::always_inline]] inline Scalar binary_op(double c, const Scalar& x, Site where) {
-  return number_with(O, c, x, where, first2<O>);
+  return number_with(O, c, x, where, Rule2<O>{});
 }
 }  // namespace detail
 
@@ -144,17 +150,17 @@ template <ScalarOp O>
 #define TAPEGRAD_SCALAR_unary_op(name)
 #define TAPEGRAD_SCALAR_binary_op(name)
 #define TAPEGRAD_SCALAR_unary_fn(name)                                  \
-  inline Scalar name(const Scalar& x, Site where = Site::current()) {   \
+  [[gnu::always_inline]] inline Scalar name(const Scalar& x, Site where = Site::current()) {   \
     return detail::unary_op<ScalarOp::name>(x, where);                  \
   }
 #define TAPEGRAD_SCALAR_binary_fn(name)                                           \
-  inline Scalar name(const Scalar& x, const Scalar& y, Site where = Site::current()) { \
+  [[gnu::always_inline]] inline Scalar name(const Scalar& x, const Scalar& y, Site where = Site::current()) { \
     return detail::binary_op<ScalarOp::name>(x, y, where);                        \
   }                                                                               \
-  inline Scalar name(const Scalar& x, double c, Site where = Site::current()) {   \
+  [[gnu::always_inline]] inline Scalar name(const Scalar& x, double c, Site where = Site::current()) { \
     return detail::binary_op<ScalarOp::name>(x, c, where);                        \
   }                                                                               \
-  inline Scalar name(double c, const Scalar& x, Site where = Site::current()) {   \
+  [[gnu::always_inline]] inline Scalar name(double c, const Scalar& x, Site where = Site::current()) { \
     return detail::binary_op<ScalarOp::name>(c, x, where);                        \
   }
 TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
@@ -182,22 +188,24 @@ TAPEGRAD_SCALAR_ALIAS(fmin, min)
 // The operators: add distributes, sub distributes (negated to b), mul
 // switches, div scales; neg is -1 times.
 #define TAPEGRAD_SCALAR_OPERATOR(OP, name)                                        \
-  inline Scalar operator OP(detail::S x, const Scalar& y) {                       \
+  [[gnu::always_inline]] inline Scalar operator OP(detail::S x, const Scalar& y) {                       \
     return detail::binary_op<ScalarOp::name>(x.v, y, x.where);                    \
   }                                                                               \
-  inline Scalar operator OP(detail::S x, double c) {                              \
+  [[gnu::always_inline]] inline Scalar operator OP(detail::S x, double c) {                              \
     return detail::binary_op<ScalarOp::name>(x.v, c, x.where);                    \
   }                                                                               \
-  inline Scalar operator OP(double c, detail::S x) {                              \
+  [[gnu::always_inline]] inline Scalar operator OP(double c, detail::S x) {                              \
     return detail::binary_op<ScalarOp::name>(c, x.v, x.where);                    \
   }                                                                               \
-  inline Scalar& operator OP##=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} OP y.v; }
+  [[gnu::always_inline]] inline Scalar& operator OP##=(Scalar& x, detail::S y) { return x = detail::S{x, y.where} OP y.v; }
 TAPEGRAD_SCALAR_OPERATOR(+, add)
 TAPEGRAD_SCALAR_OPERATOR(-, sub)
 TAPEGRAD_SCALAR_OPERATOR(*, mul)
 TAPEGRAD_SCALAR_OPERATOR(/, div)
 #undef TAPEGRAD_SCALAR_OPERATOR
-inline Scalar operator-(detail::S x) { return detail::unary_op<ScalarOp::neg>(x.v, x.where); }
+[[gnu::always_inline]] inline Scalar operator-(detail::S x) {
+  return detail::unary_op<ScalarOp::neg>(x.v, x.where);
+}
 inline Scalar operator+(detail::S x) { return x.v; }
 
 // Comparisons of values, recorded: the tape keeps each outcome and the line

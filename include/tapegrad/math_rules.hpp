@@ -5,7 +5,8 @@
 // the compiled program, forward mode, the curvature sweep, the per-node check,
 // the CLI and the element-wise tensor ops (float32 and float64) all read
 // these. A math op without a Rule, or a Rule with neither d2 nor
-// `linear = true`, does not compile (see the static_asserts at the end).
+// `linear = true`, does not compile (see rule_dispatch.hpp, which every
+// user of the rules includes).
 //
 // A unary rule has
 //   f(x)          the value
@@ -25,7 +26,10 @@
 // the origin, where they have no derivative; abs and relu take the partial
 // of the right side at 0 for relu (1) and 0 for abs; max and min send
 // everything to the first input on a tie.
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <numbers>
 
 #include "tapegrad/op_table.hpp"
@@ -238,6 +242,25 @@ struct Rule<ScalarOp::cbrt> {  // +inf at 0
 
 // ---- trigonometric and hyperbolic ----
 
+// sin x and cos x from one sincos call, and the last pair kept per thread:
+// code that takes both of one angle (a rotation, a pendulum's sin and cos
+// of theta1 - theta2) pays for one call. Keyed by the argument's bits, so
+// -0 and +0 are told apart and a NaN never matches.
+struct SinCos {
+  std::uint64_t key = 0x7ff8000000000000u;  // a NaN, whose sine and cosine are NaN
+  double s = std::numeric_limits<double>::quiet_NaN(), c = s;
+};
+inline thread_local SinCos t_sincos;
+[[gnu::always_inline]] inline void sin_cos(double x, double* s, double* c) {
+  SinCos& m = t_sincos;
+  const auto bits = std::bit_cast<std::uint64_t>(x);
+  if (bits != m.key) [[unlikely]] {
+    (::sincos)(x, &m.s, &m.c);  // parenthesised: Graphviz's arith.h defines a sincos macro
+    m.key = bits;
+  }
+  *s = m.s, *c = m.c;
+}
+
 template <>
 struct Rule<ScalarOp::sin> {
   TAPEGRAD_NOTE(scales, "local = cos x")
@@ -246,7 +269,7 @@ struct Rule<ScalarOp::sin> {
   template <class T> static T d2(T, T y) { return -y; }
   static Partials first(double x) {
     double s, c;
-    (::sincos)(x, &s, &c);  // parenthesised: Graphviz's arith.h defines a sincos macro
+    sin_cos(x, &s, &c);
     return {s, c, 0};
   }
 };
@@ -258,7 +281,7 @@ struct Rule<ScalarOp::cos> {
   template <class T> static T d2(T, T y) { return -y; }
   static Partials first(double x) {
     double s, c;
-    (::sincos)(x, &s, &c);  // parenthesised: Graphviz's arith.h defines a sincos macro
+    sin_cos(x, &s, &c);
     return {c, -s, 0};
   }
 };
@@ -426,57 +449,5 @@ struct Rule<ScalarOp::fmod> {
   template <class T> static T db(T a, T b) { return -std::trunc(a / b); }
 };
 #undef TAPEGRAD_NOTE
-
-// ---- what the dispatchers read ----
-
-template <class R>
-concept HasFirst1 = requires(double x) { R::first(x); };
-template <class R>
-concept HasFirst2 = requires(double x) { R::first(x, x); };
-template <class R>
-concept Curved1 = requires(double x) { R::d2(x, x); };
-template <class R>
-concept Curved2 = requires(double x) { R::d2(x, x, x); };
-template <class R>
-concept Linear = R::linear;
-
-// The value and partial of a unary op at x; of a binary op at (a, b).
-template <ScalarOp O>
-[[gnu::always_inline]] inline Partials first1(double x) {
-  using R = Rule<O>;
-  if constexpr (HasFirst1<R>) {
-    return R::first(x);
-  } else {
-    const double v = R::f(x);
-    return {v, R::d(x, v), 0};
-  }
-}
-template <ScalarOp O>
-[[gnu::always_inline]] inline Partials first2(double a, double b) {
-  using R = Rule<O>;
-  if constexpr (HasFirst2<R>)
-    return R::first(a, b);
-  else
-    return {R::f(a, b), R::da(a, b), R::db(a, b)};
-}
-
-// Each math op has exactly one of: second partials, or `linear`.
-#define TAPEGRAD_X(name, kind) TAPEGRAD_CHECK_##kind(name)
-#define TAPEGRAD_CHECK_structural(name)
-#define TAPEGRAD_CHECK_unary_op(name)                                                  \
-  static_assert(Curved1<Rule<ScalarOp::name>> != Linear<Rule<ScalarOp::name>>,        \
-                "Rule<ScalarOp::" #name ">: give d2(x, y), or linear = true, not both");
-#define TAPEGRAD_CHECK_unary_fn(name) TAPEGRAD_CHECK_unary_op(name)
-#define TAPEGRAD_CHECK_binary_op(name)                                                 \
-  static_assert(Curved2<Rule<ScalarOp::name>> != Linear<Rule<ScalarOp::name>>,        \
-                "Rule<ScalarOp::" #name ">: give d2(a, b, v), or linear = true, not both");
-#define TAPEGRAD_CHECK_binary_fn(name) TAPEGRAD_CHECK_binary_op(name)
-TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
-#undef TAPEGRAD_X
-#undef TAPEGRAD_CHECK_structural
-#undef TAPEGRAD_CHECK_unary_op
-#undef TAPEGRAD_CHECK_unary_fn
-#undef TAPEGRAD_CHECK_binary_op
-#undef TAPEGRAD_CHECK_binary_fn
 
 }  // namespace tapegrad::detail

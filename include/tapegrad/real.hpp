@@ -62,7 +62,7 @@ struct Gather {
   std::array<double, N> w;
   double c = 0.0;
   std::size_t n = 0;
-  void add(const Scalar& x, double k) {
+  [[gnu::always_inline]] void add(const Scalar& x, double k) {
     Tape& t = operand(ScalarOp::lin, x);
     if (tape && tape != &t) [[unlikely]]
       throw_mixed_tapes("Real arithmetic");
@@ -81,7 +81,7 @@ struct LinLeaf : LinearExprBase {
   static constexpr std::size_t size = 1;
   const Scalar& x;
   template <std::size_t N>
-  void gather(Gather<N>& g, double k) const {
+  [[gnu::always_inline]] void gather(Gather<N>& g, double k) const {
     g.add(x, k);
   }
 };
@@ -93,7 +93,7 @@ struct LinSum : LinearExprBase {
   Hold<B> b;
   double s;
   template <std::size_t N>
-  void gather(Gather<N>& g, double k) const {
+  [[gnu::always_inline]] void gather(Gather<N>& g, double k) const {
     a.gather(g, k);
     b.gather(g, s * k);
   }
@@ -105,7 +105,7 @@ struct LinAffine : LinearExprBase {
   Hold<A> a;
   double m, c;
   template <std::size_t N>
-  void gather(Gather<N>& g, double k) const {
+  [[gnu::always_inline]] void gather(Gather<N>& g, double k) const {
     a.gather(g, m * k);
     g.c += k * c;
   }

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "tapegrad/math_rules.hpp"
+#include "tapegrad/rule_dispatch.hpp"
 #include "tapegrad/tape.hpp"
 
 namespace tapegrad {
@@ -79,14 +79,14 @@ inline double lin_value(double x, double y, double da, double db, bool b_node) {
 
 // f(a) -> {value, d/da, unused}
 template <class F>
-inline Scalar unary(ScalarOp op, const Scalar& x, Site where, F&& f) {
+[[gnu::always_inline]] inline Scalar unary(ScalarOp op, const Scalar& x, Site where, F&& f) {
   Tape& t = operand(op, x);
   const Partials p = f(t.scalar_value(x.index()));
   return {t, t.push_scalar(op, x.index(), 0, p.da, 0.0, p.v, where)};
 }
 // f(a, b) -> {value, d/da, d/db}
 template <class F>
-inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, Site where, F&& f) {
+[[gnu::always_inline]] inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, Site where, F&& f) {
   Tape& t = operand(op, x);
   if (&t != &operand(op, y)) [[unlikely]]
     throw_mixed_tapes(scalar_op_name(op));
@@ -100,13 +100,13 @@ inline Scalar binary(ScalarOp op, const Scalar& x, const Scalar& y, Site where, 
 // which is never read, so it stays the same two multiply-adds; inspection and
 // replay read the number back from the slot (Tape::scalar_operand).
 template <class F>
-inline Scalar with_number(ScalarOp op, const Scalar& x, double c, Site where, F&& f) {
+[[gnu::always_inline]] inline Scalar with_number(ScalarOp op, const Scalar& x, double c, Site where, F&& f) {
   Tape& t = operand(op, x);
   const Partials p = f(t.scalar_value(x.index()), c);
   return {t, t.push_scalar(op, x.index(), 0, p.da, c, p.v, where)};
 }
 template <class F>
-inline Scalar number_with(ScalarOp op, double c, const Scalar& x, Site where, F&& f) {
+[[gnu::always_inline]] inline Scalar number_with(ScalarOp op, double c, const Scalar& x, Site where, F&& f) {
   Tape& t = operand(op, x);
   const Partials p = f(c, t.scalar_value(x.index()));
   return {t, t.push_scalar(op, 0, x.index(), c, p.db, p.v, where)};

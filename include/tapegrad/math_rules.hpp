@@ -150,7 +150,7 @@ struct Rule<ScalarOp::abs> {  // sign x, 0 at 0
   template <class T> static T d(T x, T) { return x > 0 ? T(1) : (x < 0 ? T(-1) : T(0)); }
 };
 template <>
-struct Rule<ScalarOp::relu> {  // 1 for x >= 0 (the convention at 0 of docs/backprop.md)
+struct Rule<ScalarOp::relu> {  // 1 for x >= 0 (the worked examples' convention at 0)
   TAPEGRAD_NOTE(routes, "routes, passes")
   static constexpr const char* note_blocked = "routes, blocks";
   static constexpr bool linear = true;

@@ -91,8 +91,11 @@ void eval_statement(const POp* o, std::uint32_t n, Value value, double* lv, doub
     return k == kLocal ? lv[i] : (k == kExt ? value(i) : num);
   };
   for (std::uint32_t k = 0; k < n; ++k) {
-    const Partials p =
-        eval(o[k].op, ref(o[k].ka, o[k].a, o[k].num), ref(o[k].kb, o[k].b, o[k].num));
+    const double a = ref(o[k].ka, o[k].a, o[k].num), b = ref(o[k].kb, o[k].b, o[k].num);
+    // mul and add as plain branches before the table's switch (see chain_statement)
+    const Partials p = o[k].op == ScalarOp::mul   ? first2<ScalarOp::mul>(a, b)
+                       : o[k].op == ScalarOp::add ? first2<ScalarOp::add>(a, b)
+                                                  : eval(o[k].op, a, b);
     lv[k] = p.v, lda[k] = p.da, ldb[k] = p.db;
   }
 }

@@ -9,7 +9,7 @@ fail=0
 bad() { echo "layering: $*"; fail=1; }
 includes() { grep -hoE '#include [<"][^>"]+[>"]' "$@" 2>/dev/null | sed -E 's/#include [<"]([^>"]+)[>"]/\1/' | sort -u; }
 
-core_h=(include/tapegrad/{dtype,error,shape,site,tape,scalar,tensor,threads,higher,replay,storage}.hpp)
+core_h=(include/tapegrad/{dtype,error,shape,site,tape,tape_scope,memory,op_table,math_rules,rule_dispatch,scalar,real,userfn,tensor,threads,higher,replay,storage}.hpp)
 ops_h=(include/tapegrad/ops.hpp include/tapegrad/registry.hpp)
 inspect_h=(include/tapegrad/inspect.hpp include/tapegrad/gradcheck.hpp)
 nn_h=(include/tapegrad/nn.hpp include/tapegrad/nn/*.hpp)
@@ -44,6 +44,12 @@ for f in include/tapegrad/*.hpp include/tapegrad/nn/*.hpp $(find src -name '*.cp
   [ "$f" = include/tapegrad/report.hpp ] && continue
   for i in $(includes "$f"); do
     case "$i" in tapegrad/report.hpp|report/*) bad "$f includes $i: only tools and the report itself use the report" ;; esac
+  done
+done
+# Eigen only through <tapegrad/eigen.hpp>: the library does not depend on it.
+for f in $(find include src -name '*.cpp' -o -name '*.hpp' | grep -v '^include/tapegrad/eigen.hpp$'); do
+  for i in $(includes "$f"); do
+    case "$i" in Eigen/*|tapegrad/eigen.hpp) bad "$f includes $i: only tapegrad/eigen.hpp uses Eigen" ;; esac
   done
 done
 # Only src/dist sees MPI; its public header does not.

@@ -61,6 +61,9 @@ class ScalarArrays {
   ScalarArrays& operator=(const ScalarArrays&) = delete;
 
   std::uint32_t size() const { return n_; }
+  std::uint32_t capacity() const { return cap_; }
+  // The capacity grow() would allocate next.
+  std::size_t next_capacity() const;
   ScalarEdges* edges() const { return e_; }
   double* values() const { return v_; }
   // Makes room for one more node (cold: called when has_room() is false).

@@ -24,6 +24,7 @@
 
 #include "tapegrad/dtype.hpp"
 #include "tapegrad/error.hpp"
+#include "tapegrad/memory.hpp"
 #include "tapegrad/op_table.hpp"
 #include "tapegrad/pending_grad.hpp"
 #include "tapegrad/shape.hpp"
@@ -184,6 +185,16 @@ class Tape {
   std::size_t tensor_count() const { return tnodes_.size(); }
   // Bytes held by the scalar part of the tape (edges, values, adjoints).
   std::size_t scalar_bytes() const;
+  // What the tape holds, by part, its peak and its nodes by op (counting the
+  // nodes walks the tape: call it between steps, not inside one).
+  TapeMemory memory() const;
+  void reset_peak();
+  // A cap on the bytes the tape holds (memory().held()), 0 for none. An
+  // allocation that would cross it throws before it happens, naming what
+  // asked (the op and its line), how much, and what the tape holds; the
+  // tape stays as it was and usable (clear or rewind it, or raise the cap).
+  void set_memory_budget(std::size_t bytes) { budget_ = bytes; }
+  std::size_t memory_budget() const { return budget_; }
 
   // ---- inspection ----
   ScalarOp scalar_op(std::uint32_t i) const {
@@ -349,6 +360,14 @@ class Tape {
   void run_backward(std::uint32_t s_hi, std::uint32_t t_hi);
   bool has_swept_interior(std::uint32_t s_hi, std::uint32_t t_hi);
   void drop_tensors_from(std::uint32_t t);
+  // Memory: the bytes in use and held (O(tensor nodes + pool)), the peak
+  // kept up to date before anything is dropped, and the budget's check of
+  // an allocation of `bytes` that `what` asks for.
+  std::size_t tensor_bytes_in_use() const;
+  std::size_t held_bytes() const;
+  void note_peak() const;
+  void charge(std::size_t bytes, const std::string& what) const;
+  std::string alloc_context() const;
 
   detail::ScalarArrays scalars_;
   std::vector<double> adj_;  // may be shorter than scalars_: missing entries are 0
@@ -369,93 +388,17 @@ class Tape {
   std::uint32_t swept_s_ = 0, swept_t_ = 0;
   bool grad_enabled_ = true;
   bool anomaly_ = false;
+  std::size_t budget_ = 0;
+  mutable std::size_t peak_ = 0;
+  // Who asks for the next tensor buffer, for the budget's error: an op
+  // being recorded (name, line) or a node whose gradient is being made.
+  const char* alloc_op_ = nullptr;
+  Site alloc_site_;
   LeafHook leaf_hook_ = nullptr;
   void* leaf_ctx_ = nullptr;
   std::thread::id owner_;
 };
 
-// The calling thread's current tape (each thread starts with its own).
-Tape& current_tape();
-
-// Makes `tape` the current tape of this thread until the scope ends.
-class TapeScope {
- public:
-  explicit TapeScope(Tape& tape);
-  ~TapeScope();
-  TapeScope(const TapeScope&) = delete;
-  TapeScope& operator=(const TapeScope&) = delete;
-
- private:
-  Tape* prev_;
-};
-
-// Records values without gradients on a tape (the current one by default)
-// until the scope ends: every node created is a constant.
-class NoGrad {
- public:
-  explicit NoGrad(Tape& tape = current_tape()) : tape_(tape), prev_(tape.grad_enabled()) {
-    tape.set_grad_enabled(false);
-  }
-  ~NoGrad() { tape_.set_grad_enabled(prev_); }
-  NoGrad(const NoGrad&) = delete;
-  NoGrad& operator=(const NoGrad&) = delete;
-
- private:
-  Tape& tape_;
-  bool prev_;
-};
-
-// Turns on anomaly detection on a tape (the current one by default) until the
-// scope ends.
-class DetectAnomaly {
- public:
-  explicit DetectAnomaly(Tape& tape = current_tape()) : tape_(tape), prev_(tape.anomaly_enabled()) {
-    tape.set_anomaly_enabled(true);
-  }
-  ~DetectAnomaly() { tape_.set_anomaly_enabled(prev_); }
-  DetectAnomaly(const DetectAnomaly&) = delete;
-  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
-
- private:
-  Tape& tape_;
-  bool prev_;
-};
-
-// Attributes the nodes created in its lifetime to the caller's line as well as
-// to their own: Module::operator() uses it, so a NaN inside a layer names both
-// the op inside the library and the user's `model(x)`. The outermost one wins
-// (nested CallSites leave it alone), so wrap helper functions freely:
-//
-//   Tensor block(const Tensor& x, Site where = Site::current()) {
-//     CallSite here(x.tape(), where);
-//     return relu(matmul(x, w) + b);
-//   }
-class CallSite {
- public:
-  CallSite(Tape& tape, Site where) : tape_(tape), prev_(tape.call_site()) {
-    if (prev_.line() == 0) tape.set_call_site(where);
-  }
-  ~CallSite() { tape_.set_call_site(prev_); }
-  CallSite(const CallSite&) = delete;
-  CallSite& operator=(const CallSite&) = delete;
-
- private:
-  Tape& tape_;
-  Site prev_;
-};
-
-// Tags the tensor nodes created in its lifetime with a name (a layer's), so
-// the DOT export can draw them as one cluster.
-class ScopeName {
- public:
-  ScopeName(Tape& tape, const std::string& name);
-  ~ScopeName() { tape_.set_current_scope(prev_); }
-  ScopeName(const ScopeName&) = delete;
-  ScopeName& operator=(const ScopeName&) = delete;
-
- private:
-  Tape& tape_;
-  std::uint32_t prev_;
-};
-
 }  // namespace tapegrad
+
+#include "tapegrad/tape_scope.hpp"

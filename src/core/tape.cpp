@@ -93,8 +93,7 @@ void ScalarArrays::grow() {
     throw Error(
         fmt::format("tape: more than {} scalar nodes; clear() or rewind() the tape between steps",
                     Tape::kMaxScalarNodes - 1));
-  const std::size_t cap = std::min<std::size_t>(std::max<std::size_t>(1024, std::size_t{cap_} * 2),
-                                                std::size_t{Tape::kMaxScalarNodes});
+  const std::size_t cap = next_capacity();
   auto* e = static_cast<ScalarEdges*>(alloc_array(cap * sizeof(ScalarEdges)));
   double* v;
   try {
@@ -154,6 +153,16 @@ void Tape::throw_foreign_thread(const char* what) const {
 // constant) and anomaly detection (keeps the site, checks the value).
 std::uint32_t Tape::push_slow(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                               double v, Site where) {
+  if (budget_ && scalars_.size() == scalars_.capacity()) {
+    const std::size_t more = (scalars_.next_capacity() - scalars_.capacity()) *
+                             (sizeof(ScalarEdges) + sizeof(double));
+    if (more) {
+      const std::string site = site_str(where);
+      charge(more, fmt::format("'{}'{} (growing the scalar arrays from {} to {} nodes)",
+                               scalar_op_name(op), site.empty() ? "" : " at " + site,
+                               scalars_.capacity(), scalars_.next_capacity()));
+    }
+  }
   scalars_.reserve_one();
   if (!grad_enabled_) op = ScalarOp::constant, a = b = 0, da = db = 0;
   const std::uint32_t i = scalars_.size();
@@ -167,6 +176,9 @@ std::uint32_t Tape::push_slow(ScalarOp op, std::uint32_t a, std::uint32_t b, dou
 }
 
 double* Tape::scalar_adjoints() {
+  if (budget_ && adj_.capacity() < scalars_.size())
+    charge((scalars_.size() - adj_.capacity()) * sizeof(double),
+           fmt::format("the backward sweep (adjoints of {} scalar nodes)", scalars_.size()));
   if (adj_.size() < scalars_.size()) adj_.resize(scalars_.size(), 0.0);
   return adj_.data();
 }
@@ -205,6 +217,7 @@ Buffer Tape::acquire(std::size_t bytes) {
       return b;
     }
   }
+  if (budget_) charge(bytes, alloc_context());
   return Buffer(bytes);
 }
 
@@ -242,7 +255,14 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
   }
   n.requires_grad = rg && grad_enabled_ && op->backward != nullptr;
   n.scalar_mark = static_cast<std::uint32_t>(scalars_.size());
-  n.value_buf = acquire(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  alloc_op_ = op->name, alloc_site_ = where;
+  try {
+    n.value_buf = acquire(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
+  } catch (...) {
+    alloc_op_ = nullptr;
+    throw;
+  }
+  alloc_op_ = nullptr;
   n.value = n.value_buf ? n.value_buf.data() : empty_storage();
   n.scope = scope_;
   n.site = where;
@@ -285,7 +305,14 @@ void* Tape::grad_buffer(std::uint32_t t) {
 void* Tape::grad_for_write(std::uint32_t t, bool* fresh) {
   TensorNode& n = tnodes_[t];
   if (!n.grad) {  // first gradient of a tape-owned node: a new, unzeroed buffer
-    n.grad_buf = acquire(static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+    alloc_op_ = n.op->name, alloc_site_ = n.site;
+    try {
+      n.grad_buf = acquire(static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
+    } catch (...) {
+      alloc_op_ = nullptr;
+      throw;
+    }
+    alloc_op_ = nullptr;
     n.grad = n.grad_buf ? n.grad_buf.data() : empty_storage();
     *fresh = true;
     return n.grad;
@@ -378,6 +405,7 @@ void Tape::drop_tensors_from(std::uint32_t t) {
 
 void Tape::clear() {
   check_owner("clear");
+  note_peak();
   drop_tensors_from(0);
   scalars_.set_size(1);
   labels_.clear();
@@ -397,6 +425,7 @@ Mark Tape::mark() const {
 
 void Tape::rewind(const Mark& m) {
   check_owner("rewind");
+  note_peak();
   if (m.generation < clear_gen_)
     throw Error(
         fmt::format("rewind: the mark is from tape generation {}, before the last "

@@ -43,6 +43,7 @@ out=$work/run
 "$tg" train --data moons --hidden 16 --epochs 2 --out "$out" --quiet --no-plot >/dev/null
 check "train exit code" test $? -eq 0
 check "train writes summary.json" has "$out/summary.json" '"final_test_accuracy"'
+check "summary.json has the tape's peak" grep -qE '"tape_peak_bytes": [1-9][0-9]+,' "$out/summary.json"
 check "train writes graph.svg" has "$out/graph.svg" "cluster"
 check "train metrics rows" test "$(wc -l <"$out/metrics.csv")" -eq 3
 "$tg" train --data moons --hidden 16 --epochs 3 --out "$out" --resume --quiet --no-plot >/dev/null
@@ -186,6 +187,11 @@ for f in $names; do
 done
 "$tg" grad 'sin(x)*y' --at x=1,y=2 --json >"$work/sin.json"
 check "sin(x)*y gradient" has "$work/sin.json" '"x": 1.0806046117'
+"$tg" grad 'sin(x)*y + atan2(x, y)' --at x=1,y=2 --stats >"$work/stats.txt"
+check "grad --stats: bytes and nodes by op" grep -qE '^  scalar nodes +7  224 B$' "$work/stats.txt"
+check "grad --stats: nodes by op" has "$work/stats.txt" "atan2 1"
+"$tg" grad 'x*y' --at x=1,y=2 --stats --json >"$work/stats.json"
+check "grad --stats --json" has "$work/stats.json" '"tape": {"scalar_nodes": 4'
 # A value that goes bad is an error at the subexpression the user typed.
 "$tg" grad 'x + 2*acos(y)' --at x=1,y=2 2>"$work/err.txt"
 check "acos(2) exit code" test $? -eq 1

@@ -171,6 +171,7 @@ int run_grad_in(const GradOptions& o, Spans& spans) {
     }
     results.push_back(std::move(r));
   }
+  if (o.stats && !o.json) fmt::print("\n{}", tape.memory().str());
   if (!o.dot.empty()) write_graph(to_dot(f, {.title = o.expression}), o.dot);
   if (!o.html.empty()) write_html(f, o.html, {.title = "f = " + o.expression});
   if (o.json) {
@@ -188,6 +189,13 @@ int run_grad_in(const GradOptions& o, Spans& spans) {
             "},\n" + point_json(points[k], results[k], o.check, !dir.empty(), "      ") + "\n    }";
       }
       s += "\n  ]";
+    }
+    if (o.stats) {
+      const TapeMemory m = tape.memory();
+      s += fmt::format(
+          ",\n  \"tape\": {{\"scalar_nodes\": {}, \"tensor_nodes\": {}, \"bytes_in_use\": {}, "
+          "\"bytes_held\": {}, \"peak_bytes\": {}}}",
+          m.scalar_nodes, m.tensor_nodes, m.in_use(), m.held(), m.peak_bytes);
     }
     fmt::print("{}\n}}\n", s);
   }

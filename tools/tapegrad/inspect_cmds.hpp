@@ -13,6 +13,7 @@ struct GradOptions {
   std::string html;             // output file: the sweep explorer
   std::string jvp;              // a direction "x=1,y=0": also print the directional derivative
   bool trace = false, check = false, json = false;
+  bool stats = false;  // print (or add to the JSON) what the tape holds
 };
 int run_grad(const GradOptions& o);
 

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   grad->add_flag("--trace", g.trace, "print the forward and backward sweeps as flat code");
   grad->add_flag("--check", g.check, "check the gradient against central finite differences");
   grad->add_flag("--json", g.json, "print value, gradient (and check) as JSON");
+  grad->add_flag("--stats", g.stats, "print what the tape holds: bytes by part, peak, nodes by op");
   grad->add_option("--jvp", g.jvp,
                    "a direction, e.g. x=1,y=0: also print the directional derivative (forward "
                    "mode)");

@@ -321,7 +321,8 @@ int run_train(const TrainOptions& o) {
       "\"final_train_loss\": {:.6f},\n"
       "  \"epochs\": {},\n  \"samples_per_second\": {:.1f},\n  \"seconds_per_epoch\": {:.4f},\n"
       "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  "
-      "\"world_size\": {},\n  \"allreduce_wait_ms_per_step\": {:.4f},\n  \"options\": {{\n"
+      "\"world_size\": {},\n  \"allreduce_wait_ms_per_step\": {:.4f},\n  \"tape_peak_bytes\": {},\n"
+      "  \"options\": {{\n"
       "    \"data\": {}, \"layers\": [{}], \"activation\": {}, \"loss\": \"{}\",\n"
       "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
       "\"schedule\": \"{}\",\n"
@@ -330,7 +331,8 @@ int run_train(const TrainOptions& o) {
       "}}\n}}\n",
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
-      float_gemm_backend(), dist::size(), allreduce_ms, json_str(o.data), join(sizes),
+      float_gemm_backend(), dist::size(), allreduce_ms, trainer.tape().memory().peak_bytes,
+      json_str(o.data), join(sizes),
       json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule,
       o.batch_size, o.epochs, o.seed, num_threads(), replicas, fused ? "true" : "false",
       o.resume ? "true" : "false");

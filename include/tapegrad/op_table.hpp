@@ -88,7 +88,7 @@ constexpr bool scalar_op_math(ScalarOp op) {
 }
 
 // How an op sends its gradient down, in the words of backpropagation's
-// gate patterns: the inspection tools draw and explain
+// gate patterns (docs/backprop.md): the inspection tools draw and explain
 // each edge by it.
 enum class Gate : std::uint8_t {
   none,         // leaves and the like

@@ -1,4 +1,4 @@
-// Worked examples 1-4 of shared/reference/backprop.md, each built twice: from
+// Worked examples 1-4 of docs/backprop.md, each built twice: from
 // Scalars node by node, and from tensor ops. Figures are the reference's, to
 // 6 decimals.
 #include "helpers.hpp"

@@ -286,3 +286,52 @@ PROBLEM(2, "BM_Chain", Arg(0))
 PROBLEM(3, "BM_Pendulum", Arg(bp::kPendulumSteps))
 
 }  // namespace
+
+// ---- checkpointed loops (loop.hpp) ----
+// The Lax-Wendroff stencil as a loop of single steps over a state of 100
+// Scalars: its gradient on one tape (BM_LaxWendroffLoopTaped/steps) and
+// checkpointed with s snapshots (BM_LaxWendroffLoopCheckpointed/steps/s),
+// each reporting the tape's peak bytes and the steps run again.
+#include <tapegrad/loop.hpp>
+namespace {
+void lw_loop_step(std::span<tg::Scalar> q, std::span<const tg::Scalar>, std::int64_t) {
+  std::vector<tg::Real> r(q.begin(), q.end());
+  bp::lax_wendroff(r, 1);
+  for (std::size_t i = 0; i < q.size(); ++i) q[i] = r[i];
+}
+tg::Scalar lw_loop_objective(std::span<const tg::Scalar> q, std::span<const tg::Scalar>) {
+  tg::Real s = q[0];
+  for (std::size_t i = 1; i < q.size(); ++i) s += q[i];
+  return tg::Real(0.1 * s);
+}
+void BM_LaxWendroffLoopTaped(benchmark::State& state) {
+  const std::vector<double> q0 = bp::lw_initial();
+  tg::LoopGradient g;
+  for (auto _ : state) g = tg::taped_gradient(q0, {}, state.range(0), lw_loop_step, lw_loop_objective);
+  state.counters["tape_MB"] = static_cast<double>(g.peak_tape_bytes) / 1e6;
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * state.range(0)),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+void BM_LaxWendroffLoopCheckpointed(benchmark::State& state) {
+  const std::vector<double> q0 = bp::lw_initial();
+  tg::LoopGradient g;
+  for (auto _ : state)
+    g = tg::checkpointed_gradient(q0, {}, state.range(0), static_cast<int>(state.range(1)),
+                                  lw_loop_step, lw_loop_objective);
+  state.counters["tape_MB"] = static_cast<double>(g.peak_tape_bytes) / 1e6;
+  state.counters["snapshots_MB"] = static_cast<double>(g.max_snapshots * 100 * 8) / 1e6;
+  state.counters["advances_per_step"] =
+      static_cast<double>(g.advances) / static_cast<double>(state.range(0));
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * state.range(0)),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_LaxWendroffLoopTaped)->Arg(10'000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LaxWendroffLoopCheckpointed)
+    ->Args({10'000, 100})
+    ->Args({10'000, 1000})
+    ->Args({1'000'000, 1000})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+}  // namespace

@@ -1,0 +1,66 @@
+#pragma once
+// Gradients of long loops in bounded memory: binomial checkpointing.
+//
+// A time-stepping simulation records every intermediate value, so its tape
+// grows with the number of steps. checkpointed_gradient() differentiates
+// objective(state after n steps) with respect to the initial state and the
+// parameters the step reads while holding at most `snapshots` copies of
+// the state (the initial one included) and the tape of one step: it runs
+// steps forward without keeping their tapes, stores states at the points
+// the binomial schedule prescribes, and records and sweeps each step once,
+// last first. The number of steps it runs again is the least any schedule
+// with that many snapshots can do (Griewank and Walther's revolve,
+// ACM TOMS 26(1), 2000): advances == checkpoint_advances(n, snapshots).
+//
+//   auto step = [](std::span<tg::Scalar> q, std::span<const tg::Scalar> p, std::int64_t) {
+//     ... q[i] = f(q, p) ...  // one time step, in place
+//   };
+//   auto objective = [](std::span<const tg::Scalar> q, std::span<const tg::Scalar>) { ... };
+//   tg::LoopGradient g = tg::checkpointed_gradient(q0, params, 1'000'000, 20, step, objective);
+//
+// The step is called many times (n plus the recomputations) and must give
+// the same result each time for the same state: no hidden state of its own.
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "tapegrad/scalar.hpp"
+
+namespace tapegrad {
+
+// One step of the loop: advances `state` in place (assign new Scalars to
+// its elements); `params` are read-only; `i` is the step's number.
+using LoopStep =
+    std::function<void(std::span<Scalar> state, std::span<const Scalar> params, std::int64_t i)>;
+// The quantity whose gradient is taken, from the final state.
+using LoopObjective =
+    std::function<Scalar(std::span<const Scalar> state, std::span<const Scalar> params)>;
+
+struct LoopGradient {
+  double value = 0;                 // objective(final state)
+  std::vector<double> grad_state;   // d value / d initial state
+  std::vector<double> grad_params;  // d value / d params
+  std::uint64_t advances = 0;       // steps run forward without a tape (the recomputation)
+  std::uint64_t taped = 0;          // steps recorded and swept: n
+  std::size_t max_snapshots = 0;    // states held at once, the initial one included
+  std::size_t peak_tape_bytes = 0;  // the largest the one step tape grew
+};
+
+// With at most `snapshots` (>= 1) stored states; snapshots >= n stores every
+// state and runs each step forward once.
+LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<const double> params,
+                                   std::int64_t n, int snapshots, const LoopStep& step,
+                                   const LoopObjective& objective);
+
+// The same gradient from one tape holding all n steps (for comparison: its
+// memory grows with n).
+LoopGradient taped_gradient(std::span<const double> state0, std::span<const double> params,
+                            std::int64_t n, const LoopStep& step, const LoopObjective& objective);
+
+// The least number of forward steps run again to reverse n steps with s
+// snapshots: r n - C(s + r, s + 1) for the r with C(s + r - 1, s) < n <=
+// C(s + r, s) (revolve's bound); n (n - 1) / 2 for s = 1.
+std::uint64_t checkpoint_advances(std::int64_t n, int snapshots);
+
+}  // namespace tapegrad

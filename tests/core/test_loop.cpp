@@ -1,0 +1,108 @@
+// Checkpointed loops (loop.hpp): the gradient equals the one-tape gradient
+// for many n and s, the recomputation equals revolve's optimum, at most s
+// states are held, and the tape never holds more than one step.
+#include <tapegrad/loop.hpp>
+
+#include <cmath>
+#include <map>
+
+#include "helpers.hpp"
+
+namespace {
+// Lax-Wendroff advection on a periodic grid, with the Courant number as a
+// parameter, and a nonlinear objective.
+void lw_step(std::span<tg::Scalar> q, std::span<const tg::Scalar> p, std::int64_t) {
+  const std::size_t nx = q.size();
+  const tg::Scalar& c = p[0];
+  std::vector<tg::Scalar> flux(nx - 1);
+  for (std::size_t i = 0; i + 1 < nx; ++i)
+    flux[i] = 0.5 * c * (q[i] + q[i + 1] + c * (q[i] - q[i + 1]));
+  for (std::size_t i = 1; i + 1 < nx; ++i) q[i] = q[i] + flux[i - 1] - flux[i];
+  q[0] = q[nx - 2];
+  q[nx - 1] = q[1];
+}
+tg::Scalar lw_objective(std::span<const tg::Scalar> q, std::span<const tg::Scalar>) {
+  tg::Scalar s = 0.0;
+  for (const tg::Scalar& x : q) s = s + sin(x) * x;
+  return s;
+}
+std::vector<double> lw_initial(int nx) {
+  std::vector<double> q(nx);
+  for (int i = 0; i < nx; ++i) q[i] = 1.5 + 0.5 * std::sin(2 * 3.14159265358979 * i / (nx - 1.5));
+  return q;
+}
+// A brute-force check of the closed form on small cases: the least cost
+// over every first split, by dynamic programming.
+std::uint64_t brute(std::int64_t l, std::int64_t s) {
+  static std::map<std::pair<std::int64_t, std::int64_t>, std::uint64_t> memo;
+  if (l <= 1) return 0;
+  if (s <= 1) return static_cast<std::uint64_t>(l * (l - 1) / 2);
+  if (const auto it = memo.find({l, s}); it != memo.end()) return it->second;
+  std::uint64_t best = ~0ull;
+  for (std::int64_t k = 1; k < l; ++k)
+    best = std::min<std::uint64_t>(best, k + brute(l - k, s - 1) + brute(k, s));
+  return memo[{l, s}] = best;
+}
+}  // namespace
+
+TEST_CASE("revolve's closed form is the least recomputation", "[loop]") {
+  for (std::int64_t l = 1; l <= 30; ++l)
+    for (int s = 1; s <= 6; ++s) {
+      INFO("n " << l << ", s " << s);
+      CHECK(tg::checkpoint_advances(l, s) == brute(l, s));
+    }
+  CHECK(tg::checkpoint_advances(10, 10) == 9);  // every state stored: one forward pass
+  // r = 8: C(27, 20) < 10^6 <= C(28, 20); 8 n - C(28, 21)
+  CHECK(tg::checkpoint_advances(1'000'000, 20) == 8'000'000 - 1'184'040);
+}
+
+TEST_CASE("a checkpointed loop gives the one-tape gradient with the least recomputation",
+          "[loop]") {
+  const std::vector<double> q0 = lw_initial(12), p{0.125};
+  for (std::int64_t n : {1, 2, 7, 30}) {
+    const tg::LoopGradient ref = tg::taped_gradient(q0, p, n, lw_step, lw_objective);
+    for (int s : {1, 2, 3, 5, 40}) {
+      INFO("n " << n << ", s " << s);
+      const tg::LoopGradient g = tg::checkpointed_gradient(q0, p, n, s, lw_step, lw_objective);
+      CHECK(g.value == ref.value);  // the same arithmetic forward
+      REQUIRE(g.grad_state.size() == ref.grad_state.size());
+      for (std::size_t i = 0; i < g.grad_state.size(); ++i)
+        CHECK(g.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
+      CHECK(g.grad_params[0] == Approx(ref.grad_params[0]).epsilon(1e-12));
+      CHECK(g.advances == tg::checkpoint_advances(n, s));
+      CHECK(g.taped == static_cast<std::uint64_t>(n));
+      CHECK(g.max_snapshots <= static_cast<std::size_t>(s));
+    }
+  }
+  // And against finite differences of the parameter.
+  const auto value = [&](double c) {
+    return tg::checkpointed_gradient(q0, std::vector<double>{c}, 30, 3, lw_step, lw_objective).value;
+  };
+  const double h = 1e-6, fd = (value(0.125 + h) - value(0.125 - h)) / (2 * h);
+  CHECK(tg::checkpointed_gradient(q0, p, 30, 3, lw_step, lw_objective).grad_params[0] ==
+        Approx(fd).epsilon(1e-6));
+}
+
+TEST_CASE("a checkpointed loop's tape holds one step however long the loop", "[loop][memory]") {
+  const std::vector<double> q0 = lw_initial(100), p{0.125};
+  const tg::LoopGradient one = tg::checkpointed_gradient(q0, p, 1, 1, lw_step, lw_objective);
+  const tg::LoopGradient many = tg::checkpointed_gradient(q0, p, 500, 8, lw_step, lw_objective);
+  const tg::LoopGradient all = tg::taped_gradient(q0, p, 500, lw_step, lw_objective);
+  CHECK(many.peak_tape_bytes <= one.peak_tape_bytes);
+  CHECK(all.peak_tape_bytes > 100 * many.peak_tape_bytes);
+  for (std::size_t i = 0; i < q0.size(); ++i)
+    CHECK(many.grad_state[i] == Approx(all.grad_state[i]).epsilon(1e-11).margin(1e-14));
+}
+
+TEST_CASE("checkpointed loops refuse what they cannot do", "[loop][errors]") {
+  const std::vector<double> q0{1, 2, 3}, p{0.1};
+  CHECK_THROWS_WITH(tg::checkpointed_gradient(q0, p, 0, 2, lw_step, lw_objective),
+                    Catch::Contains("at least one step"));
+  CHECK_THROWS_WITH(tg::checkpointed_gradient(q0, p, 5, 0, lw_step, lw_objective),
+                    Catch::Contains("at least 1 (the initial state)"));
+  const tg::LoopStep grows = [](std::span<tg::Scalar>, std::span<const tg::Scalar>, std::int64_t) {
+    throw tg::Error("step failed");
+  };
+  CHECK_THROWS_WITH(tg::checkpointed_gradient(q0, p, 5, 2, grows, lw_objective),
+                    Catch::Contains("step failed"));
+}

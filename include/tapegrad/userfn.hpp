@@ -108,8 +108,10 @@ namespace detail {
 // The name of the user function a `custom` scalar node calls (its number
 // slot holds the function's id).
 const std::string& user_function_name(const Tape& tape, std::uint32_t node);
-// Value and partial of a `custom` node's function at x; throws for an id
-// that names no function.
+// The value, derivative (given y) and value with partial of the user
+// function with that id at x; each throws for an id that names no function.
+double user_function_value(double id_slot, double x);
+double user_function_derivative(double id_slot, double x, double y);
 Partials user_function_first(double id_slot, double x);
 // Its second derivative at x, given y; throws naming the function when it
 // has none.

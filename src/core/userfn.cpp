@@ -14,9 +14,11 @@
 #include "tapegrad/registry.hpp"
 
 namespace tapegrad {
+namespace detail {
+TensorOpDef user_unary_def(const char* name);  // unary.cpp
+}
 namespace {
 
-using detail::grads_for_write;
 using detail::grads_of;
 using detail::values_of;
 using detail::wants_grad;
@@ -73,71 +75,6 @@ const UserFn& user_fn(std::uint32_t id) {
   return *f;
 }
 std::uint32_t id_of_slot(double slot) { return static_cast<std::uint32_t>(slot); }
-
-// ---- a ScalarFunction element-wise on a tensor ----
-
-const UserFn& fn_of(Tape& tape, std::uint32_t t) {
-  return user_fn(static_cast<std::uint32_t>(tape.tnode(t).attrs.i0));
-}
-void ufn_forward(Tape& tape, std::uint32_t t) {
-  const UserFn& f = fn_of(tape, t);
-  dispatch_dtype(tape.tnode(t).dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* x = values_of<T>(tape, tape.tnode(t).in[0]);
-    T* y = values_of<T>(tape, t);
-    for (std::int64_t i = 0, n = tape.tnode(t).shape.numel(); i < n; ++i)
-      y[i] = static_cast<T>(f.rules.value(x[i]));
-  });
-}
-void ufn_backward(Tape& tape, std::uint32_t t) {
-  const UserFn& f = fn_of(tape, t);
-  const std::uint32_t ix = tape.tnode(t).in[0];
-  dispatch_dtype(tape.tnode(t).dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
-    const T* x = values_of<T>(tape, ix);
-    const T* y = values_of<T>(tape, t);
-    T beta;
-    T* gx = grads_for_write<T>(tape, ix, &beta);
-    for (std::int64_t i = 0, n = tape.tnode(t).shape.numel(); i < n; ++i) {
-      const T d = g[i] * static_cast<T>(f.rules.derivative(x[i], y[i]));
-      gx[i] = beta == T(0) ? d : gx[i] + d;  // a fresh buffer is written, not added to
-    }
-  });
-}
-void ufn_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const UserFn& f = fn_of(tape, t);
-  const std::uint32_t ix = tape.tnode(t).in[0];
-  dispatch_dtype(tape.tnode(t).dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* x = values_of<T>(tape, ix);
-    const T* y = values_of<T>(tape, t);
-    const T* tx = tg.of<T>(ix);
-    T* ty = tg.out<T>(t);
-    for (std::int64_t i = 0, n = tape.tnode(t).shape.numel(); i < n; ++i)
-      ty[i] = static_cast<T>(f.rules.derivative(x[i], y[i])) * tx[i];
-  });
-}
-void ufn_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const UserFn& f = fn_of(tape, t);
-  if (!f.rules.second)
-    throw Error(fmt::format(
-        "higher-order sweep: user function '{}' (tensor node t{}) has no second derivative; give "
-        "ScalarFunctionRules::second",
-        f.name, t));
-  const std::uint32_t ix = tape.tnode(t).in[0];
-  if (!wants_grad(tape, t, 0)) return;
-  dispatch_dtype(tape.tnode(t).dtype, [&](auto z) {
-    using T = decltype(z);
-    const T* g = tg.first_grad<T>(t);
-    const T* x = values_of<T>(tape, ix);
-    const T* y = values_of<T>(tape, t);
-    const T* tx = tg.of<T>(ix);
-    T* hx = grads_of<T>(tape, ix);
-    for (std::int64_t i = 0, n = tape.tnode(t).shape.numel(); i < n; ++i)
-      hx[i] += g[i] * static_cast<T>(f.rules.second(x[i], y[i])) * tx[i];
-  });
-}
 
 // ---- an ExternalFunction: the user's box over float64 copies ----
 
@@ -242,8 +179,7 @@ ScalarFunction::ScalarFunction(std::string name, ScalarFunctionRules rules) {
   if (!rules.value || !rules.derivative)
     throw Error(fmt::format("ScalarFunction '{}': give both value and derivative", name));
   auto* e = new UserFn{std::move(name), std::move(rules), {}};
-  e->def = TensorOpDef{e->name.c_str(), &ufn_backward, nullptr,
-                       &ufn_forward,    &ufn_jvp,      &ufn_curvature};
+  e->def = detail::user_unary_def(e->name.c_str());  // unary.cpp's element-wise kernels
   id_ = user_table().add(e, "ScalarFunction");
 }
 const std::string& ScalarFunction::name() const { return user_fn(id_).name; }
@@ -261,7 +197,7 @@ Scalar ScalarFunction::operator()(const Scalar& x, Site where) const {
 Tensor ScalarFunction::operator()(const Tensor& x, Site where) const {
   const UserFn& f = user_fn(id_);
   TensorAttrs attrs;
-  attrs.i0 = id_;
+  attrs.alpha = static_cast<double>(id_);  // the kernels' parameter: which function
   return record_op(f.def, {x}, x.shape(), attrs, where);
 }
 
@@ -279,6 +215,12 @@ void ScalarFunction::register_check(double lo, double hi) const {
 namespace detail {
 const std::string& user_function_name(const Tape& tape, std::uint32_t node) {
   return user_fn(id_of_slot(tape.scalar_edges(node).db)).name;
+}
+double user_function_value(double id_slot, double x) {
+  return user_fn(id_of_slot(id_slot)).rules.value(x);
+}
+double user_function_derivative(double id_slot, double x, double y) {
+  return user_fn(id_of_slot(id_slot)).rules.derivative(x, y);
 }
 Partials user_function_first(double id_slot, double x) {
   const UserFn& f = user_fn(id_of_slot(id_slot));

@@ -8,6 +8,7 @@
 #include "core/higher_rules.hpp"
 #include "core/kernels.hpp"
 #include "tapegrad/ops.hpp"
+#include "tapegrad/userfn.hpp"
 
 namespace tapegrad {
 namespace {
@@ -160,6 +161,24 @@ const TensorOpDef& unary_def() {
   return def;
 }
 
+// A user's ScalarFunction element-wise (userfn.hpp): alpha holds its id.
+struct UserRule {
+  static constexpr const char* name = "user function";
+  static constexpr Gate gate = Gate::scales;
+  template <class T>
+  static T f(T x, double id) {
+    return static_cast<T>(detail::user_function_value(id, x));
+  }
+  template <class T>
+  static T df(T x, T y, double id) {
+    return static_cast<T>(detail::user_function_derivative(id, x, y));
+  }
+  template <class T>
+  static T d2f(T x, T y, double id) {  // throws, naming the function, when it has none
+    return static_cast<T>(detail::user_function_second(id, x, y));
+  }
+};
+
 template <class Rule>
 Tensor unary(const Tensor& x, Site where, double alpha = 0.0) {
   const TensorOpDef& def = unary_def<Rule>();
@@ -244,6 +263,17 @@ const TensorOpDef kScale{"scale",        &scale_backward, "switches",
                          &scale_forward, &scale_jvp,      &scale_curvature};
 
 }  // namespace
+
+namespace detail {
+TensorOpDef user_unary_def(const char* name) {
+  return {name,
+          &unary_backward<UserRule>,
+          nullptr,
+          &unary_forward<UserRule>,
+          &unary_jvp<UserRule>,
+          &unary_curvature<UserRule>};
+}
+}  // namespace detail
 
 Tensor scale(const Scalar& s, const Tensor& x, Site where) {
   Tape& tape = x.checked("scale");

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "tapegrad/scalar.hpp"
+#include "tapegrad/tape_scope.hpp"
 
 namespace tapegrad {
 
@@ -80,11 +81,13 @@ class Function {
   // Uses a tape that already holds the computation; the tape must outlive
   // the Function and must not be cleared or rewound below `output`.
   Function(Tape& tape, std::vector<Scalar> inputs, Scalar output);
-  // Records f on a tape of its own: f gets n variables (at x0) and returns
-  // the output Scalar.
+  // Records f on a tape of its own, the current tape while f runs (so
+  // numbers such as `Scalar s = 0` land on it): f gets n variables (at x0)
+  // and returns the output Scalar.
   template <class F>
   static Function record(std::span<const double> x0, F&& f) {
     auto tape = std::make_unique<Tape>();
+    TapeScope scope(*tape);
     std::vector<Scalar> in;
     in.reserve(x0.size());
     for (double v : x0) in.push_back(tape->variable(v));

@@ -27,6 +27,8 @@
 #include "tapegrad/replay.hpp"
 #include "tapegrad/scalar.hpp"
 #include "tapegrad/shape.hpp"
+#include "tapegrad/sparse.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/userfn.hpp"
+#include "tapegrad/vector_function.hpp"

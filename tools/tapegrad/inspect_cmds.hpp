@@ -24,6 +24,15 @@ struct HessianOptions {
 };
 int run_hessian(const HessianOptions& o);
 
+struct JacobianOptions {
+  std::string expressions;  // "f; g; ..."
+  std::string at;
+  bool sparse = false;
+  bool json = false;
+  std::string pattern;  // write the sparsity pattern: FILE (.svg or text), or "-" for stdout
+};
+int run_jacobian(const JacobianOptions& o);
+
 struct GradcheckCliOptions {
   std::string op;  // only this op ("" = all)
   int order = 1;   // 2: forward mode and Hessian-vector products as well

@@ -100,6 +100,20 @@ int main(int argc, char** argv) {
   hess->add_option("--at", h.at, "variable values, e.g. x=1.5,y=2")->required();
   hess->add_flag("--json", h.json, "print value, gradient and Hessian as JSON");
 
+  cli::JacobianOptions jo;
+  CLI::App* jac = app.add_subcommand(
+      "jacobian", "evaluate several expressions and their Jacobian, dense or sparse");
+  jac->add_option("expressions", jo.expressions, "separated by ';', e.g. 'x*y; sin(x)+z'")
+      ->required();
+  jac->add_option("--at", jo.at, "variable values, e.g. x=1,y=2,z=3")->required();
+  jac->add_flag("--sparse", jo.sparse,
+                "only the nonzeros, by compressed sweeps (one per color of the pattern)");
+  jac->add_flag("--json", jo.json,
+                "print inputs, values and the Jacobian (rows, or with --sparse rows/cols/values)");
+  jac->add_option("--pattern", jo.pattern,
+                  "draw the sparsity pattern: '-' prints it as text, FILE.svg writes a picture, "
+                  "any other FILE the text");
+
   cli::GradcheckCliOptions gc;
   CLI::App* gcheck =
       app.add_subcommand("gradcheck", "check every registered op against finite differences");
@@ -131,6 +145,7 @@ int main(int argc, char** argv) {
     }
     if (*grad) return cli::run_grad(g);
     if (*hess) return cli::run_hessian(h);
+    if (*jac) return cli::run_jacobian(jo);
     if (*gcheck) return cli::run_gradcheck(gc);
     if (*example) return cli::run_example(ex);
   } catch (const std::exception& e) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a tapegrad task needs, skipping what is present.
 #   tools/deps.sh build   compiler, CMake and the libraries
-#   tools/deps.sh test    build + Catch2, Google Benchmark, ADOL-C (a peer in the benchmarks), Open MPI and Eigen
+#   tools/deps.sh test    build + Catch2, Google Benchmark, ADOL-C (a peer in the benchmarks), Open MPI,
+#                         Eigen and Ipopt
 #   tools/deps.sh train   build + the Fashion-MNIST data set and gnuplot
 #   tools/deps.sh torch   Debian's python3-torch (and tcmalloc, one of its fast set-ups), for the comparison scripts
 #   tools/deps.sh browser Debian's chromium and the DejaVu fonts, Node.js when missing, and
@@ -13,7 +14,8 @@ want=("${build[@]}")
 for task in "$@"; do
   case "$task" in
     build) ;;
-    test) want+=(catch2 libbenchmark-dev libadolc-dev openmpi-bin libopenmpi-dev libeigen3-dev) ;;
+    test) want+=(catch2 libbenchmark-dev libadolc-dev openmpi-bin libopenmpi-dev libeigen3-dev
+                 coinor-libipopt-dev) ;;
     train) want+=(dataset-fashion-mnist gnuplot-nox) ;;
     torch) want+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;
     browser)

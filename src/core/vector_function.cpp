@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 #include "core/rules.hpp"
@@ -106,7 +107,14 @@ void tangents(const VProgram& P, std::uint32_t k, Workspace& ws) {
     const double* ta = t + std::size_t(o.a) * k;
     const double* tb = t + std::size_t(o.b) * k;
     const double da = pa[i], db = pb[i];
-    for (std::uint32_t d = 0; d < k; ++d) ti[d] = da * ta[d] + db * tb[d];
+    if (std::isfinite(da) && std::isfinite(db)) [[likely]] {
+      for (std::uint32_t d = 0; d < k; ++d) ti[d] = da * ta[d] + db * tb[d];
+      continue;
+    }
+    // An infinite partial reaches only the directions that move its operand
+    // (0 * inf would put NaN into all the others).
+    for (std::uint32_t d = 0; d < k; ++d)
+      ti[d] = (ta[d] != 0.0 ? da * ta[d] : 0.0) + (tb[d] != 0.0 ? db * tb[d] : 0.0);
   }
 }
 
@@ -124,8 +132,13 @@ void adjoints(const VProgram& P, std::uint32_t k, Workspace& ws) {
       if (gi[0] != 0.0) ga[0] += da * gi[0], gb[0] += db * gi[0];
       continue;
     }
-    for (std::uint32_t d = 0; d < k; ++d) ga[d] += da * gi[d];
-    for (std::uint32_t d = 0; d < k; ++d) gb[d] += db * gi[d];
+    if (std::isfinite(da) && std::isfinite(db)) [[likely]] {
+      for (std::uint32_t d = 0; d < k; ++d) ga[d] += da * gi[d];
+      for (std::uint32_t d = 0; d < k; ++d) gb[d] += db * gi[d];
+      continue;
+    }
+    for (std::uint32_t d = 0; d < k; ++d)
+      if (gi[d] != 0.0) ga[d] += da * gi[d], gb[d] += db * gi[d];
   }
 }
 
@@ -144,8 +157,13 @@ void second_adjoints(const VProgram& P, std::uint32_t k, Workspace& ws) {
     const double* hi = h + std::size_t(s) * k;
     double* ha = h + std::size_t(o.a) * k;
     double* hb = h + std::size_t(o.b) * k;
-    for (std::uint32_t d = 0; d < k; ++d) ha[d] += pa[i] * hi[d];
-    for (std::uint32_t d = 0; d < k; ++d) hb[d] += pb[i] * hi[d];
+    if (std::isfinite(pa[i]) && std::isfinite(pb[i])) [[likely]] {
+      for (std::uint32_t d = 0; d < k; ++d) ha[d] += pa[i] * hi[d];
+      for (std::uint32_t d = 0; d < k; ++d) hb[d] += pb[i] * hi[d];
+    } else {
+      for (std::uint32_t d = 0; d < k; ++d)
+        if (hi[d] != 0.0) ha[d] += pa[i] * hi[d], hb[d] += pb[i] * hi[d];
+    }
     if (gi == 0.0) continue;
     const double* ta = t + std::size_t(o.a) * k;
     const double* tb = t + std::size_t(o.b) * k;

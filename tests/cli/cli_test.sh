@@ -151,6 +151,81 @@ assert d["value"] == 6.5 and d["gradient"] == {"x": 151, "y": -50}, d
 assert d["hessian"] == {"x": {"x": 1902, "y": -600}, "y": {"x": -600, "y": 200}}, d["hessian"]
 PY
 check "hessian json keys and Rosenbrock values" test $? -eq 0
+
+# Several outputs: the Jacobian, dense and sparse, its pattern, and errors.
+"$tg" jacobian 'x*y; sin(x)+z; z^2' --at x=1,y=2,z=3 --json >"$work/jac.json"
+check "jacobian exit code" test $? -eq 0
+"$tg" jacobian 'x*y; sin(x)+z; z^2' --at x=1,y=2,z=3 --json --sparse >"$work/jacs.json"
+/usr/bin/python3 - "$work/jac.json" "$work/jacs.json" <<'PY'
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+assert list(d) == ["inputs", "outputs", "values", "jacobian"], list(d)
+assert d["inputs"] == ["x", "y", "z"] and d["values"][0] == 2 and d["values"][2] == 9, d
+assert d["jacobian"] == [[2, 1, 0], [math.cos(1), 0, 1], [0, 0, 6]], d["jacobian"]
+s = json.load(open(sys.argv[2]))["jacobian"]
+assert s["rows"] == [0, 0, 1, 1, 2] and s["cols"] == [0, 1, 0, 2, 2], s
+assert s["values"] == [2, 1, math.cos(1), 1, 6], s
+PY
+check "jacobian json, dense and sparse" test $? -eq 0
+"$tg" jacobian 'x*y; sin(x)+z; z^2' --at x=1,y=2,z=3 --pattern - >"$work/jacp.txt"
+check "jacobian pattern as text" test "$(cat "$work/jacp.txt")" = "$(printf '##.\n#.#\n..#')"
+"$tg" jacobian 'x*y; z' --at x=1,y=2,z=3 --pattern "$work/jacp.svg" >/dev/null
+check "jacobian pattern as svg" has "$work/jacp.svg" "2 x 3 pattern, 3 nonzeros"
+"$tg" jacobian 'x*y; sin(x+; z' --at x=1,y=2,z=3 2>"$work/err.txt"
+check "jacobian syntax error names the expression" has "$work/err.txt" "expression 2: 1:7:"
+"$tg" jacobian 'x*y;; z' --at x=1,y=2,z=3 2>"$work/err.txt"
+check "jacobian empty expression" has "$work/err.txt" "expression 2 is empty"
+"$tg" jacobian 'x*y; log(z-3)' --at x=1,y=2,z=3 2>"$work/err.txt"
+check "jacobian infinity names the entry" has "$work/err.txt" "d(log(z-3))/dz is not finite"
+# Against PyTorch float64 (torch.autograd.functional.jacobian), when present.
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  /usr/bin/python3 - "$tg" <<'PY'
+import json, random, subprocess, sys
+import torch
+torch.set_default_dtype(torch.float64)
+tg = sys.argv[1]
+ops = ["sin({a})", "cos({a})", "exp(0.3*{a})", "tanh({a}*{b})", "sqrt(1+{a}^2)", "atan2({a},{b}+3)",
+       "hypot({a},{b})", "{a}*{b}", "{a}/(2+{b}^2)", "log(1+{a}^2)", "max({a},{b})", "abs({a})*{b}"]
+names = "abcdefgh"
+random.seed(5)
+for trial in range(20):
+    n, m = random.randint(2, 8), random.randint(2, 6)
+    exprs = []
+    for _ in range(m):
+        e = random.choice(names[:n])
+        for _ in range(random.randint(1, 4)):
+            e = random.choice(ops).format(a="(" + e + ")", b=random.choice(names[:n]))
+        exprs.append(e)
+    x = [round(random.uniform(-1.5, 1.5), 3) for _ in range(n)]
+    at = ",".join(f"{names[i]}={x[i]}" for i in range(n))
+    for sparse in (False, True):
+        args = [tg, "jacobian", "; ".join(exprs), "--at", at, "--json"] + (["--sparse"] if sparse else [])
+        d = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+        def f(*v):
+            env = {names[i]: v[i] for i in range(n)}
+            env.update(sin=torch.sin, cos=torch.cos, exp=torch.exp, tanh=torch.tanh, sqrt=torch.sqrt,
+                       atan2=torch.atan2, hypot=torch.hypot, log=torch.log, abs=torch.abs,
+                       max=torch.maximum)
+            return torch.stack([eval(e.replace("^", "**"), env) for e in exprs])
+        J = torch.autograd.functional.jacobian(f, tuple(torch.tensor(v) for v in x))
+        J = torch.stack(J, dim=1)
+        vals = f(*[torch.tensor(v) for v in x])
+        for r in range(m):
+            assert abs(d["values"][r] - vals[r].item()) <= 1e-12 * (1 + abs(vals[r].item())), (exprs[r], d)
+        if sparse:
+            j = d["jacobian"]
+            dense = [[0.0] * n for _ in range(m)]
+            for r, c, v in zip(j["rows"], j["cols"], j["values"]):
+                dense[r][c] = v
+        else:
+            dense = d["jacobian"]
+        for r in range(m):
+            for c in range(n):
+                want = J[r][c].item()
+                assert abs(dense[r][c] - want) <= 1e-10 * (1 + abs(want)), (exprs[r], names[c], dense[r][c], want)
+PY
+  check "jacobian matches PyTorch float64 on 20 random vector functions" test $? -eq 0
+fi
 "$tg" hessian 'x*y*z' --at x=1,y=2,z=3 >"$work/hess.txt"
 check "hessian table" grep -qE '^ +x +0 +3 +2$' "$work/hess.txt"
 "$tg" grad 'x*y + exp(x)' --at x=0,y=2 --jvp x=2,y=5 >"$work/jvp.txt"

@@ -79,42 +79,51 @@ std::string SparsityPattern::to_svg() const {
 }
 
 namespace {
-void merge_into(Set& dst, const Set& src, Set& scratch) {
-  if (src.empty()) return;
-  if (dst.empty()) {
-    dst = src;
-    return;
-  }
-  scratch.clear();
-  std::set_union(dst.begin(), dst.end(), src.begin(), src.end(), std::back_inserter(scratch));
-  dst.swap(scratch);
+void normalize(Set& s) {
+  std::sort(s.begin(), s.end());
+  s.erase(std::unique(s.begin(), s.end()), s.end());
 }
 
 // Runs the index-set sweep over P: on_op(k, A, B) sees each op's operand
-// sets before its own set (their union) is formed; sets are freed after
-// their last use unless they belong to an output. Returns the outputs' sets.
+// sets before its own set (their union) is formed. Sets may hold an index
+// more than once and out of order until normalize() (on_op normalizes what
+// it reads): an operand used for the last time is moved into its result
+// and the other appended, so a running sum over n terms costs O(n log n),
+// not O(n^2); a set is normalized whenever it has doubled since it last
+// was. Sets are freed after their last use unless they belong to an
+// output. Returns the outputs' sets, normalized.
 template <class OnOp>
 std::vector<Set> index_sets(const detail::VProgram& P, OnOp on_op) {
   const std::uint32_t S = P.slots();
   std::vector<Set> set(S);
+  std::vector<std::uint32_t> clean(S, 0);  // size when last normalized
   for (std::uint32_t j = 0; j < P.n; ++j) set[1 + j] = {j};
   std::vector<std::uint32_t> last(S, 0);
   std::vector<std::uint8_t> keep(S, 0);
   for (std::uint32_t k = 0; k < P.ops.size(); ++k) last[P.ops[k].a] = last[P.ops[k].b] = k;
   for (std::uint32_t s : P.out) keep[s] = 1;
-  Set scratch;
   for (std::uint32_t k = 0; k < P.ops.size(); ++k) {
     const detail::VInstr& o = P.ops[k];
     const std::uint32_t s = P.first_op + k;
     on_op(k, set[o.a], set[o.b]);
-    set[s] = set[o.a];
-    merge_into(set[s], set[o.b], scratch);
+    const auto dead = [&](std::uint32_t in) { return last[in] == k && !keep[in]; };
+    // The larger operand is the base: moved when dead, else copied.
+    std::uint32_t base = o.a, other = o.b;
+    if (set[o.b].size() > set[o.a].size()) std::swap(base, other);
+    Set out = (dead(base) && base != other) ? std::move(set[base]) : set[base];
+    if (other != base) out.insert(out.end(), set[other].begin(), set[other].end());
+    if (out.size() > 2 * clean[base] + 16) normalize(out);
+    clean[s] = static_cast<std::uint32_t>(out.size());
+    set[s] = std::move(out);
     for (std::uint32_t in : {o.a, o.b})
-      if (last[in] == k && !keep[in]) Set().swap(set[in]);
+      if (dead(in)) Set().swap(set[in]);
   }
   std::vector<Set> out;
   out.reserve(P.out.size());
-  for (std::uint32_t s : P.out) out.push_back(set[s]);
+  for (std::uint32_t s : P.out) {
+    out.push_back(set[s]);
+    normalize(out.back());
+  }
   return out;
 }
 
@@ -131,7 +140,7 @@ SparsityPattern from_rows(std::vector<Set>& rows, std::uint32_t cols) {
 }  // namespace
 
 SparsityPattern jacobian_pattern(const VectorFunction& f) {
-  std::vector<Set> rows = index_sets(f.program(), [](std::uint32_t, const Set&, const Set&) {});
+  std::vector<Set> rows = index_sets(f.program(), [](std::uint32_t, Set&, Set&) {});
   return from_rows(rows, static_cast<std::uint32_t>(f.inputs()));
 }
 
@@ -153,13 +162,15 @@ SparsityPattern hessian_pattern(const VectorFunction& f) {
     }
   };
   Set both;
-  index_sets(P, [&](std::uint32_t k, const Set& A, const Set& B) {
+  index_sets(P, [&](std::uint32_t k, Set& A, Set& B) {
     const detail::VInstr& o = P.ops[k];
+    const bool curved = o.op == ScalarOp::custom || detail::curved(o.op);
+    if (!curved || (A.empty() && B.empty())) return;
+    normalize(A), normalize(B);
     if (o.op == ScalarOp::custom) {
       add(A, A);
       return;
     }
-    if (!detail::curved(o.op) || (A.empty() && B.empty())) return;
     if (o.op == ScalarOp::mul) {  // a b: only the cross term
       add(A, B), add(B, A);
       return;

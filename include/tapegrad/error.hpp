@@ -14,6 +14,9 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Which of a tape's two lists a node index refers to.
+enum class NodeKind : std::uint8_t { scalar, tensor };
+
 // A NaN or an infinity found by anomaly detection (tape.hpp). Besides the
 // message, it says which node (scalar or tensor, by index) made the bad
 // number, and what went wrong without the C++ line, so that a tool that
@@ -21,15 +24,16 @@ class Error : public std::runtime_error {
 // that language instead.
 class AnomalyError : public Error {
  public:
-  AnomalyError(const std::string& message, std::string problem, bool tensor, std::uint32_t node)
-      : Error(message), problem_(std::move(problem)), tensor_(tensor), node_(node) {}
+  AnomalyError(const std::string& message, std::string problem, NodeKind kind, std::uint32_t node)
+      : Error(message), problem_(std::move(problem)), kind_(kind), node_(node) {}
   const std::string& problem() const { return problem_; }
-  bool tensor() const { return tensor_; }
+  NodeKind kind() const { return kind_; }
+  bool tensor() const { return kind_ == NodeKind::tensor; }
   std::uint32_t node() const { return node_; }
 
  private:
   std::string problem_;
-  bool tensor_;
+  NodeKind kind_;
   std::uint32_t node_;
 };
 

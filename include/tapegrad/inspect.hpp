@@ -15,6 +15,7 @@ namespace tapegrad {
 struct NodeId {
   bool tensor = false;
   std::uint32_t index = 0;
+  NodeKind kind() const { return tensor ? NodeKind::tensor : NodeKind::scalar; }
   std::string str() const {
     std::string s(1, tensor ? 't' : 's');
     s += std::to_string(index);

@@ -96,6 +96,7 @@ enum class Gate : std::uint8_t {
   switches,     // each input gets the other one: mul
   routes,       // all or nothing: max, min, relu
   scales,       // a local partial computed from the values: exp, sin, ...
+  copies,       // the same gradient to several places: sum, mean, item
 };
 const char* gate_name(Gate g);
 

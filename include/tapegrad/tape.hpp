@@ -30,6 +30,7 @@
 #include "tapegrad/shape.hpp"
 #include "tapegrad/site.hpp"
 #include "tapegrad/storage.hpp"
+#include "tapegrad/tensor_node.hpp"
 
 namespace tapegrad {
 
@@ -38,72 +39,10 @@ class Tensor;
 class Tape;
 class Tangents;  // higher.hpp
 
-inline constexpr std::uint32_t kNone = 0xffffffffu;
 namespace detail {
 struct HigherOrder;
 }
 
-using BackwardFn = void (*)(Tape& tape, std::uint32_t node);
-using ForwardFn = void (*)(Tape& tape, std::uint32_t node);
-// Higher-order rules (higher.hpp): the node's tangent from its inputs'
-// tangents, and its curvature term (the second-order part of the adjoint's
-// tangent).
-using JvpFn = void (*)(Tape& tape, std::uint32_t node, Tangents& tg);
-using CurvatureFn = void (*)(Tape& tape, std::uint32_t node, Tangents& tg);
-// The curvature rule of an op that is linear or piecewise linear in every
-// input (add, reshape, relu, max, ...): it has none. Ops say so explicitly,
-// so that an op without a second-order rule is an error, never a silent
-// first-order answer. (At a kink this is the documented policy: 0 curvature.)
-void no_curvature(Tape& tape, std::uint32_t node, Tangents& tg);
-
-// What a tensor op is: its name, its backward rule, its forward rule and, for
-// inspection, the gate pattern it follows. Each op defines one of these next
-// to its code. The forward rule (re)computes the node's value from its
-// inputs' values and its attributes; the per-node gradient check and custom
-// ops (record_op) use it. The JVP and curvature rules serve forward mode and
-// second derivatives (higher.hpp); an op without them works to first order
-// and makes the higher-order functions throw, naming it.
-struct TensorOpDef {
-  const char* name;
-  BackwardFn backward;          // nullptr for leaves and constants
-  const char* gate;             // "distributes", "switches", "routes", ... or nullptr
-  ForwardFn forward = nullptr;  // nullptr for leaves and constants
-  JvpFn jvp = nullptr;
-  CurvatureFn curvature = nullptr;  // no_curvature for (piecewise) linear ops
-};
-
-// Op attributes saved with a node; their meaning belongs to the op.
-struct TensorAttrs {
-  double alpha = 0;
-  std::int64_t i0 = 0, i1 = 0, i2 = 0;
-  bool flag = false;
-};
-
-struct TensorNode {
-  const TensorOpDef* op = nullptr;
-  Shape shape;
-  DType dtype = DType::f32;
-  bool requires_grad = false;
-  std::uint8_t n_in = 0;
-  std::uint32_t in[3] = {kNone, kNone, kNone};  // tensor inputs
-  std::uint32_t scalar_in = kNone;              // a scalar input (Scalar * Tensor)
-  std::uint32_t scalar_out = kNone;             // a scalar output (Tensor::item)
-  std::uint32_t scalar_mark = 0;                // scalar nodes that existed at creation
-  void* value = nullptr;  // owned by value_buf or by the caller (external leaf)
-  void* grad = nullptr;   // owned by grad_buf or by the caller; null = all zero
-  // A parameter's caller-owned gradient that may not be written yet (see
-  // PendingGrad). Null for every other node.
-  PendingGrad* pending = nullptr;
-  Buffer value_buf, grad_buf, saved;
-  TensorAttrs attrs;
-  const char* label = nullptr;  // user label (parameter name), for inspection
-  std::uint32_t scope = kNone;  // index into Tape::scope_names(), for DOT clusters
-  // The gradient for reading (factors written out first), or null when none
-  // has reached the node.
-  const void* grad_or_null() const;
-  Site site;    // the call that created the node
-  Site caller;  // the outermost CallSite active then (e.g. model(x)), or unknown
-};
 
 // How a recorded comparison compares (see replay.hpp).
 enum class Compare : std::uint8_t { lt, le, gt, ge, eq, ne };
@@ -223,12 +162,12 @@ class Tape {
     return i < scalar_sites_.size() ? scalar_sites_[i].second : Site{};
   }
   // "created at file:line (function)[, called from ...]" for a node, or "".
-  std::string origin(bool tensor, std::uint32_t index) const;
+  std::string origin(NodeKind kind, std::uint32_t index) const;
 
   // Display names of nodes (variables of an expression, ...), for inspection;
   // dropped with their nodes by clear() and rewind().
-  void set_label(bool tensor, std::uint32_t index, std::string name);
-  const std::string* label(bool tensor, std::uint32_t index) const;
+  void set_label(NodeKind kind, std::uint32_t index, std::string name);
+  const std::string* label(NodeKind kind, std::uint32_t index) const;
 
   // Scope names: nodes created while a ScopeName guard is alive carry it.
   const std::vector<std::string>& scope_names() const { return scope_names_; }
@@ -313,7 +252,7 @@ class Tape {
   // `pending`, a gradient that may be left unwritten (see PendingGrad).
   std::uint32_t push_external(const Shape& shape, DType dtype, void* value, void* grad,
                               const char* label, Site where, PendingGrad* pending = nullptr);
-  TensorNode& tnode(std::uint32_t t) { return tnodes_[t]; }
+  TensorNode& tensor_node(std::uint32_t t) { return tnodes_[t]; }
   // The node's gradient buffer, allocated and zeroed on first use: rules add
   // into it.
   void* grad_buffer(std::uint32_t t);
@@ -356,7 +295,7 @@ class Tape {
   template <bool Checked>
   void replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, std::size_t& cmp);
   void check_tensor_backward(std::uint32_t t);
-  [[noreturn]] void throw_anomaly(const std::string& what, bool tensor, std::uint32_t node) const;
+  [[noreturn]] void throw_anomaly(const std::string& what, NodeKind kind, std::uint32_t node) const;
   void run_backward(std::uint32_t s_hi, std::uint32_t t_hi);
   bool has_swept_interior(std::uint32_t s_hi, std::uint32_t t_hi);
   void drop_tensors_from(std::uint32_t t);

@@ -17,7 +17,8 @@ std::string site_str(const Site& s) {
   return fmt::format("{}:{} ({})", s.file_name(), s.line(), s.function_name());
 }
 
-std::string Tape::origin(bool tensor, std::uint32_t index) const {
+std::string Tape::origin(NodeKind kind, std::uint32_t index) const {
+  const bool tensor = kind == NodeKind::tensor;
   const Site site = tensor ? tnodes_[index].site : scalar_site(index);
   const Site caller = tensor ? tnodes_[index].caller : scalar_caller(index);
   std::string out;
@@ -58,10 +59,10 @@ std::int64_t first_bad(DType dt, const void* p, std::int64_t n, const char** wha
 }
 }  // namespace
 
-void Tape::throw_anomaly(const std::string& what, bool tensor, std::uint32_t node) const {
+void Tape::throw_anomaly(const std::string& what, NodeKind kind, std::uint32_t node) const {
   throw AnomalyError(
-      "anomaly: " + what + tail(origin(tensor, node)) + " (anomaly detection is on for this tape)",
-      what, tensor, node);
+      "anomaly: " + what + tail(origin(kind, node)) + " (anomaly detection is on for this tape)",
+      what, kind, node);
 }
 
 void Tape::check_scalar_forward(std::uint32_t s) const {
@@ -73,7 +74,7 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
     // Inputs by slot; a sink input of a binary op is a plain number on the node.
     const std::uint32_t a = scalar_input_a(s), b = scalar_edges(s).b;
     const auto text = [&](std::uint32_t in, int slot) {
-      const std::string* l = in ? label(false, in) : nullptr;
+      const std::string* l = in ? label(NodeKind::scalar, in) : nullptr;
       return in ? fmt::format("s{}{} = {}", in, l ? " '" + *l + "'" : "", scalar_value(in))
                 : fmt::format("the number {}", scalar_operand(s, slot));
     };
@@ -82,7 +83,7 @@ void Tape::check_scalar_forward(std::uint32_t s) const {
   }
   throw_anomaly(fmt::format("{} in the forward sweep: scalar node s{} ({}){} is {}",
                             std::isnan(v) ? "NaN" : "infinity", s, op_label(*this, s), ins, v),
-                false, s);
+                NodeKind::scalar, s);
 }
 
 void Tape::check_tensor_forward(std::uint32_t t) const {
@@ -98,7 +99,7 @@ void Tape::check_tensor_forward(std::uint32_t t) const {
       i, t, n.label ? fmt::format(" '{}'", n.label) : std::string(), n.op->name, n.shape.str(),
       dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
       n.scope == kNone ? std::string() : fmt::format(", in scope '{}'", scope_names_[n.scope])),
-      true, t);
+      NodeKind::tensor, t);
 }
 
 void Tape::check_tensor_backward(std::uint32_t t) {
@@ -114,13 +115,13 @@ void Tape::check_tensor_backward(std::uint32_t t) {
           what, t, n.op->name, n.shape.str(),
           n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
           k, n.in[k], in.op->name, in.shape.str()),
-          true, t);
+          NodeKind::tensor, t);
   }
   if (n.scalar_in != kNone && !std::isfinite(adj_[n.scalar_in]))
     throw_anomaly(fmt::format(
         "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
         std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in),
-        true, t);
+        NodeKind::tensor, t);
 }
 
 void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
@@ -140,7 +141,7 @@ void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
           "node s{} (upstream gradient {}, local partial {})",
           std::isnan(g[in]) ? "NaN" : "infinity", i, op_label(*this, i), scalar_value(i),
           in, gi, local),
-          false, i);
+          NodeKind::scalar, i);
     }
   }
 }

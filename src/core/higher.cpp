@@ -38,8 +38,8 @@ struct Range {
 };
 
 struct HigherOrder {
-  static std::string where(const Tape& tape, bool tensor, std::uint32_t i) {
-    const std::string o = tape.origin(tensor, i);
+  static std::string where(const Tape& tape, NodeKind kind, std::uint32_t i) {
+    const std::string o = tape.origin(kind, i);
     return o.empty() ? "" : "; " + o;
   }
 
@@ -84,7 +84,7 @@ struct HigherOrder {
         throw Error(fmt::format(
             "higher-order sweep: op '{}' (tensor node t{}) has no JVP rule, so forward mode and "
             "second derivatives cannot pass through it{}",
-            n.op->name, t, where(tape, true, t)));
+            n.op->name, t, where(tape, NodeKind::tensor, t)));
       n.op->jvp(tape, t, tg);
     }
     if (s < r.s_hi) tangent_scalars(tape, tg, s, r.s_hi);
@@ -211,7 +211,7 @@ struct HigherOrder {
           throw Error(fmt::format(
               "higher-order sweep: op '{}' (tensor node t{}) has no second-order (curvature) "
               "rule{}",
-              n.op->name, t, where(tape, true, t)));
+              n.op->name, t, where(tape, NodeKind::tensor, t)));
         n.op->curvature(tape, t, tg);
       }
       if (n.scalar_out != kNone ? tape.adj_[n.scalar_out] == 0.0 : n.grad == nullptr) continue;

@@ -62,7 +62,7 @@ class Swaps {
     slot_[n_] = &slot, old_[n_] = slot, ++n_;
     slot = const_cast<void*>(to);
   }
-  void value(std::uint32_t t, const void* to) { set(tape_.tnode(t).value, to); }
+  void value(std::uint32_t t, const void* to) { set(tape_.tensor_node(t).value, to); }
 
  private:
   Tape& tape_;
@@ -73,7 +73,7 @@ class Swaps {
 }  // namespace
 
 void linear_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  TensorNode& n = tape.tnode(t);
+  TensorNode& n = tape.tensor_node(t);
   void* out = tg.make(t);
   Swaps s(tape);
   for (int k = 0; k < n.n_in; ++k) s.value(n.in[k], tg.of<char>(n.in[k]));
@@ -82,15 +82,15 @@ void linear_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 }
 
 void bilinear_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  TensorNode& n = tape.tnode(t);
+  TensorNode& n = tape.tensor_node(t);
   const void* g1 = tg.first_grad<void>(t);
   if (!g1) return;
   const std::uint32_t a = n.in[0], b = n.in[1];
   const bool ha = tg.has(a), hb = tg.has(b);
   // Input a's term needs b's tangent and b's needs a's; a bias takes none.
-  TensorNode &na = tape.tnode(a), &nb = tape.tnode(b);
+  TensorNode &na = tape.tensor_node(a), &nb = tape.tensor_node(b);
   const bool ra = na.requires_grad, rb = nb.requires_grad;
-  TensorNode* bias = n.n_in > 2 && n.in[2] != kNone ? &tape.tnode(n.in[2]) : nullptr;
+  TensorNode* bias = n.n_in > 2 && n.in[2] != kNone ? &tape.tensor_node(n.in[2]) : nullptr;
   const bool rc = bias && bias->requires_grad;
   na.requires_grad = ra && hb;
   nb.requires_grad = rb && ha;

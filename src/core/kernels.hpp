@@ -11,7 +11,7 @@ namespace tapegrad::detail {
 
 template <class T>
 T* values_of(Tape& tape, std::uint32_t t) {
-  return static_cast<T*>(tape.tnode(t).value);
+  return static_cast<T*>(tape.tensor_node(t).value);
 }
 // Gradient buffer of node t, allocated (zeroed) on first use.
 template <class T>
@@ -71,7 +71,7 @@ void gemm_into_grad(Tape& tape, std::uint32_t t, bool ta, bool tb, std::int64_t 
 }
 // Whether input k of node t takes a gradient.
 inline bool wants_grad(Tape& tape, std::uint32_t t, int k) {
-  return tape.tnode(tape.tnode(t).in[k]).requires_grad;
+  return tape.tensor_node(tape.tensor_node(t).in[k]).requires_grad;
 }
 
 void add_into(DType dtype, void* dst, const void* src, std::int64_t n);

@@ -14,6 +14,8 @@ const char* gate_name(Gate g) {
       return "routes";
     case Gate::scales:
       return "scales";
+    case Gate::copies:
+      return "copies";
     case Gate::none:
       break;
   }
@@ -49,6 +51,23 @@ const char* scalar_note(ScalarOp op, int slot, double local) {
     default:
       return nullptr;
   }
+}
+}  // namespace detail
+
+std::string gate_text(const TensorOpDef& def) {
+  std::string out;
+  if (def.gate != Gate::none) out.append(gate_name(def.gate));
+  if (def.note) {
+    if (!out.empty()) out.push_back(' ');
+    out.append(def.note);
+  }
+  return out;
+}
+
+namespace detail {
+void throw_attrs_mismatch() {
+  throw Error(
+      "tensor op attributes read as a type other than the one the op stored (TensorAttrs::get)");
 }
 }  // namespace detail
 

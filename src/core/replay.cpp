@@ -60,7 +60,7 @@ std::string ReplayStatus::describe(const Tape& tape) const {
   const ScalarEdges& e = tape.scalar_edges(c.node);
   const auto operand_name = [&](std::uint32_t in, int slot) {
     if (in == 0) return fmt::format("{}", tape.scalar_operand(c.node, slot));
-    if (const std::string* l = tape.label(false, in)) return *l;
+    if (const std::string* l = tape.label(NodeKind::scalar, in)) return *l;
     return fmt::format("s{}", in);
   };
   const double x = tape.scalar_operand(c.node, 0), y = tape.scalar_operand(c.node, 1);
@@ -162,7 +162,7 @@ ReplayStatus Tape::replay(std::uint32_t s_hi, std::uint32_t t_hi) {
       if (n.op->backward)
         throw Error(fmt::format(
             "replay: tensor node t{} ({}) has no forward rule, so it cannot be replayed{}", t,
-            n.op->name, origin(true, t).empty() ? "" : "; " + origin(true, t)));
+            n.op->name, origin(NodeKind::tensor, t).empty() ? "" : "; " + origin(NodeKind::tensor, t)));
       continue;  // a leaf or a constant: its value is the caller's
     }
     n.op->forward(*this, t);

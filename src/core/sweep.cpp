@@ -141,7 +141,7 @@ static void guarded_sweep(Tape& tape, std::uint32_t s_hi, std::uint32_t t_hi, st
   for (std::uint32_t i = 1, e = std::min(s_hi, swept_s); i < e; ++i)
     if (g[i] != 0.0 && is_interior(tape.scalar_op(i))) saved_s.emplace_back(i, g[i]), g[i] = 0.0;
   for (std::uint32_t t = 0, e = std::min(t_hi, swept_t); t < e; ++t) {
-    TensorNode& n = tape.tnode(t);
+    TensorNode& n = tape.tensor_node(t);
     if (n.op->backward && n.grad && n.grad_buf) {
       saved_t.emplace_back(t, std::move(n.grad_buf));
       n.grad = nullptr;
@@ -152,7 +152,7 @@ static void guarded_sweep(Tape& tape, std::uint32_t s_hi, std::uint32_t t_hi, st
   g = tape.scalar_adjoints();
   for (auto& [i, v] : saved_s) g[i] += v;
   for (auto& [t, buf] : saved_t) {
-    TensorNode& n = tape.tnode(t);
+    TensorNode& n = tape.tensor_node(t);
     if (!n.grad) {
       n.grad_buf = std::move(buf);
       n.grad = n.grad_buf.data();

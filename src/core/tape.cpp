@@ -190,8 +190,8 @@ std::uint32_t Tape::intern_scope(const std::string& name) {
   return static_cast<std::uint32_t>(scope_names_.size() - 1);
 }
 
-void Tape::set_label(bool tensor, std::uint32_t index, std::string name) {
-  const std::uint64_t key = (std::uint64_t{tensor} << 32) | index;
+void Tape::set_label(NodeKind kind, std::uint32_t index, std::string name) {
+  const std::uint64_t key = (std::uint64_t{kind == NodeKind::tensor} << 32) | index;
   for (auto& [k, v] : labels_)
     if (k == key) {
       v = std::move(name);
@@ -200,8 +200,8 @@ void Tape::set_label(bool tensor, std::uint32_t index, std::string name) {
   labels_.emplace_back(key, std::move(name));
 }
 
-const std::string* Tape::label(bool tensor, std::uint32_t index) const {
-  const std::uint64_t key = (std::uint64_t{tensor} << 32) | index;
+const std::string* Tape::label(NodeKind kind, std::uint32_t index) const {
+  const std::uint64_t key = (std::uint64_t{kind == NodeKind::tensor} << 32) | index;
   for (const auto& [k, v] : labels_)
     if (k == key) return &v;
   return nullptr;
@@ -274,8 +274,8 @@ std::uint32_t Tape::push_tensor(const TensorOpDef* op, const Shape& shape, DType
 std::uint32_t Tape::push_external(const Shape& shape, DType dtype, void* value, void* grad,
                                   const char* label, Site where, PendingGrad* pending) {
   check_owner("external");
-  static const TensorOpDef kParam{"parameter", nullptr, nullptr};
-  static const TensorOpDef kInput{"input", nullptr, nullptr};
+  static const TensorOpDef kParam{.name = "parameter"};
+  static const TensorOpDef kInput{.name = "input"};
   TensorNode n;
   n.op = grad ? &kParam : &kInput;
   n.shape = shape;

@@ -11,13 +11,13 @@
 namespace tapegrad {
 
 namespace {
-const TensorOpDef kLeaf{"leaf", nullptr, nullptr};
-const TensorOpDef kConstant{"constant", nullptr, nullptr};
+const TensorOpDef kLeaf{.name = "leaf"};
+const TensorOpDef kConstant{.name = "constant"};
 
 std::uint32_t make_leaf(Tape& tape, const Shape& shape, const TensorOptions& opt, Site where) {
   const std::uint32_t t =
       tape.push_tensor(opt.requires_grad ? &kLeaf : &kConstant, shape, opt.dtype, {}, where);
-  tape.tnode(t).requires_grad = opt.requires_grad && tape.grad_enabled();
+  tape.tensor_node(t).requires_grad = opt.requires_grad && tape.grad_enabled();
   return t;
 }
 
@@ -102,7 +102,7 @@ std::span<const T> Tensor::data() const {
 template <class T>
 std::span<T> Tensor::mutable_data() {
   Tape& tape = checked("Tensor::mutable_data");
-  TensorNode& n = tape.tnode(index_);
+  TensorNode& n = tape.tensor_node(index_);
   if (n.op->backward)
     throw Error(
         fmt::format("Tensor::mutable_data: node {} is the result of '{}'; only leaves may "
@@ -122,17 +122,17 @@ template std::span<double> Tensor::mutable_data<double>();
 // The tensor node "item" is recorded just before its scalar output, so the
 // sweep reaches the scalar first and then this rule: d(item)/d(x[0]) = 1.
 static void item_backward(Tape& tape, std::uint32_t t) {
-  TensorNode& n = tape.tnode(t);
+  TensorNode& n = tape.tensor_node(t);
   const double g = tape.scalar_adjoints()[n.scalar_out];
   const std::uint32_t x = n.in[0];
-  dispatch_dtype(tape.tnode(x).dtype, [&](auto z) {
+  dispatch_dtype(tape.tensor_node(x).dtype, [&](auto z) {
     detail::grads_of<decltype(z)>(tape, x)[0] += static_cast<decltype(z)>(g);
   });
 }
 // Replay: the element read again into the node and its scalar output.
 static void item_forward(Tape& tape, std::uint32_t t) {
-  TensorNode& n = tape.tnode(t);
-  const TensorNode& x = tape.tnode(n.in[0]);
+  TensorNode& n = tape.tensor_node(t);
+  const TensorNode& x = tape.tensor_node(n.in[0]);
   dispatch_dtype(x.dtype, [&](auto z) {
     using T = decltype(z);
     const T v = static_cast<const T*>(x.value)[0];
@@ -142,7 +142,7 @@ static void item_forward(Tape& tape, std::uint32_t t) {
 }
 // Forward mode: the scalar's tangent is the element's.
 static void item_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  TensorNode& n = tape.tnode(t);
+  TensorNode& n = tape.tensor_node(t);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T v = tg.of<T>(n.in[0])[0];
@@ -150,8 +150,12 @@ static void item_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
     tg.set_scalar(n.scalar_out, static_cast<double>(v));
   });
 }
-static const TensorOpDef kItem{"item",        &item_backward, "copies",
-                               &item_forward, &item_jvp,      &no_curvature};
+static const TensorOpDef kItem{.name = "item",
+                              .forward = &item_forward,
+                              .backward = &item_backward,
+                              .jvp = &item_jvp,
+                              .curvature = &no_curvature,
+                              .gate = Gate::copies};
 
 Scalar Tensor::item(Site where) const {
   Tape& tape = checked("item");
@@ -160,7 +164,7 @@ Scalar Tensor::item(Site where) const {
                             shape().str(), numel()));
   const double v = value(0);
   const std::uint32_t t = tape.push_tensor(&kItem, Shape{}, dtype(), {index_}, where);
-  TensorNode& n = tape.tnode(t);
+  TensorNode& n = tape.tensor_node(t);
   n.scalar_out = static_cast<std::uint32_t>(tape.scalar_count());
   const ScalarOp op = n.requires_grad ? ScalarOp::item : ScalarOp::constant;
   const Scalar out{tape, tape.push_scalar(op, 0, 0, 0.0, 0.0, v, where)};
@@ -233,10 +237,10 @@ Tensor external(const Shape& shape, DType dtype, void* value, void* grad, const 
 
 Tensor detach(const Tensor& x, Site where) {
   Tape& tape = x.checked("detach");
-  const TensorNode& n = tape.tnode(x.index());
+  const TensorNode& n = tape.tensor_node(x.index());
   const std::uint32_t t = tape.push_tensor(&kConstant, n.shape, n.dtype, {}, where);
-  const TensorNode& src = tape.tnode(x.index());  // push may have moved nodes
-  std::memcpy(tape.tnode(t).value, src.value,
+  const TensorNode& src = tape.tensor_node(x.index());  // push may have moved nodes
+  std::memcpy(tape.tensor_node(t).value, src.value,
               static_cast<std::size_t>(src.shape.numel()) * dtype_size(src.dtype));
   return {tape, t};
 }
@@ -267,11 +271,11 @@ bool Scalar::is_leaf() const {
   return op == ScalarOp::leaf || op == ScalarOp::constant;
 }
 Scalar& Scalar::named(std::string name) {
-  checked("Scalar::named").set_label(false, index_, std::move(name));
+  checked("Scalar::named").set_label(NodeKind::scalar, index_, std::move(name));
   return *this;
 }
 Tensor& Tensor::named(std::string name) {
-  checked("Tensor::named").set_label(true, index_, std::move(name));
+  checked("Tensor::named").set_label(NodeKind::tensor, index_, std::move(name));
   return *this;
 }
 Scalar var(double v, Site where) { return current_tape().variable(v, where); }

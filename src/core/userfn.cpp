@@ -16,6 +16,7 @@
 namespace tapegrad {
 namespace detail {
 TensorOpDef user_unary_def(const char* name);  // unary.cpp
+TensorAttrs user_unary_attrs(std::uint32_t id);  // unary.cpp
 }
 namespace {
 
@@ -55,6 +56,10 @@ struct UserFn {
   ScalarFunctionRules rules;
   TensorOpDef def;
 };
+// An ExternalFunction's node: which function.
+struct ExternalAttrs {
+  std::uint32_t id;
+};
 struct ExternalFn {
   std::string name;
   ExternalFunctionRules rules;
@@ -79,7 +84,7 @@ std::uint32_t id_of_slot(double slot) { return static_cast<std::uint32_t>(slot);
 // ---- an ExternalFunction: the user's box over float64 copies ----
 
 const ExternalFn& ext_of(Tape& tape, std::uint32_t t) {
-  const ExternalFn* f = external_table().get(static_cast<std::uint32_t>(tape.tnode(t).attrs.i0));
+  const ExternalFn* f = external_table().get(tape.tensor_node(t).attrs.get<ExternalAttrs>().id);
   if (!f) throw Error(fmt::format("tensor node t{}: external function not defined", t));
   return *f;
 }
@@ -89,9 +94,9 @@ std::vector<double> widen(const T* p, std::int64_t n) {
   return std::vector<double>(p, p + n);
 }
 std::vector<double> as_doubles(Tape& tape, std::uint32_t t, const void* p) {
-  return dispatch_dtype(tape.tnode(t).dtype, [&](auto z) {
+  return dispatch_dtype(tape.tensor_node(t).dtype, [&](auto z) {
     using T = decltype(z);
-    return widen(static_cast<const T*>(p), tape.tnode(t).shape.numel());
+    return widen(static_cast<const T*>(p), tape.tensor_node(t).shape.numel());
   });
 }
 struct Gathered {
@@ -100,18 +105,18 @@ struct Gathered {
 };
 Gathered inputs_of(Tape& tape, std::uint32_t t) {
   Gathered g;
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   for (int k = 0; k < n.n_in; ++k)
-    g.x.push_back(as_doubles(tape, n.in[k], tape.tnode(n.in[k]).value));
+    g.x.push_back(as_doubles(tape, n.in[k], tape.tensor_node(n.in[k]).value));
   for (const auto& v : g.x) g.spans.emplace_back(v);
   return g;
 }
 void ext_forward(Tape& tape, std::uint32_t t) {
   const ExternalFn& f = ext_of(tape, t);
   const Gathered in = inputs_of(tape, t);
-  std::vector<double> y(static_cast<std::size_t>(tape.tnode(t).shape.numel()));
+  std::vector<double> y(static_cast<std::size_t>(tape.tensor_node(t).shape.numel()));
   f.rules.forward(in.spans, y);
-  dispatch_dtype(tape.tnode(t).dtype, [&](auto z) {
+  dispatch_dtype(tape.tensor_node(t).dtype, [&](auto z) {
     using T = decltype(z);
     T* out = values_of<T>(tape, t);
     for (std::size_t i = 0; i < y.size(); ++i) out[i] = static_cast<T>(y[i]);
@@ -120,17 +125,17 @@ void ext_forward(Tape& tape, std::uint32_t t) {
 void ext_backward(Tape& tape, std::uint32_t t) {
   const ExternalFn& f = ext_of(tape, t);
   const Gathered in = inputs_of(tape, t);
-  const std::vector<double> y = as_doubles(tape, t, tape.tnode(t).value);
-  const std::vector<double> ybar = as_doubles(tape, t, tape.tnode(t).grad);
+  const std::vector<double> y = as_doubles(tape, t, tape.tensor_node(t).value);
+  const std::vector<double> ybar = as_doubles(tape, t, tape.tensor_node(t).grad);
   std::vector<std::vector<double>> xbar;
   for (const auto& v : in.x) xbar.emplace_back(v.size(), 0.0);
   std::vector<std::span<double>> xs(xbar.begin(), xbar.end());
   f.rules.vjp(in.spans, y, ybar, xs);
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   for (int k = 0; k < n.n_in; ++k) {
     if (!wants_grad(tape, t, k)) continue;
     const std::uint32_t ik = n.in[k];
-    dispatch_dtype(tape.tnode(ik).dtype, [&](auto z) {
+    dispatch_dtype(tape.tensor_node(ik).dtype, [&](auto z) {
       using T = decltype(z);
       T* g = grads_of<T>(tape, ik);
       for (std::size_t i = 0; i < xbar[k].size(); ++i) g[i] += static_cast<T>(xbar[k][i]);
@@ -145,13 +150,13 @@ void ext_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
         "ExternalFunctionRules::jvp",
         f.name, t));
   const Gathered in = inputs_of(tape, t);
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   std::vector<std::vector<double>> xdot;
   for (int k = 0; k < n.n_in; ++k) {
     const std::uint32_t ik = n.in[k];
-    xdot.push_back(dispatch_dtype(tape.tnode(ik).dtype, [&](auto z) {
+    xdot.push_back(dispatch_dtype(tape.tensor_node(ik).dtype, [&](auto z) {
       using T = decltype(z);
-      return widen(tg.of<T>(ik), tape.tnode(ik).shape.numel());
+      return widen(tg.of<T>(ik), tape.tensor_node(ik).shape.numel());
     }));
   }
   std::vector<std::span<const double>> xd(xdot.begin(), xdot.end());
@@ -196,9 +201,7 @@ Scalar ScalarFunction::operator()(const Scalar& x, Site where) const {
 }
 Tensor ScalarFunction::operator()(const Tensor& x, Site where) const {
   const UserFn& f = user_fn(id_);
-  TensorAttrs attrs;
-  attrs.alpha = static_cast<double>(id_);  // the kernels' parameter: which function
-  return record_op(f.def, {x}, x.shape(), attrs, where);
+  return record_op(f.def, {x}, x.shape(), detail::user_unary_attrs(id_), where);
 }
 
 void ScalarFunction::register_check(double lo, double hi) const {
@@ -244,17 +247,19 @@ ExternalFunction::ExternalFunction(std::string name, ExternalFunctionRules rules
   if (!rules.forward || !rules.vjp)
     throw Error(fmt::format("ExternalFunction '{}': give both forward and vjp", name));
   auto* e = new ExternalFn{std::move(name), std::move(rules), {}};
-  e->def = TensorOpDef{e->name.c_str(), &ext_backward, nullptr,
-                       &ext_forward,    &ext_jvp,      &ext_curvature};
+  e->def = TensorOpDef{.name = e->name.c_str(),
+                      .forward = &ext_forward,
+                      .backward = &ext_backward,
+                      .jvp = &ext_jvp,
+                      .curvature = &ext_curvature};
   id_ = external_table().add(e, "ExternalFunction");
 }
 const std::string& ExternalFunction::name() const { return external_table().get(id_)->name; }
 
 Tensor ExternalFunction::operator()(std::initializer_list<Tensor> inputs, const Shape& out,
                                     Site where) const {
-  TensorAttrs attrs;
-  attrs.i0 = id_;
-  return record_op(external_table().get(id_)->def, inputs, out, attrs, where);
+  return record_op(external_table().get(id_)->def, inputs, out,
+                   TensorAttrs::of(ExternalAttrs{id_}), where);
 }
 
 std::vector<Scalar> ExternalFunction::operator()(std::span<const Scalar> inputs,

@@ -338,7 +338,7 @@ VectorFunction::VectorFunction(const Tape& tape, std::span<const Scalar> inputs,
     P.out.push_back(out_num[k] != kNone ? out_num[k] : slot.at(outputs[k].index()));
   const auto name_of = [&](std::uint32_t node, double num) {
     if (node == 0) return fmt::format("{}", num);
-    if (const std::string* l = tape.label(false, node)) return *l;
+    if (const std::string* l = tape.label(NodeKind::scalar, node)) return *l;
     return fmt::format("s{}", node);
   };
   for (std::size_t c = 0; c < compares.size(); ++c) {

@@ -63,7 +63,7 @@ struct Edge {
 };
 
 std::string node_name(const Tape& tape, NodeId n) {
-  if (const std::string* l = tape.label(n.tensor, n.index)) return *l;
+  if (const std::string* l = tape.label(n.kind(), n.index)) return *l;
   if (n.tensor && tape.tensor_node(n.index).label) return tape.tensor_node(n.index).label;
   return "";
 }

@@ -123,7 +123,7 @@ std::vector<double> node_grads(const Tape& tape, NodeId n) {
 }
 
 std::vector<std::vector<double>> tensor_edge_grads(Tape& tape, std::uint32_t t) {
-  TensorNode& n = tape.tnode(t);
+  TensorNode& n = tape.tensor_node(t);
   const auto edges = inputs_of(tape, {true, t});
   std::vector<std::vector<double>> out(edges.size());
   const bool live =
@@ -139,7 +139,7 @@ std::vector<std::vector<double>> tensor_edge_grads(Tape& tape, std::uint32_t t) 
   };
   std::vector<Saved> saved;
   for (int k = 0; k < n.n_in; ++k) {
-    TensorNode& in = tape.tnode(n.in[k]);
+    TensorNode& in = tape.tensor_node(n.in[k]);
     if (std::any_of(saved.begin(), saved.end(), [&](const Saved& s) { return s.t == n.in[k]; }))
       continue;
     saved.push_back({n.in[k], in.grad, std::move(in.grad_buf)});
@@ -153,14 +153,14 @@ std::vector<std::vector<double>> tensor_edge_grads(Tape& tape, std::uint32_t t) 
   for (const InEdge& edge : edges) {
     if (edge.from.tensor) {
       out[e] = node_grads(tape, edge.from);
-      if (!tape.tnode(edge.from.index).requires_grad) out[e].clear();
+      if (!tape.tensor_node(edge.from.index).requires_grad) out[e].clear();
     } else {
       out[e] = {tape.scalar_adjoints()[edge.from.index]};
     }
     ++e;
   }
   for (Saved& s : saved) {
-    TensorNode& in = tape.tnode(s.t);
+    TensorNode& in = tape.tensor_node(s.t);
     tape.release(std::move(in.grad_buf));
     in.grad_buf = std::move(s.buf);
     in.grad = s.grad;

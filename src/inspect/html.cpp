@@ -106,8 +106,7 @@ std::string json_summary(const std::vector<double>& v) {
 // The gate pattern of a node's op, in the words of the DOT and the trace.
 std::string gate_of(const Tape& tape, NodeId n) {
   if (n.tensor) {
-    const char* g = tape.tensor_node(n.index).op->gate;
-    return g ? g : "";
+    return gate_text(*tape.tensor_node(n.index).op);
   }
   const Gate g = detail::scalar_gate(tape.scalar_op(n.index));
   return g == Gate::scales ? "" : gate_name(g);
@@ -134,7 +133,7 @@ std::string node_json(Tape& tape, NodeId n, const std::map<std::string, int>& us
     if (t.scope != kNone) scope = tape.scope_names()[t.scope];
   }
   std::string name;
-  if (const std::string* l = tape.label(n.tensor, n.index))
+  if (const std::string* l = tape.label(n.kind(), n.index))
     name = *l;
   else if (n.tensor && tape.tensor_node(n.index).label)
     name = tape.tensor_node(n.index).label;
@@ -159,7 +158,7 @@ std::string node_json(Tape& tape, NodeId n, const std::map<std::string, int>& us
       "\"value\":{},\"value_summary\":{},\"grad\":{},\"grad_summary\":{}}}",
       json_string(n.str()), json_string(op_name(tape, n)), json_string(name), json_string(kind),
       n.tensor ? "true" : "false", shape, json_string(dtype), json_string(scope),
-      json_string(tape.origin(n.tensor, n.index)), json_string(gate_of(tape, n)),
+      json_string(tape.origin(n.kind(), n.index)), json_string(gate_of(tape, n)),
       u == uses.end() ? 0 : u->second, inputs, locals,
       vals.size() <= limit ? json_array(vals) : "null", json_summary(vals),
       !wants ? "null" : (grads.size() <= limit ? json_array(grads) : "null"),

@@ -54,7 +54,7 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
   const std::string name = tape.scalar_op(s) == ScalarOp::custom
                                ? detail::user_function_name(tape, s)
                                : std::string(scalar_op_name(tape.scalar_op(s)));
-  NodeCheck c{{false, s}, name, "", "pass", 0, 0, "", tape.origin(false, s)};
+  NodeCheck c{{false, s}, name, "", "pass", 0, 0, "", tape.origin(NodeKind::scalar, s)};
   const ScalarOp op = tape.scalar_op(s);
   const auto ins = detail::inputs_of(tape, {false, s});
   if (op == ScalarOp::item || op == ScalarOp::compare) {
@@ -80,7 +80,7 @@ NodeCheck check_scalar(const Tape& tape, std::uint32_t s, const GradcheckOptions
 }
 
 NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) {
-  TensorNode& n = tape.tnode(ti);
+  TensorNode& n = tape.tensor_node(ti);
   NodeCheck c{{true, ti},
               n.op->name,
               n.scope == kNone ? "" : tape.scope_names()[n.scope],
@@ -88,7 +88,7 @@ NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) 
               0,
               0,
               "",
-              tape.origin(true, ti)};
+              tape.origin(NodeKind::tensor, ti)};
   if (!n.op->forward || !n.op->backward) {
     c.status = "skipped (no forward rule)";
     return c;
@@ -115,11 +115,11 @@ NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) 
   if (m) std::memcpy(seed.data(), r.data(), static_cast<std::size_t>(m) * sizeof(double));
   n.grad = seed.data();
   const auto analytic = detail::tensor_edge_grads(tape, ti);
-  TensorNode& n2 = tape.tnode(ti);
+  TensorNode& n2 = tape.tensor_node(ti);
   n2.grad = saved_grad;
   n2.grad_buf = std::move(saved_buf);
   const auto objective = [&] {
-    tape.tnode(ti).op->forward(tape, ti);
+    tape.tensor_node(ti).op->forward(tape, ti);
     double s = 0;
     for (std::int64_t i = 0; i < m; ++i) s += r[static_cast<std::size_t>(i)] * out[i];
     return s;
@@ -132,8 +132,8 @@ NodeCheck check_tensor(Tape& tape, std::uint32_t ti, const GradcheckOptions& o) 
     double* x = nullptr;
     std::int64_t len = 1;
     if (in.tensor) {
-      x = static_cast<double*>(tape.tnode(in.index).value);
-      len = tape.tnode(in.index).shape.numel();
+      x = static_cast<double*>(tape.tensor_node(in.index).value);
+      len = tape.tensor_node(in.index).shape.numel();
     }
     const auto get = [&](std::int64_t j) { return x ? x[j] : tape.scalar_value(in.index); };
     const auto set = [&](std::int64_t j, double v) {

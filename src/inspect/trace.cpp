@@ -34,7 +34,8 @@ const char* symbol(ScalarOp op) {
 std::string gate_note(const Tape& tape, NodeId n, int slot, double local) {
   if (n.tensor) {
     const TensorNode& t = tape.tensor_node(n.index);
-    return t.op->gate ? fmt::format("{}: {}", t.op->name, t.op->gate) : std::string(t.op->name);
+    const std::string gate = gate_text(*t.op);
+    return gate.empty() ? std::string(t.op->name) : fmt::format("{}: {}", t.op->name, gate);
   }
   const ScalarOp op = tape.scalar_op(n.index);
   const std::string name = scalar_op_name(op);
@@ -81,7 +82,7 @@ SweepTrace describe_sweeps(Tape& tape, NodeId root) {
     for (const auto& e : inputs_of(tape, n)) ++uses[e.from.str()];
   for (const NodeId& n : nodes) {
     const auto ins = inputs_of(tape, n);
-    const std::string* name = tape.label(n.tensor, n.index);
+    const std::string* name = tape.label(n.kind(), n.index);
     std::string rhs;
     if (!n.tensor) {
       const ScalarOp op = tape.scalar_op(n.index);
@@ -176,7 +177,7 @@ SweepTrace describe_sweeps(Tape& tape, NodeId root) {
     const bool wants = n.tensor ? tape.tensor_node(n.index).requires_grad
                                 : tape.scalar_op(n.index) == ScalarOp::leaf;
     if (!wants) continue;
-    const std::string* name = tape.label(n.tensor, n.index);
+    const std::string* name = tape.label(n.kind(), n.index);
     const auto g = node_grads(tape, n);
     std::string gt;
     if (g.size() == 1) {

@@ -52,21 +52,21 @@ using MinRule = TableRule<ScalarOp::min>;
 
 template <class Rule>
 void binary_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ia = n.in[0], ib = n.in[1];
   std::int64_t sa[kMaxRank], sb[kMaxRank];
-  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
-  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  detail::broadcast_strides(tape.tensor_node(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tensor_node(ib).shape, n.shape, sb);
   const bool need_a = wants_grad(tape, t, 0), need_b = wants_grad(tape, t, 1);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     const T* a = values_of<T>(tape, ia);
     const T* b = values_of<T>(tape, ib);
     T* ga = need_a ? grads_of<T>(tape, ia) : nullptr;
     T* gb = need_b ? grads_of<T>(tape, ib) : nullptr;
-    const Shape& out = tape.tnode(t).shape;
-    if (tape.tnode(ia).shape == out && tape.tnode(ib).shape == out) {
+    const Shape& out = tape.tensor_node(t).shape;
+    if (tape.tensor_node(ia).shape == out && tape.tensor_node(ib).shape == out) {
       const std::int64_t count = out.numel();
       if (ga)
         for (std::int64_t i = 0; i < count; ++i) ga[i] += g[i] * Rule::da(a[i], b[i]);
@@ -83,18 +83,18 @@ void binary_backward(Tape& tape, std::uint32_t t) {
 
 template <class Rule>
 void binary_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ia = n.in[0], ib = n.in[1];
   std::int64_t sa[kMaxRank], sb[kMaxRank];
-  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
-  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  detail::broadcast_strides(tape.tensor_node(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tensor_node(ib).shape, n.shape, sb);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T* a = values_of<T>(tape, ia);
     const T* b = values_of<T>(tape, ib);
     T* o = values_of<T>(tape, t);
-    const Shape& out = tape.tnode(t).shape;
-    if (tape.tnode(ia).shape == out && tape.tnode(ib).shape == out) {
+    const Shape& out = tape.tensor_node(t).shape;
+    if (tape.tensor_node(ia).shape == out && tape.tensor_node(ib).shape == out) {
       for (std::int64_t i = 0, count = out.numel(); i < count; ++i) o[i] = Rule::f(a[i], b[i]);
       return;
     }
@@ -107,11 +107,11 @@ void binary_forward(Tape& tape, std::uint32_t t) {
 // Forward mode: t_y = df/da t_a + df/db t_b (broadcast like the forward).
 template <class Rule>
 void binary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ia = n.in[0], ib = n.in[1];
   std::int64_t sa[kMaxRank], sb[kMaxRank];
-  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
-  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  detail::broadcast_strides(tape.tensor_node(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tensor_node(ib).shape, n.shape, sb);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T* a = values_of<T>(tape, ia);
@@ -120,7 +120,7 @@ void binary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
     const T* tb = tg.of<T>(ib);
     T* ty = tg.out<T>(t);
     detail::for_each_broadcast(
-        tape.tnode(t).shape, sa, sb, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
+        tape.tensor_node(t).shape, sa, sb, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
           ty[o] = Rule::da(a[i], b[j]) * ta[i] + Rule::db(a[i], b[j]) * tb[j];
         });
   });
@@ -131,11 +131,11 @@ void binary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 // summed over broadcast axes like the gradient.
 template <class Rule>
 void binary_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ia = n.in[0], ib = n.in[1];
   std::int64_t sa[kMaxRank], sb[kMaxRank];
-  detail::broadcast_strides(tape.tnode(ia).shape, n.shape, sa);
-  detail::broadcast_strides(tape.tnode(ib).shape, n.shape, sb);
+  detail::broadcast_strides(tape.tensor_node(ia).shape, n.shape, sa);
+  detail::broadcast_strides(tape.tensor_node(ib).shape, n.shape, sb);
   const bool need_a = wants_grad(tape, t, 0), need_b = wants_grad(tape, t, 1);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
@@ -146,7 +146,7 @@ void binary_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
     const T* tb = tg.of<T>(ib);
     T* ha = need_a ? grads_of<T>(tape, ia) : nullptr;
     T* hb = need_b ? grads_of<T>(tape, ib) : nullptr;
-    detail::for_each_broadcast(tape.tnode(t).shape, sa, sb,
+    detail::for_each_broadcast(tape.tensor_node(t).shape, sa, sb,
                                [&](std::int64_t o, std::int64_t i, std::int64_t j) {
                                  T aa, ab, bb;
                                  Rule::d2(a[i], b[j], aa, ab, bb);
@@ -169,42 +169,42 @@ Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y, Site whe
   return {tape, t};
 }
 
-const TensorOpDef kAdd{"add",
-                       &binary_backward<AddRule>,
-                       "distributes",
-                       &binary_forward<AddRule>,
-                       &binary_jvp<AddRule>,
-                       &no_curvature};
-const TensorOpDef kSub{"sub",
-                       &binary_backward<SubRule>,
-                       "distributes (negated to b)",
-                       &binary_forward<SubRule>,
-                       &binary_jvp<SubRule>,
-                       &no_curvature};
-const TensorOpDef kMul{"mul",
-                       &binary_backward<MulRule>,
-                       "switches",
-                       &binary_forward<MulRule>,
-                       &binary_jvp<MulRule>,
-                       &binary_curvature<MulRule>};
-const TensorOpDef kDiv{"div",
-                       &binary_backward<DivRule>,
-                       nullptr,
-                       &binary_forward<DivRule>,
-                       &binary_jvp<DivRule>,
-                       &binary_curvature<DivRule>};
-const TensorOpDef kMaximum{"maximum",
-                           &binary_backward<MaxRule>,
-                           "routes",
-                           &binary_forward<MaxRule>,
-                           &binary_jvp<MaxRule>,
-                           &no_curvature};
-const TensorOpDef kMinimum{"minimum",
-                           &binary_backward<MinRule>,
-                           "routes",
-                           &binary_forward<MinRule>,
-                           &binary_jvp<MinRule>,
-                           &no_curvature};
+const TensorOpDef kAdd{.name = "add",
+                    .forward = &binary_forward<AddRule>,
+                    .backward = &binary_backward<AddRule>,
+                    .jvp = &binary_jvp<AddRule>,
+                    .curvature = &no_curvature,
+                    .gate = Gate::distributes};
+const TensorOpDef kSub{.name = "sub",
+                    .forward = &binary_forward<SubRule>,
+                    .backward = &binary_backward<SubRule>,
+                    .jvp = &binary_jvp<SubRule>,
+                    .curvature = &no_curvature,
+                    .gate = Gate::distributes,
+                    .note = "(negated to b)"};
+const TensorOpDef kMul{.name = "mul",
+                    .forward = &binary_forward<MulRule>,
+                    .backward = &binary_backward<MulRule>,
+                    .jvp = &binary_jvp<MulRule>,
+                    .curvature = &binary_curvature<MulRule>,
+                    .gate = Gate::switches};
+const TensorOpDef kDiv{.name = "div",
+                    .forward = &binary_forward<DivRule>,
+                    .backward = &binary_backward<DivRule>,
+                    .jvp = &binary_jvp<DivRule>,
+                    .curvature = &binary_curvature<DivRule>};
+const TensorOpDef kMaximum{.name = "maximum",
+                    .forward = &binary_forward<MaxRule>,
+                    .backward = &binary_backward<MaxRule>,
+                    .jvp = &binary_jvp<MaxRule>,
+                    .curvature = &no_curvature,
+                    .gate = Gate::routes};
+const TensorOpDef kMinimum{.name = "minimum",
+                    .forward = &binary_forward<MinRule>,
+                    .backward = &binary_backward<MinRule>,
+                    .jvp = &binary_jvp<MinRule>,
+                    .curvature = &no_curvature,
+                    .gate = Gate::routes};
 // atan2, hypot and fmod of two tensors, element by element.
 template <ScalarOp O>
 constexpr CurvatureFn table_curvature() {
@@ -216,15 +216,14 @@ constexpr CurvatureFn table_curvature() {
 template <ScalarOp O>
 const TensorOpDef& table_def() {
   using R = TableRule<O>;
-  static const TensorOpDef def{scalar_op_name(O),
-                               &binary_backward<R>,
-                               nullptr,
-                               &binary_forward<R>,
-                               &binary_jvp<R>,
-                               table_curvature<O>()};
+  static const TensorOpDef def{.name = scalar_op_name(O),
+                              .forward = &binary_forward<R>,
+                              .backward = &binary_backward<R>,
+                              .jvp = &binary_jvp<R>,
+                              .curvature = table_curvature<O>()};
   return def;
 }
-const TensorOpDef kConst{"constant", nullptr, nullptr};
+const TensorOpDef kConst{.name = "constant"};
 
 // A rank-0 constant of x's dtype on x's tape.
 Tensor constant_like(const Tensor& x, double c, Site where) {
@@ -256,7 +255,7 @@ Tensor record_op(const TensorOpDef& def, std::initializer_list<Tensor> inputs, c
                           : k == 2
                               ? tape.push_tensor(&def, out, dt, {ids[0], ids[1]}, where)
                               : tape.push_tensor(&def, out, dt, {ids[0], ids[1], ids[2]}, where);
-  tape.tnode(t).attrs = attrs;
+  tape.tensor_node(t).attrs = attrs;
   def.forward(tape, t);
   return {tape, t};
 }

@@ -33,14 +33,14 @@ void layer_product(std::int64_t n, std::int64_t o, std::int64_t i, const T* x, c
 
 template <bool InOut>
 void layer_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
-  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tnode(ix).shape[1];
+  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tensor_node(ix).shape[1];
   const bool need_x = wants_grad(tape, t, 0), need_w = wants_grad(tape, t, 1);
-  const bool need_b = ib != kNone && tape.tnode(ib).requires_grad;
+  const bool need_b = ib != kNone && tape.tensor_node(ib).requires_grad;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     const T* w = values_of<T>(tape, iw);
     const T* x = values_of<T>(tape, ix);
     T beta;        // 0 when the gradient buffer is fresh: overwrite, no zeroing
@@ -76,9 +76,9 @@ void start_rows(T* y, const T* b, std::int64_t n, std::int64_t o) {
 
 template <bool InOut>
 void layer_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
-  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tnode(ix).shape[1];
+  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tensor_node(ix).shape[1];
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     T* y = values_of<T>(tape, t);
@@ -90,9 +90,9 @@ void layer_forward(Tape& tape, std::uint32_t t) {
 // t_y = t_x w^T + x t_w^T + t_b (each row); with w (In, Out), without the transposes.
 template <bool InOut>
 void layer_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0], iw = node.in[1], ib = node.in[2];
-  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tnode(ix).shape[1];
+  const std::int64_t n = node.shape[0], o = node.shape[1], i = tape.tensor_node(ix).shape[1];
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     T* ty = tg.out<T>(t);
@@ -102,18 +102,20 @@ void layer_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
   });
 }
 
-const TensorOpDef kLinear{"linear",
-                          &layer_backward<false>,
-                          "switches (dx = g w, dw = g^T x), bias adds",
-                          &layer_forward<false>,
-                          &layer_jvp<false>,
-                          &detail::bilinear_curvature};
-const TensorOpDef kAffine{"affine",
-                          &layer_backward<true>,
-                          "switches (dx = g w^T, dw = x^T g), bias adds",
-                          &layer_forward<true>,
-                          &layer_jvp<true>,
-                          &detail::bilinear_curvature};
+const TensorOpDef kLinear{.name = "linear",
+                       .forward = &layer_forward<false>,
+                       .backward = &layer_backward<false>,
+                       .jvp = &layer_jvp<false>,
+                       .curvature = &detail::bilinear_curvature,
+                       .gate = Gate::switches,
+                       .note = "(dx = g w, dw = g^T x), bias adds"};
+const TensorOpDef kAffine{.name = "affine",
+                       .forward = &layer_forward<true>,
+                       .backward = &layer_backward<true>,
+                       .jvp = &layer_jvp<true>,
+                       .curvature = &detail::bilinear_curvature,
+                       .gate = Gate::switches,
+                       .note = "(dx = g w^T, dw = x^T g), bias adds"};
 
 Tensor record(const TensorOpDef& def, const Tensor& x, const Tensor& w, const Tensor& b,
               Site where) {

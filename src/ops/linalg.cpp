@@ -46,18 +46,18 @@ MatmulDims matmul_dims(const Shape& a, const Shape& b) {
 }
 
 MatmulDims node_dims(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  return matmul_dims(tape.tnode(n.in[0]).shape, tape.tnode(n.in[1]).shape);
+  const TensorNode& n = tape.tensor_node(t);
+  return matmul_dims(tape.tensor_node(n.in[0]).shape, tape.tensor_node(n.in[1]).shape);
 }
 
 void matmul_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ia = node.in[0], ib = node.in[1];
   const MatmulDims d = node_dims(tape, t);
   const bool need_a = wants_grad(tape, t, 0), need_b = wants_grad(tape, t, 1);
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     const T* a = values_of<T>(tape, ia);
     const T* b = values_of<T>(tape, ib);
     const std::int64_t sa = d.a_batched ? d.m * d.k : 0, sb = d.b_batched ? d.k * d.n : 0;
@@ -109,7 +109,7 @@ void matmul_product(const MatmulDims& d, const T* pa, const T* pb, T* c, T beta)
 }
 void matmul_forward(Tape& tape, std::uint32_t t) {
   const MatmulDims d = node_dims(tape, t);
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     matmul_product(d, values_of<T>(tape, node.in[0]), values_of<T>(tape, node.in[1]),
@@ -119,7 +119,7 @@ void matmul_forward(Tape& tape, std::uint32_t t) {
 // Forward mode: t_C = t_A B + A t_B (the product rule; mul switches).
 void matmul_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
   const MatmulDims d = node_dims(tape, t);
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ia = node.in[0], ib = node.in[1];
   const bool ha = tg.has(ia), hb = tg.has(ib);
   dispatch_dtype(node.dtype, [&](auto z) {
@@ -129,11 +129,19 @@ void matmul_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
     if (hb) matmul_product(d, values_of<T>(tape, ia), tg.of<T>(ib), tc, ha ? T(1) : T(0));
   });
 }
-const TensorOpDef kMatmul{"matmul",        &matmul_backward, "switches (dA = dC B^T, dB = A^T dC)",
-                          &matmul_forward, &matmul_jvp,      &detail::bilinear_curvature};
+const TensorOpDef kMatmul{.name = "matmul",
+                          .forward = &matmul_forward,
+                          .backward = &matmul_backward,
+                          .jvp = &matmul_jvp,
+                          .curvature = &detail::bilinear_curvature,
+                          .gate = Gate::switches,
+                          .note = "(dA = dC B^T, dB = A^T dC)"};
 
 // ---- transpose of the last two axes ----
-// attrs: i0 = rows, i1 = cols of each matrix, i2 = matrices
+// Each of `count` matrices of rows x cols is transposed.
+struct TransposeAttrs {
+  std::int64_t rows, cols, count;
+};
 template <class T>
 void transpose_block(const T* in, T* out, std::int64_t r, std::int64_t c, bool add) {
   for (std::int64_t i = 0; i < r; ++i)
@@ -145,66 +153,88 @@ void transpose_block(const T* in, T* out, std::int64_t r, std::int64_t c, bool a
     }
 }
 void transpose_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const std::int64_t r = n.attrs.i0, c = n.attrs.i1, count = n.attrs.i2;
+  const TensorNode& n = tape.tensor_node(t);
+  const auto [r, c, count] = n.attrs.get<TransposeAttrs>();
   const std::uint32_t ix = n.in[0];
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     T* gx = grads_of<T>(tape, ix);
     for (std::int64_t b = 0; b < count; ++b)
       transpose_block(g + b * r * c, gx + b * r * c, c, r, true);
   });
 }
 void transpose_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const std::int64_t r = n.attrs.i0, c = n.attrs.i1, count = n.attrs.i2;
+  const TensorNode& n = tape.tensor_node(t);
+  const auto [r, c, count] = n.attrs.get<TransposeAttrs>();
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
+    const T* in = values_of<T>(tape, tape.tensor_node(t).in[0]);
     T* o = values_of<T>(tape, t);
     for (std::int64_t b = 0; b < count; ++b)
       transpose_block(in + b * r * c, o + b * r * c, r, c, false);
   });
 }
-const TensorOpDef kTranspose{"transpose",        &transpose_backward, nullptr,
-                             &transpose_forward, &detail::linear_jvp, &no_curvature};
+const TensorOpDef kTranspose{.name = "transpose",
+                             .forward = &transpose_forward,
+                             .backward = &transpose_backward,
+                             .jvp = &detail::linear_jvp,
+                             .curvature = &no_curvature};
 
 // ---- reshape, slice, concat: gradients are copied back to where values came from ----
 void copy_back(Tape& tape, std::uint32_t t, std::uint32_t ix, std::int64_t offset) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     T* gx = grads_of<T>(tape, ix) + offset;
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i) gx[i] += g[i];
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i) gx[i] += g[i];
   });
 }
-void reshape_backward(Tape& tape, std::uint32_t t) { copy_back(tape, t, tape.tnode(t).in[0], 0); }
-// Copies the node's value from its input, starting at flat offset attrs.i0.
+void reshape_backward(Tape& tape, std::uint32_t t) { copy_back(tape, t, tape.tensor_node(t).in[0], 0); }
+// A copy of a contiguous run of the input (reshape: all of it; slice_rows:
+// its rows), starting at a flat offset.
+struct CopyAttrs {
+  std::int64_t offset = 0;
+};
+// Copies the node's value from its input, starting at the offset.
 void copy_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::size_t es = dtype_size(n.dtype);
   std::memcpy(n.value,
-              static_cast<const char*>(tape.tnode(n.in[0]).value) +
-                  n.attrs.i0 * static_cast<std::int64_t>(es),
+              static_cast<const char*>(tape.tensor_node(n.in[0]).value) +
+                  n.attrs.get<CopyAttrs>().offset * static_cast<std::int64_t>(es),
               static_cast<std::size_t>(n.shape.numel()) * es);
 }
-const TensorOpDef kReshape{"reshape",     &reshape_backward,   nullptr,
-                           &copy_forward, &detail::linear_jvp, &no_curvature};
+const TensorOpDef kReshape{.name = "reshape",
+                           .forward = &copy_forward,
+                           .backward = &reshape_backward,
+                           .jvp = &detail::linear_jvp,
+                           .curvature = &no_curvature};
 
 void slice_backward(Tape& tape, std::uint32_t t) {
-  copy_back(tape, t, tape.tnode(t).in[0], tape.tnode(t).attrs.i0);  // i0: flat offset
+  copy_back(tape, t, tape.tensor_node(t).in[0], tape.tensor_node(t).attrs.get<CopyAttrs>().offset);
 }
-const TensorOpDef kSlice{"slice_rows",  &slice_backward,     nullptr,
-                         &copy_forward, &detail::linear_jvp, &no_curvature};
+const TensorOpDef kSlice{.name = "slice_rows",
+                         .forward = &copy_forward,
+                         .backward = &slice_backward,
+                         .jvp = &detail::linear_jvp,
+                         .curvature = &no_curvature};
 
-// attrs: i0 = outer count, i1 = inner size; saved: int64 per input: size along axis
+// outer: the product of the sizes before the axis; inner: after it. saved:
+// int64 per input, its size along the axis.
+struct ConcatAttrs {
+  std::int64_t outer, inner;
+};
 void concat_backward(Tape& tape, std::uint32_t t);
 void concat_forward(Tape& tape, std::uint32_t t);
-const TensorOpDef kConcat{
-    "concat",        &concat_backward,    "distributes the gradient in pieces",
-    &concat_forward, &detail::linear_jvp, &no_curvature};
+const TensorOpDef kConcat{.name = "concat",
+                          .forward = &concat_forward,
+                          .backward = &concat_backward,
+                          .jvp = &detail::linear_jvp,
+                          .curvature = &no_curvature,
+                          .gate = Gate::distributes,
+                          .note = "the gradient in pieces"};
 
 }  // namespace
 
@@ -230,7 +260,7 @@ Tensor transpose(const Tensor& x, Site where) {
   const std::int64_t r = s[s.rank() - 2], c = s[s.rank() - 1];
   const std::int64_t count = r * c == 0 ? 0 : s.numel() / (r * c);
   const std::uint32_t t = tape.push_tensor(&kTranspose, out, x.dtype(), {x.index()}, where);
-  tape.tnode(t).attrs = {0, r, c, count, false};
+  tape.tensor_node(t).attrs.set(TransposeAttrs{r, c, count});
   transpose_forward(tape, t);
   return {tape, t};
 }
@@ -242,6 +272,7 @@ Tensor reshape(const Tensor& x, const Shape& shape, Site where) {
                             x.shape().str(), x.numel(), shape.str(), shape.numel()));
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&kReshape, shape, x.dtype(), {ix}, where);
+  tape.tensor_node(t).attrs.set(CopyAttrs{0});
   copy_forward(tape, t);
   return {tape, t};
 }
@@ -257,15 +288,15 @@ Tensor slice_rows(const Tensor& x, std::int64_t begin, std::int64_t end, Site wh
   const std::int64_t row = s[0] == 0 ? 0 : s.numel() / s[0];
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&kSlice, out, x.dtype(), {ix}, where);
-  tape.tnode(t).attrs.i0 = begin * row;
+  tape.tensor_node(t).attrs.set(CopyAttrs{begin * row});
   copy_forward(tape, t);
   return {tape, t};
 }
 
 namespace {
 void concat_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const std::int64_t outer = n.attrs.i0, inner = n.attrs.i1;
+  const TensorNode& n = tape.tensor_node(t);
+  const auto [outer, inner] = n.attrs.get<ConcatAttrs>();
   const auto* sizes = static_cast<const std::int64_t*>(n.saved.data());
   std::int64_t total = 0;
   for (int k = 0; k < n.n_in; ++k) total += sizes[k];
@@ -273,7 +304,7 @@ void concat_forward(Tape& tape, std::uint32_t t) {
   std::int64_t off = 0;
   for (int k = 0; k < n.n_in; ++k) {
     const std::int64_t len = sizes[k] * inner;
-    const char* src = static_cast<const char*>(tape.tnode(n.in[k]).value);
+    const char* src = static_cast<const char*>(tape.tensor_node(n.in[k]).value);
     char* dst = static_cast<char*>(n.value);
     for (std::int64_t o = 0; o < outer; ++o)
       std::memcpy(dst + static_cast<std::size_t>(o * total * inner + off) * es,
@@ -283,19 +314,19 @@ void concat_forward(Tape& tape, std::uint32_t t) {
 }
 
 void concat_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const std::int64_t outer = n.attrs.i0, inner = n.attrs.i1;
+  const TensorNode& n = tape.tensor_node(t);
+  const auto [outer, inner] = n.attrs.get<ConcatAttrs>();
   const auto* sizes = static_cast<const std::int64_t*>(n.saved.data());
   std::int64_t total = 0;
   for (int k = 0; k < n.n_in; ++k) total += sizes[k];
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     std::int64_t off = 0;
-    for (int k = 0; k < tape.tnode(t).n_in; ++k) {
-      const std::uint32_t ix = tape.tnode(t).in[k];
+    for (int k = 0; k < tape.tensor_node(t).n_in; ++k) {
+      const std::uint32_t ix = tape.tensor_node(t).in[k];
       const std::int64_t len = sizes[k] * inner;
-      if (tape.tnode(ix).requires_grad) {
+      if (tape.tensor_node(ix).requires_grad) {
         T* gx = grads_of<T>(tape, ix);
         for (std::int64_t o = 0; o < outer; ++o)
           for (std::int64_t i = 0; i < len; ++i) gx[o * len + i] += g[o * total * inner + off + i];
@@ -346,12 +377,11 @@ Tensor concat(std::span<const Tensor> xs, int axis, Site where) {
       : xs.size() == 2
           ? tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1]}, where)
           : tape.push_tensor(&kConcat, out, xs[0].dtype(), {ids[0], ids[1], ids[2]}, where);
-  TensorNode& node = tape.tnode(t);
-  node.attrs.i0 = outer;
-  node.attrs.i1 = inner;
+  TensorNode& node = tape.tensor_node(t);
+  node.attrs.set(ConcatAttrs{outer, inner});
   node.saved = tape.acquire(3 * sizeof(std::int64_t));
   auto* sizes = static_cast<std::int64_t*>(node.saved.data());
-  for (std::size_t k = 0; k < xs.size(); ++k) sizes[k] = tape.tnode(ids[k]).shape[ax];
+  for (std::size_t k = 0; k < xs.size(); ++k) sizes[k] = tape.tensor_node(ids[k]).shape[ax];
   concat_forward(tape, t);
   return {tape, t};
 }

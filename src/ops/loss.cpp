@@ -23,13 +23,13 @@ using detail::wants_grad;
 // ---- softmax cross-entropy on logits: mean_r (lse(z_r) - z_r[label_r]) ----
 // saved: softmax probabilities (N*C of T), then the labels (N int32)
 void sce_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0];
-  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  const std::int64_t n = tape.tensor_node(iz).shape[0], c = tape.tensor_node(iz).shape[1];
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T scale = static_cast<const T*>(tape.tnode(t).grad)[0] / static_cast<T>(n);
-    const T* p = static_cast<const T*>(tape.tnode(t).saved.data());
+    const T scale = static_cast<const T*>(tape.tensor_node(t).grad)[0] / static_cast<T>(n);
+    const T* p = static_cast<const T*>(tape.tensor_node(t).saved.data());
     const auto* labels = reinterpret_cast<const std::int32_t*>(p + n * c);
     T* gz = grads_of<T>(tape, iz);
     for (std::int64_t r = 0; r < n; ++r) {
@@ -41,8 +41,11 @@ void sce_backward(Tape& tape, std::uint32_t t) {
 void sce_forward(Tape& tape, std::uint32_t t);
 void sce_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
 void sce_curvature(Tape& tape, std::uint32_t t, Tangents& tg);
-const TensorOpDef kSoftmaxCE{
-    "softmax_cross_entropy", &sce_backward, nullptr, &sce_forward, &sce_jvp, &sce_curvature};
+const TensorOpDef kSoftmaxCE{.name = "softmax_cross_entropy",
+                             .forward = &sce_forward,
+                             .backward = &sce_backward,
+                             .jvp = &sce_jvp,
+                             .curvature = &sce_curvature};
 
 // ---- binary cross-entropy on logits, mean over elements ----
 // The sigmoid without overflow for either sign of z.
@@ -52,13 +55,13 @@ T sigmoid_of(T z) {
 }
 // loss = max(z,0) - z y + log(1 + e^-|z|); d/dz = s(z) - y; d/dy = -z
 void bce_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0], iy = node.in[1];
   const bool need_z = wants_grad(tape, t, 0), need_y = wants_grad(tape, t, 1);
   dispatch_dtype(node.dtype, [&](auto zz) {
     using T = decltype(zz);
-    const std::int64_t count = tape.tnode(iz).shape.numel();
-    const T scale = static_cast<const T*>(tape.tnode(t).grad)[0] / static_cast<T>(count);
+    const std::int64_t count = tape.tensor_node(iz).shape.numel();
+    const T scale = static_cast<const T*>(tape.tensor_node(t).grad)[0] / static_cast<T>(count);
     const T* z = values_of<T>(tape, iz);
     const T* y = values_of<T>(tape, iy);
     if (need_z) {
@@ -74,12 +77,12 @@ void bce_backward(Tape& tape, std::uint32_t t) {
   });
 }
 void bce_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   dispatch_dtype(node.dtype, [&](auto zz) {
     using T = decltype(zz);
     const T* z = values_of<T>(tape, node.in[0]);
     const T* y = values_of<T>(tape, node.in[1]);
-    const std::int64_t count = tape.tnode(node.in[0]).shape.numel();
+    const std::int64_t count = tape.tensor_node(node.in[0]).shape.numel();
     double total = 0;
     for (std::int64_t i = 0; i < count; ++i)
       total += std::max<double>(z[i], 0) - static_cast<double>(z[i]) * y[i] +
@@ -89,18 +92,21 @@ void bce_forward(Tape& tape, std::uint32_t t) {
 }
 void bce_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
 void bce_curvature(Tape& tape, std::uint32_t t, Tangents& tg);
-const TensorOpDef kBce{"bce_with_logits", &bce_backward, nullptr,
-                       &bce_forward,      &bce_jvp,      &bce_curvature};
+const TensorOpDef kBce{.name = "bce_with_logits",
+                       .forward = &bce_forward,
+                       .backward = &bce_backward,
+                       .jvp = &bce_jvp,
+                       .curvature = &bce_curvature};
 
 // ---- softmax over the last axis: dx = y (g - sum(g y)) ----
 void softmax_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
   const std::int64_t c = node.shape[node.shape.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     const T* y = values_of<T>(tape, t);
     T* gx = grads_of<T>(tape, ix);
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -113,8 +119,11 @@ void softmax_backward(Tape& tape, std::uint32_t t) {
 void softmax_forward(Tape& tape, std::uint32_t t);
 void softmax_jvp(Tape& tape, std::uint32_t t, Tangents& tg);
 void softmax_curvature(Tape& tape, std::uint32_t t, Tangents& tg);
-const TensorOpDef kSoftmax{"softmax",        &softmax_backward, nullptr,
-                           &softmax_forward, &softmax_jvp,      &softmax_curvature};
+const TensorOpDef kSoftmax{.name = "softmax",
+                           .forward = &softmax_forward,
+                           .backward = &softmax_backward,
+                           .jvp = &softmax_jvp,
+                           .curvature = &softmax_curvature};
 
 // Row-wise stable softmax of in (rows x c) into out; returns the row's log-sum-exp via lse.
 template <class T>
@@ -131,12 +140,12 @@ void softmax_rows(const T* in, T* out, std::int64_t rows, std::int64_t c, T* lse
 }
 
 void sce_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0];
-  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  const std::int64_t n = tape.tensor_node(iz).shape[0], c = tape.tensor_node(iz).shape[1];
   dispatch_dtype(node.dtype, [&](auto zz) {
     using T = decltype(zz);
-    T* p = static_cast<T*>(tape.tnode(t).saved.data());
+    T* p = static_cast<T*>(tape.tensor_node(t).saved.data());
     const auto* lab = reinterpret_cast<const std::int32_t*>(p + n * c);
     const T* z = values_of<T>(tape, iz);
     double total = 0;
@@ -150,7 +159,7 @@ void sce_forward(Tape& tape, std::uint32_t t) {
 }
 
 void softmax_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::int64_t c = node.shape[node.shape.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
   dispatch_dtype(node.dtype, [&](auto z) {
@@ -163,12 +172,12 @@ void softmax_forward(Tape& tape, std::uint32_t t) {
 
 // Softmax cross-entropy: dL/dz = (p - onehot) / N, so t_L = sum((p - onehot) t_z) / N.
 void sce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0];
-  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  const std::int64_t n = tape.tensor_node(iz).shape[0], c = tape.tensor_node(iz).shape[1];
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* p = static_cast<const T*>(tape.tnode(t).saved.data());
+    const T* p = static_cast<const T*>(tape.tensor_node(t).saved.data());
     const auto* labels = reinterpret_cast<const std::int32_t*>(p + n * c);
     const T* tz = tg.of<T>(iz);
     double acc = 0;
@@ -181,14 +190,14 @@ void sce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 }
 // The tangent of dL/dz = g (p - onehot) / N is g t_p / N, t_p = p (t_z - <p, t_z>) per row.
 void sce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0];
-  const std::int64_t n = tape.tnode(iz).shape[0], c = tape.tnode(iz).shape[1];
+  const std::int64_t n = tape.tensor_node(iz).shape[0], c = tape.tensor_node(iz).shape[1];
   if (!wants_grad(tape, t, 0)) return;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     const T scale = tg.first_grad<T>(t)[0] / static_cast<T>(n);
-    const T* p = static_cast<const T*>(tape.tnode(t).saved.data());
+    const T* p = static_cast<const T*>(tape.tensor_node(t).saved.data());
     const T* tz = tg.of<T>(iz);
     T* hz = grads_of<T>(tape, iz);
     for (std::int64_t r = 0; r < n; ++r) {
@@ -202,11 +211,11 @@ void sce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
 
 // Binary cross-entropy: dL/dz = (s(z) - y) / n, dL/dy = -z / n.
 void bce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0], iy = node.in[1];
   dispatch_dtype(node.dtype, [&](auto zz) {
     using T = decltype(zz);
-    const std::int64_t count = tape.tnode(iz).shape.numel();
+    const std::int64_t count = tape.tensor_node(iz).shape.numel();
     const T* z = values_of<T>(tape, iz);
     const T* y = values_of<T>(tape, iy);
     const T* tz = tg.of<T>(iz);
@@ -220,12 +229,12 @@ void bce_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 }
 // Second partials (times n): zz = s(z)(1 - s(z)), zy = -1, yy = 0.
 void bce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t iz = node.in[0], iy = node.in[1];
   const bool need_z = wants_grad(tape, t, 0), need_y = wants_grad(tape, t, 1);
   dispatch_dtype(node.dtype, [&](auto zz) {
     using T = decltype(zz);
-    const std::int64_t count = tape.tnode(iz).shape.numel();
+    const std::int64_t count = tape.tensor_node(iz).shape.numel();
     const T scale = tg.first_grad<T>(t)[0] / static_cast<T>(count);
     const T* z = values_of<T>(tape, iz);
     const T* tz = tg.of<T>(iz);
@@ -246,13 +255,13 @@ void bce_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
 
 // Softmax: t_y = y (t_x - <y, t_x>) per row.
 void softmax_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::int64_t c = node.shape[node.shape.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     const T* y = values_of<T>(tape, t);
-    const T* tx = tg.of<T>(tape.tnode(t).in[0]);
+    const T* tx = tg.of<T>(tape.tensor_node(t).in[0]);
     T* ty = tg.out<T>(t);
     for (std::int64_t r = 0; r < rows; ++r) {
       T dot = 0;
@@ -264,7 +273,7 @@ void softmax_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 // The tangent of dx = y (g - <g, y>) with g fixed:
 // t_y (g - <g, y>) - y <g, t_y>.
 void softmax_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
   const std::int64_t c = node.shape[node.shape.rank() - 1];
   const std::int64_t rows = c == 0 ? 0 : node.shape.numel() / c;
@@ -307,7 +316,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
   if (n == 0) throw Error("softmax_cross_entropy: no rows (empty batch)");
   const std::uint32_t t =
       tape.push_tensor(&kSoftmaxCE, Shape{}, logits.dtype(), {logits.index()}, where);
-  TensorNode& node = tape.tnode(t);
+  TensorNode& node = tape.tensor_node(t);
   const std::size_t es = dtype_size(node.dtype);
   node.saved = tape.acquire(static_cast<std::size_t>(n * c) * es +
                             static_cast<std::size_t>(n) * sizeof(std::int32_t));

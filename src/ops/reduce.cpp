@@ -31,21 +31,29 @@ Split split(const Shape& s, int axis) {
   return r;
 }
 
-// attrs: i0 = axis (or -1 for all elements), alpha = scale (1 for sum, 1/n for mean)
+// A reduction's attributes: sum and mean scale by 1 and 1/n; max has no
+// scale. keepdims is what the caller asked (the output's shape has it).
+struct ReduceAttrs {
+  int axis = -1;  // -1: all elements
+  double scale = 1.0;
+  bool keepdims = false;
+};
+
 Split sum_split(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
-  const Shape& xs = tape.tnode(node.in[0]).shape;
-  return node.attrs.i0 < 0 ? Split{1, xs.numel(), 1} : split(xs, static_cast<int>(node.attrs.i0));
+  const TensorNode& node = tape.tensor_node(t);
+  const Shape& xs = tape.tensor_node(node.in[0]).shape;
+  const int axis = node.attrs.get<ReduceAttrs>().axis;
+  return axis < 0 ? Split{1, xs.numel(), 1} : split(xs, axis);
 }
 
 void sum_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
   const Split sp = sum_split(tape, t);
-  const double scale = node.attrs.alpha;
+  const double scale = node.attrs.get<ReduceAttrs>().scale;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     T* gx = grads_of<T>(tape, ix);
     for (std::int64_t o = 0; o < sp.outer; ++o)
       for (std::int64_t k = 0; k < sp.n; ++k)
@@ -54,10 +62,10 @@ void sum_backward(Tape& tape, std::uint32_t t) {
   });
 }
 void sum_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
   const Split sp = sum_split(tape, t);
-  const double scale = node.attrs.alpha;
+  const double scale = node.attrs.get<ReduceAttrs>().scale;
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
     const T* in = values_of<T>(tape, ix);
@@ -71,11 +79,20 @@ void sum_forward(Tape& tape, std::uint32_t t) {
     }
   });
 }
-const TensorOpDef kSum{"sum",        &sum_backward,       "copies the gradient to every element",
-                       &sum_forward, &detail::linear_jvp, &no_curvature};
-const TensorOpDef kMean{
-    "mean",       &sum_backward,       "copies the gradient / n to every element",
-    &sum_forward, &detail::linear_jvp, &no_curvature};
+const TensorOpDef kSum{.name = "sum",
+                       .forward = &sum_forward,
+                       .backward = &sum_backward,
+                       .jvp = &detail::linear_jvp,
+                       .curvature = &no_curvature,
+                       .gate = Gate::copies,
+                       .note = "the gradient to every element"};
+const TensorOpDef kMean{.name = "mean",
+                        .forward = &sum_forward,
+                        .backward = &sum_backward,
+                        .jvp = &detail::linear_jvp,
+                        .curvature = &no_curvature,
+                        .gate = Gate::copies,
+                        .note = "the gradient / n to every element"};
 
 Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdims, bool mean,
                   Site where) {
@@ -96,22 +113,20 @@ Tensor reduce_sum(const TensorOpDef& def, const Tensor& x, int axis, bool keepdi
   const double scale = mean ? 1.0 / static_cast<double>(sp.n) : 1.0;
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&def, out, x.dtype(), {ix}, where);
-  tape.tnode(t).attrs.i0 = ax;
-  tape.tnode(t).attrs.alpha = scale;
-  tape.tnode(t).attrs.flag = keepdims;
+  tape.tensor_node(t).attrs.set(ReduceAttrs{.axis = ax, .scale = scale, .keepdims = keepdims});
   def.forward(tape, t);
   return {tape, t};
 }
 
 // saved: int64 arg-max index (along the axis) per output element
 void max_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
-  const Split sp = split(tape.tnode(ix).shape, static_cast<int>(node.attrs.i0));
+  const Split sp = split(tape.tensor_node(ix).shape, node.attrs.get<ReduceAttrs>().axis);
   const auto* arg = static_cast<const std::int64_t*>(node.saved.data());
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     T* gx = grads_of<T>(tape, ix);
     for (std::int64_t o = 0; o < sp.outer; ++o)
       for (std::int64_t i = 0; i < sp.inner; ++i) {
@@ -121,9 +136,9 @@ void max_backward(Tape& tape, std::uint32_t t) {
   });
 }
 void max_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
-  const Split sp = split(tape.tnode(ix).shape, static_cast<int>(node.attrs.i0));
+  const Split sp = split(tape.tensor_node(ix).shape, node.attrs.get<ReduceAttrs>().axis);
   auto* arg = static_cast<std::int64_t*>(node.saved.data());
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
@@ -144,9 +159,9 @@ void max_forward(Tape& tape, std::uint32_t t) {
 }
 // Forward mode: the tangent of the arg-max element (routes, like the gradient).
 void max_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& node = tape.tnode(t);
+  const TensorNode& node = tape.tensor_node(t);
   const std::uint32_t ix = node.in[0];
-  const Split sp = split(tape.tnode(ix).shape, static_cast<int>(node.attrs.i0));
+  const Split sp = split(tape.tensor_node(ix).shape, node.attrs.get<ReduceAttrs>().axis);
   const auto* arg = static_cast<const std::int64_t*>(node.saved.data());
   dispatch_dtype(node.dtype, [&](auto z) {
     using T = decltype(z);
@@ -159,7 +174,12 @@ void max_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
       }
   });
 }
-const TensorOpDef kMax{"max", &max_backward, "routes", &max_forward, &max_jvp, &no_curvature};
+const TensorOpDef kMax{.name = "max",
+                       .forward = &max_forward,
+                       .backward = &max_backward,
+                       .jvp = &max_jvp,
+                       .curvature = &no_curvature,
+                       .gate = Gate::routes};
 
 }  // namespace
 
@@ -185,9 +205,8 @@ Tensor max(const Tensor& x, int axis, bool keepdims, Site where) {
   if (sp.n == 0) throw Error(fmt::format("max: empty axis {} of shape {}", ax, xs.str()));
   const std::uint32_t ix = x.index();
   const std::uint32_t t = tape.push_tensor(&kMax, xs.reduced(ax, keepdims), x.dtype(), {ix}, where);
-  TensorNode& node = tape.tnode(t);
-  node.attrs.i0 = ax;
-  node.attrs.flag = keepdims;
+  TensorNode& node = tape.tensor_node(t);
+  node.attrs.set(ReduceAttrs{.axis = ax, .scale = 1.0, .keepdims = keepdims});
   node.saved = tape.acquire(static_cast<std::size_t>(sp.outer * sp.inner) * sizeof(std::int64_t));
   max_forward(tape, t);
   return {tape, t};

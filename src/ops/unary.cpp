@@ -71,19 +71,25 @@ struct LeakyReluRule {  // 1 for x >= 0, slope below
   }
 };
 
+// A unary op's one parameter: leaky_relu's slope, elu's alpha, a user
+// function's id (0 for the others).
+struct UnaryAttrs {
+  double param = 0;
+};
+
 template <class Rule>
 void unary_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ix = n.in[0];
-  const double alpha = n.attrs.alpha;
+  const double alpha = n.attrs.get<UnaryAttrs>().param;
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     const T* x = values_of<T>(tape, ix);
     const T* y = values_of<T>(tape, t);
     T beta;  // 0: the input's gradient is fresh, written rather than zeroed and added to
     T* gx = grads_for_write<T>(tape, ix, &beta);
-    const std::int64_t count = tape.tnode(t).shape.numel();
+    const std::int64_t count = tape.tensor_node(t).shape.numel();
     if (beta == T(0)) {
       for (std::int64_t i = 0; i < count; ++i) gx[i] = g[i] * Rule::df(x[i], y[i], alpha);
     } else {
@@ -94,13 +100,13 @@ void unary_backward(Tape& tape, std::uint32_t t) {
 
 template <class Rule>
 void unary_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
-  const double alpha = n.attrs.alpha;
+  const TensorNode& n = tape.tensor_node(t);
+  const double alpha = n.attrs.get<UnaryAttrs>().param;
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
+    const T* in = values_of<T>(tape, tape.tensor_node(t).in[0]);
     T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i)
       out[i] = Rule::f(in[i], alpha);
   });
 }
@@ -108,16 +114,16 @@ void unary_forward(Tape& tape, std::uint32_t t) {
 // Forward mode: t_y = f'(x) t_x.
 template <class Rule>
 void unary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ix = n.in[0];
-  const double alpha = n.attrs.alpha;
+  const double alpha = n.attrs.get<UnaryAttrs>().param;
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T* x = values_of<T>(tape, ix);
     const T* y = values_of<T>(tape, t);
     const T* tx = tg.of<T>(ix);
     T* ty = tg.out<T>(t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i)
       ty[i] = Rule::df(x[i], y[i], alpha) * tx[i];
   });
 }
@@ -125,9 +131,9 @@ void unary_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 // The curvature term: h_x += g f''(x) t_x.
 template <class Rule>
 void unary_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ix = n.in[0];
-  const double alpha = n.attrs.alpha;
+  const double alpha = n.attrs.get<UnaryAttrs>().param;
   if (!wants_grad(tape, t, 0)) return;
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
@@ -136,7 +142,7 @@ void unary_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
     const T* y = values_of<T>(tape, t);
     const T* tx = tg.of<T>(ix);
     T* hx = grads_of<T>(tape, ix);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i)
       hx[i] += g[i] * Rule::d2f(x[i], y[i], alpha) * tx[i];
   });
 }
@@ -152,12 +158,12 @@ constexpr CurvatureFn curvature_of() {
 
 template <class Rule>
 const TensorOpDef& unary_def() {
-  static const TensorOpDef def{Rule::name,
-                               &unary_backward<Rule>,
-                               Rule::gate == Gate::routes ? "routes" : nullptr,
-                               &unary_forward<Rule>,
-                               &unary_jvp<Rule>,
-                               curvature_of<Rule>()};
+  static const TensorOpDef def{.name = Rule::name,
+                               .forward = &unary_forward<Rule>,
+                               .backward = &unary_backward<Rule>,
+                               .jvp = &unary_jvp<Rule>,
+                               .curvature = curvature_of<Rule>(),
+                               .gate = Rule::gate == Gate::routes ? Gate::routes : Gate::none};
   return def;
 }
 
@@ -184,7 +190,7 @@ Tensor unary(const Tensor& x, Site where, double alpha = 0.0) {
   const TensorOpDef& def = unary_def<Rule>();
   Tape& tape = x.checked(Rule::name);
   const std::uint32_t t = tape.push_tensor(&def, x.shape(), x.dtype(), {x.index()}, where);
-  tape.tnode(t).attrs.alpha = alpha;
+  tape.tensor_node(t).attrs.set(UnaryAttrs{alpha});
   def.forward(tape, t);
   return {tape, t};
 }
@@ -192,16 +198,16 @@ Tensor unary(const Tensor& x, Site where, double alpha = 0.0) {
 // ---- a Scalar scales a tensor: d(s x)/dx = s, d(s x)/ds = sum(g x) ----
 
 void scale_backward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ix = n.in[0], s = n.scalar_in;
   double* adj = tape.scalar_adjoints();
   const double sv = tape.scalar_value(s);
   const bool need_x = wants_grad(tape, t, 0);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* g = static_cast<const T*>(tape.tnode(t).grad);
+    const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     const T* x = values_of<T>(tape, ix);
-    const std::int64_t count = tape.tnode(t).shape.numel();
+    const std::int64_t count = tape.tensor_node(t).shape.numel();
     double acc = 0;
     for (std::int64_t i = 0; i < count; ++i) acc += static_cast<double>(g[i]) * x[i];
     adj[s] += acc;
@@ -212,33 +218,33 @@ void scale_backward(Tape& tape, std::uint32_t t) {
   });
 }
 void scale_forward(Tape& tape, std::uint32_t t) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const double sv = tape.scalar_value(n.scalar_in);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const T* in = values_of<T>(tape, tape.tnode(t).in[0]);
+    const T* in = values_of<T>(tape, tape.tensor_node(t).in[0]);
     T* out = values_of<T>(tape, t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i)
       out[i] = static_cast<T>(sv) * in[i];
   });
 }
 // t_y = t_s x + s t_x.
 void scale_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const double sv = tape.scalar_value(n.scalar_in), ts = tg.scalar(n.scalar_in);
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
-    const std::uint32_t ix = tape.tnode(t).in[0];
+    const std::uint32_t ix = tape.tensor_node(t).in[0];
     const T* x = values_of<T>(tape, ix);
     const T* tx = tg.of<T>(ix);
     T* ty = tg.out<T>(t);
-    for (std::int64_t i = 0, count = tape.tnode(t).shape.numel(); i < count; ++i)
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i)
       ty[i] = static_cast<T>(ts) * x[i] + static_cast<T>(sv) * tx[i];
   });
 }
 // Bilinear in s and x: h_s += sum(g t_x), h_x += g t_s.
 void scale_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
-  const TensorNode& n = tape.tnode(t);
+  const TensorNode& n = tape.tensor_node(t);
   const std::uint32_t ix = n.in[0], s = n.scalar_in;
   const double ts = tg.scalar(s);
   const bool need_x = wants_grad(tape, t, 0) && ts != 0.0, has_x = tg.has(ix);
@@ -246,7 +252,7 @@ void scale_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
   dispatch_dtype(n.dtype, [&](auto z) {
     using T = decltype(z);
     const T* g = tg.first_grad<T>(t);
-    const std::int64_t count = tape.tnode(t).shape.numel();
+    const std::int64_t count = tape.tensor_node(t).shape.numel();
     if (has_x) {
       const T* tx = tg.of<T>(ix);
       double acc = 0;
@@ -259,19 +265,25 @@ void scale_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
     }
   });
 }
-const TensorOpDef kScale{"scale",        &scale_backward, "switches",
-                         &scale_forward, &scale_jvp,      &scale_curvature};
+const TensorOpDef kScale{.name = "scale",
+                        .forward = &scale_forward,
+                        .backward = &scale_backward,
+                        .jvp = &scale_jvp,
+                        .curvature = &scale_curvature,
+                        .gate = Gate::switches};
 
 }  // namespace
 
 namespace detail {
 TensorOpDef user_unary_def(const char* name) {
-  return {name,
-          &unary_backward<UserRule>,
-          nullptr,
-          &unary_forward<UserRule>,
-          &unary_jvp<UserRule>,
-          &unary_curvature<UserRule>};
+  return {.name = name,
+          .forward = &unary_forward<UserRule>,
+          .backward = &unary_backward<UserRule>,
+          .jvp = &unary_jvp<UserRule>,
+          .curvature = &unary_curvature<UserRule>};
+}
+TensorAttrs user_unary_attrs(std::uint32_t id) {
+  return TensorAttrs::of(UnaryAttrs{static_cast<double>(id)});
 }
 }  // namespace detail
 

@@ -210,20 +210,21 @@ TEST_CASE("higher-order errors name what is wrong", "[higher]") {
                     Catch::Contains("2 elements") && Catch::Contains("one-element output"));
   // A custom op without a JVP rule is named, not silently first-order.
   static const tg::TensorOpDef twice{
-      "twice",
-      [](tg::Tape& tp, std::uint32_t n) {
-        const tg::TensorNode& node = tp.tensor_node(n);
-        auto* g = static_cast<double*>(tp.grad_buffer(node.in[0]));
-        for (std::int64_t i = 0; i < node.shape.numel(); ++i)
-          g[i] += 2 * static_cast<const double*>(node.grad)[i];
-      },
-      nullptr,
-      [](tg::Tape& tp, std::uint32_t n) {
-        const tg::TensorNode& node = tp.tensor_node(n);
-        for (std::int64_t i = 0; i < node.shape.numel(); ++i)
-          static_cast<double*>(tp.tnode(n).value)[i] =
-              2 * static_cast<const double*>(tp.tensor_node(node.in[0]).value)[i];
-      }};
+      .name = "twice",
+      .forward =
+          [](tg::Tape& tp, std::uint32_t n) {
+            const tg::TensorNode& node = tp.tensor_node(n);
+            for (std::int64_t i = 0; i < node.shape.numel(); ++i)
+              static_cast<double*>(tp.tensor_node(n).value)[i] =
+                  2 * static_cast<const double*>(tp.tensor_node(node.in[0]).value)[i];
+          },
+      .backward =
+          [](tg::Tape& tp, std::uint32_t n) {
+            const tg::TensorNode& node = tp.tensor_node(n);
+            auto* g = static_cast<double*>(tp.grad_buffer(node.in[0]));
+            for (std::int64_t i = 0; i < node.shape.numel(); ++i)
+              g[i] += 2 * static_cast<const double*>(node.grad)[i];
+          }};
   tg::Tensor u = tg::sum(tg::record_op(twice, {t}, t.shape()));
   CHECK_THROWS_WITH(tg::hessian(u, {t}),
                     Catch::Contains("'twice'") && Catch::Contains("no JVP rule"));
@@ -265,10 +266,16 @@ void cube_curvature(tg::Tape& tp, std::uint32_t n, tg::Tangents& tg) {
 }  // namespace
 
 TEST_CASE("a deliberately wrong second-order rule is caught and named", "[higher]") {
-  static const tg::TensorOpDef right{"cube",        &cube_backward, nullptr,
-                                     &cube_forward, &cube_jvp,      &cube_curvature<6>};
-  static const tg::TensorOpDef wrong{"cube",        &cube_backward, nullptr,
-                                     &cube_forward, &cube_jvp,      &cube_curvature<3>};
+  static const tg::TensorOpDef right{.name = "cube",
+                                     .forward = &cube_forward,
+                                     .backward = &cube_backward,
+                                     .jvp = &cube_jvp,
+                                     .curvature = &cube_curvature<6>};
+  static const tg::TensorOpDef wrong{.name = "cube",
+                                     .forward = &cube_forward,
+                                     .backward = &cube_backward,
+                                     .jvp = &cube_jvp,
+                                     .curvature = &cube_curvature<3>};
   for (const tg::TensorOpDef* def : {&right, &wrong}) {
     const auto f = [def](std::span<const tg::Tensor> x) {
       return tg::record_op(*def, {x[0]}, x[0].shape());

@@ -106,3 +106,28 @@ TEST_CASE("only leaves may be written", "[misuse]") {
   REQUIRE_THROWS_WITH(tg::ones({2}).data<float>(), Contains("holds float64, not float32"));
   REQUIRE_THROWS_WITH(tg::ones({2}).item(), Contains("item() needs exactly one"));
 }
+
+TEST_CASE("an op's attributes come back as the struct that stored them, or an error", "[misuse]") {
+  struct Slope {
+    double value;
+  };
+  struct Axis {
+    std::int64_t axis;
+    bool keepdims;
+  };
+  tg::TensorAttrs a = tg::TensorAttrs::of(Slope{0.25});
+  CHECK_FALSE(a.empty());
+  CHECK(a.get<Slope>().value == 0.25);
+  CHECK_THROWS_WITH(a.get<Axis>(), Catch::Contains("read as a type other than the one the op stored"));
+  a.set(Axis{-1, true});
+  CHECK(a.get<Axis>().axis == -1);
+  CHECK(a.get<Axis>().keepdims);
+  CHECK(tg::TensorAttrs{}.empty());
+  // The library's own ops store theirs: a sum along an axis reads back its axis.
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  tg::Tensor x = tg::tensor({{1.0, 2.0}, {3.0, 4.0}}, {.requires_grad = true});
+  tg::Tensor s = tg::sum(x, 1);
+  CHECK_THROWS_AS(tape.tensor_node(s.index()).attrs.get<Slope>(), tg::Error);
+  CHECK(tg::gate_text(*tape.tensor_node(s.index()).op) == "copies the gradient to every element");
+}

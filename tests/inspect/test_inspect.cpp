@@ -51,21 +51,22 @@ std::string example2_trace() {
 
 // x -> x^2 with a deliberately wrong backward (3x instead of 2x).
 void bad_square_forward(tg::Tape& tape, std::uint32_t t) {
-  const auto& n = tape.tnode(t);
-  const double* x = static_cast<const double*>(tape.tnode(n.in[0]).value);
+  const auto& n = tape.tensor_node(t);
+  const double* x = static_cast<const double*>(tape.tensor_node(n.in[0]).value);
   double* y = static_cast<double*>(n.value);
   for (std::int64_t i = 0; i < n.shape.numel(); ++i) y[i] = x[i] * x[i];
 }
 void bad_square_backward(tg::Tape& tape, std::uint32_t t) {
-  const auto& n = tape.tnode(t);
-  const double* x = static_cast<const double*>(tape.tnode(n.in[0]).value);
+  const auto& n = tape.tensor_node(t);
+  const double* x = static_cast<const double*>(tape.tensor_node(n.in[0]).value);
   const double* g = static_cast<const double*>(n.grad);
   double* gx = static_cast<double*>(tape.grad_buffer(n.in[0]));
   for (std::int64_t i = 0; i < n.shape.numel(); ++i)
     gx[i] += g[i] * 3 * x[i];  // wrong: d(x^2)/dx = 2x
 }
-const tg::TensorOpDef kBadSquare{"test_wrong_square", &bad_square_backward, nullptr,
-                                 &bad_square_forward};
+const tg::TensorOpDef kBadSquare{.name = "test_wrong_square",
+                                 .forward = &bad_square_forward,
+                                 .backward = &bad_square_backward};
 // Passes the caller's line on, as a library op does.
 tg::Tensor bad_square(const tg::Tensor& x, tg::Site where = tg::Site::current()) {
   return tg::record_op(kBadSquare, {x}, x.shape(), {}, where);

@@ -28,11 +28,8 @@ class Buffer {
   Buffer() = default;
   explicit Buffer(std::size_t bytes);
   // One that starts `page_offset` bytes into a 4 KiB page (a multiple of 64
-  // below 4096). Arrays that one loop reads and writes side by side (a
-  // parameter, its gradient and its optimiser state) are given different
-  // offsets: at the same offset, a load waits on an unrelated earlier store
-  // to another array whose address matches in its low 12 bits (4K
-  // aliasing), which cost Adam's update 8-13% here (performance.md).
+  // below 4096), for arrays one loop streams side by side (docs/design.md,
+  // Note [4K aliasing]).
   Buffer(std::size_t bytes, std::size_t page_offset);
   Buffer(Buffer&& o) noexcept : p_(o.p_), base_(o.base_), bytes_(o.bytes_) {
     o.p_ = o.base_ = nullptr, o.bytes_ = 0;

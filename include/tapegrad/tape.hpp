@@ -214,12 +214,9 @@ class Tape {
       throw_stale(index, gen, what);
   }
   // Appends a scalar node; returns its index. The fast path is one
-  // comparison and the stores. Growing the arrays, NoGrad and anomaly
-  // detection all go to the cold push_slow, which gets every value as an
-  // argument: nothing computed stays live across a call on the fast path
-  // (when it did, GCC spilled the partials and reloaded two 8-byte stores as
-  // one 16-byte load, a store-forwarding stall that doubled the cost).
-  // (The arrays never grow past kMaxScalarNodes: growing there throws.)
+  // comparison and the stores; growing the arrays, NoGrad and anomaly
+  // detection all go to the cold push_slow (docs/design.md, Note [cold
+  // push]). The arrays never grow past kMaxScalarNodes: growing there throws.
   [[gnu::always_inline]] std::uint32_t push_scalar(ScalarOp op, std::uint32_t a, std::uint32_t b,
                                                    double da, double db, double v, Site where) {
     if (!scalars_.has_room()) [[unlikely]]

@@ -124,7 +124,7 @@ bool gemm_nn_sparse_a(std::int64_t m, std::int64_t n, std::int64_t k, const floa
   // optimiser update writes (Optimizer splits a large parameter's elements
   // in the same halves), so the weight stays in that core's cache from one
   // step to the next instead of moving between the cores twice a step
-  // (docs/performance.md, "Where the weight lives"). The cut does not
+  // (docs/design.md, "Where the weight lives between steps"). The cut does not
   // depend on the thread count, so neither do the results' bits.
   const std::int64_t half = k / 2;
   thread_local std::vector<float> second;  // the second half's sums

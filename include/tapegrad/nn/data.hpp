@@ -89,7 +89,7 @@ class Batches {
 // trains on the one before: next() hands over a batch gathered during the
 // previous step and starts on the following one. Gathering rows scattered
 // over a data set far larger than the caches is bound by memory latency
-// (docs/performance.md, "Batch gathering"); this way it overlaps the step
+// (docs/design.md, "Batches"); this way it overlaps the step
 // instead of adding to it. The wrapped Batches must not be used directly
 // while this object lives (set_shard before the first start_epoch).
 class BatchesAhead {

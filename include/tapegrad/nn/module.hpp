@@ -17,35 +17,40 @@ namespace tapegrad::nn {
 // A trainable tensor that outlives tapes: its value and gradient are owned
 // here, and var() puts it on a tape as a leaf aliasing that memory, so
 // backward accumulates straight into grad().
+//
+//   nn::Parameter w("w", {3, 2}, DType::f64);
+//   w.set_values(...);  tg::Tensor leaf = w.var();  ...  w.grads();  w.zero_grad();
+//
+// The second half of the class serves the optimisers and the trainer (how
+// the memory is laid out, outer-product gradients, replicas); a user who
+// wants a parameter needs only the first.
 class Parameter {
  public:
-  // Where in a 4 KiB page the value, the gradient and an optimiser's state
-  // buffers start (Buffer(bytes, page_offset)): apart, so that an update
-  // streaming them side by side does not suffer 4K aliasing.
-  static constexpr std::size_t kValueOffset = 0, kGradOffset = 1024;
-  static constexpr std::size_t state_offset(std::size_t k) { return (2048 + 1024 * k) % 4096; }
-  // `stored_transposed`: a matrix (rank 2) kept in memory as its transpose.
-  // shape(), values(), grads(), set_values() and checkpoints still see the
-  // matrix as declared; value(), grad(), the raw pointers and var() see the
-  // memory, of stored_shape(). Linear uses this to keep a weight declared
-  // (Out, In) in (In, Out) order (see WeightLayout).
   Parameter(std::string name, const Shape& shape, DType dtype, bool stored_transposed = false);
   Parameter(const Parameter&) = delete;
   Parameter& operator=(const Parameter&) = delete;
 
   const std::string& name() const { return name_; }
   const Shape& shape() const { return shape_; }
-  const Shape& stored_shape() const { return stored_shape_; }
-  bool stored_transposed() const { return transposed_; }
-  // Copies a whole buffer of this parameter's elements (the value, the
-  // gradient or an optimiser's state) between memory order and declared
-  // order; a plain copy unless stored_transposed().
-  void stored_to_declared(const void* stored, void* declared) const;
-  void declared_to_stored(const void* declared, void* stored) const;
   DType dtype() const { return dtype_; }
   std::int64_t numel() const { return shape_.numel(); }
   std::size_t bytes() const { return static_cast<std::size_t>(numel()) * dtype_size(dtype_); }
 
+  // A leaf on `tape` aliasing this parameter's memory.
+  Tensor var(Tape& tape = current_tape(), Site where = Site::current());
+  // Values as float64 (for inspection and tests), and setting them from float64.
+  std::vector<double> values() const;
+  std::vector<double> grads() const;
+  void set_values(std::span<const double> v);
+  // Zeroes the gradient lazily: the next backward overwrites it instead of
+  // adding to it (no memset, no read), and the accessors see zeros until
+  // then. (A pointer taken from grad() earlier still sees the old values
+  // until an accessor or a backward writes the memory.)
+  void zero_grad() {
+    pending_.state = PendingGrad::State::kZero;
+    for (Replica& r : replicas_) r.pending.state = PendingGrad::State::kZero;
+  }
+  // The memory itself, typed (T must be the dtype), in stored order (below).
   template <class T>
   std::span<T> value() {
     return {static_cast<T*>(check<T>(value_.data())), static_cast<std::size_t>(numel())};
@@ -54,33 +59,32 @@ class Parameter {
   std::span<T> grad() {
     return {static_cast<T*>(check<T>(raw_grad())), static_cast<std::size_t>(numel())};
   }
+
+  // ---- for optimisers and the trainer (docs/design.md, "nn") ----
+
+  // Storage order. `stored_transposed`: a matrix kept in memory as its
+  // transpose (Linear keeps a weight declared (Out, In) as (In, Out); see
+  // WeightLayout). shape(), values(), grads(), set_values() and checkpoints
+  // see the matrix as declared; value(), grad(), the raw pointers and var()
+  // see the memory, of stored_shape().
+  const Shape& stored_shape() const { return stored_shape_; }
+  bool stored_transposed() const { return transposed_; }
+  void stored_to_declared(const void* stored, void* declared) const;
+  void declared_to_stored(const void* declared, void* stored) const;
   void* raw_value() { return value_.data(); }
   void* raw_grad() {
     settle_grad();
     return grad_.data();
   }
+  // Where in a 4 KiB page an optimiser's k-th state buffer starts
+  // (Buffer(bytes, page_offset); docs/design.md, Note [4K aliasing]).
+  static constexpr std::size_t state_offset(std::size_t k) { return (2048 + 1024 * k) % 4096; }
   // The gradient's two factors when backward left it as an outer product
   // (see PendingGrad: element (r, c) is a[r] * b[c]), else null. Optimiser
   // updates read these instead of the written product.
   const PendingGrad* grad_factors() const {
     return pending_.state == PendingGrad::State::kOuter ? &pending_ : nullptr;
   }
-  // Values as float64 (for inspection and tests), and setting them from float64.
-  std::vector<double> values() const;
-  std::vector<double> grads() const;
-  void set_values(std::span<const double> v);
-
-  // A leaf on `tape` aliasing this parameter's memory.
-  Tensor var(Tape& tape = current_tape(), Site where = Site::current());
-  // Zeroes the gradient lazily: the next backward overwrites it instead of
-  // adding to it (no memset, no read), and the accessors above see zeros
-  // until then. (A pointer taken from grad() earlier still sees the old
-  // values until an accessor or a backward writes the memory.)
-  void zero_grad() {
-    pending_.state = PendingGrad::State::kZero;
-    for (Replica& r : replicas_) r.pending.state = PendingGrad::State::kZero;
-  }
-
   // Replicas (in-process data parallelism, TrainerOptions::replicas): while
   // a thread is inside a ReplicaScope for replica k > 0, var() gives its
   // leaves a gradient buffer of replica k's own, so k threads can run
@@ -95,6 +99,9 @@ class Parameter {
   void reduce_end();
 
  private:
+  // The value and the gradient start at different places in a page, apart
+  // from the optimiser's state (Note [4K aliasing]).
+  static constexpr std::size_t kValueOffset = 0, kGradOffset = 1024;
   struct Replica {
     Buffer grad;
     PendingGrad pending;  // never kept as factors

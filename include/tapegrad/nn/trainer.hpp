@@ -51,7 +51,7 @@ struct TrainerOptions {
   // share with a tape and gradient buffers of its own and its products on
   // one core. The gradients are summed before the update, so a step
   // computes the same mean gradient as with 1 (up to the order of float
-  // additions). It pays on large batches (docs/performance.md, "Replicas").
+  // additions). It pays on large batches (docs/design.md, "Replicas").
   // The loss function then runs on several threads at once
   // (current_replica() tells which). Not in a process group.
   std::int64_t replicas = 1;

@@ -53,6 +53,25 @@ LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<con
                                    std::int64_t n, int snapshots, const LoopStep& step,
                                    const LoopObjective& objective);
 
+// Whether the loop has ended, from the state's values after `steps` steps.
+using LoopDone = std::function<bool(std::span<const double> state, std::int64_t steps)>;
+
+// Online checkpointing: the same gradient for a loop whose length is found
+// while it runs (a simulation stepped until an event), ending after the
+// first step for which done() holds; more than max_steps steps is an
+// error. The first run stores at most `snapshots` states evenly spaced,
+// thinning them to every other one (doubling the spacing) whenever they
+// fill up; the reversal then takes the segments between them last first,
+// each with the binomial schedule and the snapshots the earlier segments do
+// not hold. It runs the loop forward once more than the offline schedule
+// would need at most, plus what the even spacing costs over revolve's
+// optimal one.
+LoopGradient checkpointed_gradient_online(std::span<const double> state0,
+                                          std::span<const double> params, int snapshots,
+                                          const LoopStep& step, const LoopDone& done,
+                                          const LoopObjective& objective,
+                                          std::int64_t max_steps = 1'000'000'000);
+
 // The same gradient from one tape holding all n steps (for comparison: its
 // memory grows with n).
 LoopGradient taped_gradient(std::span<const double> state0, std::span<const double> params,

@@ -58,6 +58,7 @@ std::int64_t best_split(std::int64_t l, std::int64_t s) {
 
 class Reverser {
  public:
+  void set_steps(std::int64_t n) { n_ = n; }
   Reverser(std::span<const double> params, std::int64_t n, const LoopStep& step,
            const LoopObjective& objective, LoopGradient& out)
       : params_(params.begin(), params.end()), n_(n), step_(step), objective_(objective), out_(out) {
@@ -89,6 +90,7 @@ class Reverser {
  private:
   // The state after running steps [from, to) from `state`, without keeping
   // their tapes.
+ public:
   std::vector<double> advance(const std::vector<double>& state, std::int64_t from,
                               std::int64_t to) {
     std::vector<double> x = state;
@@ -105,6 +107,7 @@ class Reverser {
     return x;
   }
 
+ private:
   // Records step i from `state` and sweeps it: from the objective for the
   // last step, else from adj_ (the adjoint of the step's output).
   void tape_step(std::int64_t i, const std::vector<double>& state) {
@@ -173,6 +176,63 @@ LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<con
   Reverser r(params, n, step, objective, out);
   r.reverse(0, n, std::vector<double>(state0.begin(), state0.end()),
             std::min<std::int64_t>(snapshots, n));
+  out.grad_state = r.adj_;
+  out.peak_tape_bytes = r.peak();
+  return out;
+}
+
+LoopGradient checkpointed_gradient_online(std::span<const double> state0,
+                                          std::span<const double> params, int snapshots,
+                                          const LoopStep& step, const LoopDone& done,
+                                          const LoopObjective& objective, std::int64_t max_steps) {
+  if (!step || !objective || !done)
+    throw Error("checkpointed loop: give a step, a done() test and an objective");
+  if (snapshots < 1)
+    throw Error(fmt::format(
+        "checkpointed loop: {} snapshots; at least 1 (the initial state) is needed", snapshots));
+  LoopGradient out;
+  out.max_snapshots = 1;
+  Reverser r(params, max_steps, step, objective, out);
+  // The first run: snapshots at multiples of `spacing`, thinned to every
+  // other one when all are taken.
+  struct Snap {
+    std::int64_t at;
+    std::vector<double> state;
+  };
+  std::vector<Snap> snaps{{0, std::vector<double>(state0.begin(), state0.end())}};
+  std::int64_t spacing = 1, n = 0;
+  std::vector<double> x = snaps[0].state;
+  for (;;) {
+    x = r.advance(x, n, n + 1);
+    ++n;
+    if (done(x, n)) break;
+    if (n >= max_steps)
+      throw Error(fmt::format(
+          "checkpointed loop: done() did not hold after {} steps (max_steps); the loop may not end",
+          max_steps));
+    if (n % spacing != 0) continue;
+    if (static_cast<int>(snaps.size()) == snapshots) {
+      std::vector<Snap> kept;
+      for (Snap& s : snaps)
+        if (s.at % (2 * spacing) == 0) kept.push_back(std::move(s));
+      snaps = std::move(kept);
+      spacing *= 2;
+      if (n % spacing != 0) continue;
+    }
+    snaps.push_back({n, x});
+    out.max_snapshots = std::max(out.max_snapshots, snaps.size());
+  }
+  // The reversal: segments last first, each with the snapshots the
+  // segments before it leave free (its own start included).
+  r.set_steps(n);
+  std::int64_t end = n;
+  for (std::size_t k = snaps.size(); k-- > 0;) {
+    r.held_ = k + 1;
+    const std::int64_t free = std::max<std::int64_t>(1, snapshots - static_cast<std::int64_t>(k));
+    r.reverse(snaps[k].at, end, snaps[k].state, std::min<std::int64_t>(free, end - snaps[k].at));
+    end = snaps[k].at;
+    snaps.pop_back();
+  }
   out.grad_state = r.adj_;
   out.peak_tape_bytes = r.peak();
   return out;

@@ -169,42 +169,26 @@ Tensor binary(const TensorOpDef& def, const Tensor& x, const Tensor& y, Site whe
   return {tape, t};
 }
 
-const TensorOpDef kAdd{.name = "add",
-                    .forward = &binary_forward<AddRule>,
-                    .backward = &binary_backward<AddRule>,
-                    .jvp = &binary_jvp<AddRule>,
-                    .curvature = &no_curvature,
-                    .gate = Gate::distributes};
-const TensorOpDef kSub{.name = "sub",
-                    .forward = &binary_forward<SubRule>,
-                    .backward = &binary_backward<SubRule>,
-                    .jvp = &binary_jvp<SubRule>,
-                    .curvature = &no_curvature,
-                    .gate = Gate::distributes,
-                    .note = "(negated to b)"};
-const TensorOpDef kMul{.name = "mul",
-                    .forward = &binary_forward<MulRule>,
-                    .backward = &binary_backward<MulRule>,
-                    .jvp = &binary_jvp<MulRule>,
-                    .curvature = &binary_curvature<MulRule>,
-                    .gate = Gate::switches};
-const TensorOpDef kDiv{.name = "div",
-                    .forward = &binary_forward<DivRule>,
-                    .backward = &binary_backward<DivRule>,
-                    .jvp = &binary_jvp<DivRule>,
-                    .curvature = &binary_curvature<DivRule>};
-const TensorOpDef kMaximum{.name = "maximum",
-                    .forward = &binary_forward<MaxRule>,
-                    .backward = &binary_backward<MaxRule>,
-                    .jvp = &binary_jvp<MaxRule>,
-                    .curvature = &no_curvature,
-                    .gate = Gate::routes};
-const TensorOpDef kMinimum{.name = "minimum",
-                    .forward = &binary_forward<MinRule>,
-                    .backward = &binary_backward<MinRule>,
-                    .jvp = &binary_jvp<MinRule>,
-                    .curvature = &no_curvature,
-                    .gate = Gate::routes};
+// An element-wise binary op's definition from its rule; curved ops (mul,
+// div) pass their curvature rule, the (piecewise) linear ones none.
+template <class Rule>
+constexpr TensorOpDef binary_def(const char* name, Gate gate, const char* note = nullptr,
+                                 CurvatureFn curvature = &no_curvature) {
+  return {.name = name,
+          .forward = &binary_forward<Rule>,
+          .backward = &binary_backward<Rule>,
+          .jvp = &binary_jvp<Rule>,
+          .curvature = curvature,
+          .gate = gate,
+          .note = note};
+}
+const TensorOpDef kAdd = binary_def<AddRule>("add", Gate::distributes);
+const TensorOpDef kSub = binary_def<SubRule>("sub", Gate::distributes, "(negated to b)");
+const TensorOpDef kMul =
+    binary_def<MulRule>("mul", Gate::switches, nullptr, &binary_curvature<MulRule>);
+const TensorOpDef kDiv = binary_def<DivRule>("div", Gate::none, nullptr, &binary_curvature<DivRule>);
+const TensorOpDef kMaximum = binary_def<MaxRule>("maximum", Gate::routes);
+const TensorOpDef kMinimum = binary_def<MinRule>("minimum", Gate::routes);
 // atan2, hypot and fmod of two tensors, element by element.
 template <ScalarOp O>
 constexpr CurvatureFn table_curvature() {
@@ -215,12 +199,8 @@ constexpr CurvatureFn table_curvature() {
 }
 template <ScalarOp O>
 const TensorOpDef& table_def() {
-  using R = TableRule<O>;
-  static const TensorOpDef def{.name = scalar_op_name(O),
-                              .forward = &binary_forward<R>,
-                              .backward = &binary_backward<R>,
-                              .jvp = &binary_jvp<R>,
-                              .curvature = table_curvature<O>()};
+  static const TensorOpDef def =
+      binary_def<TableRule<O>>(scalar_op_name(O), Gate::none, nullptr, table_curvature<O>());
   return def;
 }
 const TensorOpDef kConst{.name = "constant"};

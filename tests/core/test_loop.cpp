@@ -106,3 +106,45 @@ TEST_CASE("checkpointed loops refuse what they cannot do", "[loop][errors]") {
   CHECK_THROWS_WITH(tg::checkpointed_gradient(q0, p, 5, 2, grows, lw_objective),
                     Catch::Contains("step failed"));
 }
+
+TEST_CASE("an online checkpointed loop finds its length and gives the one-tape gradient",
+          "[loop]") {
+  const std::vector<double> q0 = lw_initial(12), p{0.125};
+  for (std::int64_t n : {1, 2, 7, 30, 200}) {
+    const tg::LoopGradient ref = tg::taped_gradient(q0, p, n, lw_step, lw_objective);
+    const tg::LoopDone after_n = [n](std::span<const double>, std::int64_t steps) {
+      return steps == n;
+    };
+    for (int s : {1, 2, 3, 5, 40}) {
+      INFO("n " << n << ", s " << s);
+      const tg::LoopGradient g =
+          tg::checkpointed_gradient_online(q0, p, s, lw_step, after_n, lw_objective);
+      CHECK(g.value == ref.value);
+      CHECK(g.taped == static_cast<std::uint64_t>(n));
+      REQUIRE(g.grad_state.size() == ref.grad_state.size());
+      for (std::size_t i = 0; i < g.grad_state.size(); ++i)
+        CHECK(g.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
+      CHECK(g.grad_params[0] == Approx(ref.grad_params[0]).epsilon(1e-12));
+      CHECK(g.max_snapshots <= static_cast<std::size_t>(s));
+      // Never below revolve's optimum for the same n and s; at most one
+      // more forward run than it plus the even spacing's cost (here within
+      // 2x the optimum and n).
+      const std::uint64_t best = tg::checkpoint_advances(n, s);
+      CHECK(g.advances >= best);
+      CHECK(g.advances <= 2 * best + static_cast<std::uint64_t>(n));
+    }
+  }
+  // A loop that ends on an event of the state: q[0] has risen past a level.
+  const tg::LoopDone event = [](std::span<const double> q, std::int64_t) { return q[0] > 1.9; };
+  const tg::LoopGradient g = tg::checkpointed_gradient_online(q0, p, 4, lw_step, event, lw_objective);
+  const tg::LoopGradient ref =
+      tg::taped_gradient(q0, p, static_cast<std::int64_t>(g.taped), lw_step, lw_objective);
+  CHECK(g.taped > 1);
+  for (std::size_t i = 0; i < g.grad_state.size(); ++i)
+    CHECK(g.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
+  // A loop that never ends is an error, not a hang.
+  const tg::LoopDone never = [](std::span<const double>, std::int64_t) { return false; };
+  CHECK_THROWS_WITH(
+      tg::checkpointed_gradient_online(q0, p, 4, lw_step, never, lw_objective, 50),
+      Catch::Contains("did not hold after 50 steps"));
+}

@@ -327,7 +327,31 @@ void BM_LaxWendroffLoopCheckpointed(benchmark::State& state) {
       static_cast<double>(state.iterations() * state.range(0)),
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
+// The same loop with its length found while it runs (online checkpointing):
+// done() holds after `steps` steps, unknown to the schedule.
+void BM_LaxWendroffLoopOnline(benchmark::State& state) {
+  const std::vector<double> q0 = bp::lw_initial();
+  const std::int64_t n = state.range(0);
+  const tg::LoopDone done = [n](std::span<const double>, std::int64_t steps) { return steps == n; };
+  tg::LoopGradient g;
+  for (auto _ : state)
+    g = tg::checkpointed_gradient_online(q0, {}, static_cast<int>(state.range(1)), lw_loop_step,
+                                         done, lw_loop_objective);
+  state.counters["tape_MB"] = static_cast<double>(g.peak_tape_bytes) / 1e6;
+  state.counters["snapshots_MB"] = static_cast<double>(g.max_snapshots * 100 * 8) / 1e6;
+  state.counters["advances_per_step"] = static_cast<double>(g.advances) / static_cast<double>(n);
+  state.counters["offline_advances_per_step"] =
+      static_cast<double>(tg::checkpoint_advances(n, static_cast<int>(state.range(1)))) /
+      static_cast<double>(n);
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
 BENCHMARK(BM_LaxWendroffLoopTaped)->Arg(10'000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LaxWendroffLoopOnline)
+    ->Args({10'000, 100})
+    ->Args({10'000, 1000})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LaxWendroffLoopCheckpointed)
     ->Args({10'000, 100})
     ->Args({10'000, 1000})

@@ -72,6 +72,26 @@ LoopGradient checkpointed_gradient_online(std::span<const double> state0,
                                           const LoopObjective& objective,
                                           std::int64_t max_steps = 1'000'000'000);
 
+// Forward over reverse through the same schedule: besides the gradient,
+// H v, the Hessian of objective(final state) with respect to (initial
+// state, params) applied to v = (v_state, v_params). Each state snapshot
+// carries its tangent along v; each step, recorded once on the way back,
+// gives its tangent (forward mode), its adjoint and the adjoint's tangent
+// (an HVP of the step's adjoint-weighted outputs). Same snapshots and
+// recomputation count as checkpointed_gradient; each step costs a few
+// sweeps instead of one.
+struct LoopHvp : LoopGradient {
+  std::vector<double> hv_state, hv_params;  // H v, split like the inputs
+};
+LoopHvp checkpointed_hvp(std::span<const double> state0, std::span<const double> params,
+                         std::int64_t n, int snapshots, const LoopStep& step,
+                         const LoopObjective& objective, std::span<const double> v_state,
+                         std::span<const double> v_params);
+// The same H v from one tape holding all n steps (for comparison).
+LoopHvp taped_hvp(std::span<const double> state0, std::span<const double> params, std::int64_t n,
+                  const LoopStep& step, const LoopObjective& objective,
+                  std::span<const double> v_state, std::span<const double> v_params);
+
 // The same gradient from one tape holding all n steps (for comparison: its
 // memory grows with n).
 LoopGradient taped_gradient(std::span<const double> state0, std::span<const double> params,

@@ -1,6 +1,8 @@
 // Binomial checkpointing of a loop (loop.hpp).
 #include "tapegrad/loop.hpp"
 
+#include "tapegrad/higher.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -64,6 +66,14 @@ class Reverser {
       : params_(params.begin(), params.end()), n_(n), step_(step), objective_(objective), out_(out) {
     out_.grad_params.assign(params_.size(), 0.0);
   }
+  // Second order along v: states then carry their tangents after their
+  // values ([x, x_dot], twice the size), and tape_step also moves h_, the
+  // adjoint's tangent.
+  void set_direction(std::span<const double> v_params, LoopHvp* hvp) {
+    v_params_.assign(v_params.begin(), v_params.end());
+    hvp_ = hvp;
+    hvp_->hv_params.assign(params_.size(), 0.0);
+  }
 
   // Reverses steps [a, b) from the state at a, with s snapshots (the one
   // holding `state` included); adj_ holds the adjoint of the state at b
@@ -97,11 +107,27 @@ class Reverser {
     for (std::int64_t i = from; i < to; ++i) {
       TapeScope scope(tape_);
       tape_.clear();
-      std::vector<Scalar> st, pv;
-      for (double v : x) st.push_back(tape_.constant(v));
-      for (double v : params_) pv.push_back(tape_.constant(v));
-      step_(st, pv, i);
-      for (std::size_t j = 0; j < x.size(); ++j) x[j] = st[j].value();
+      if (hvp_) {  // the state's tangent too: one tangent sweep of the step
+        const std::size_t m = x.size() / 2;
+        std::vector<Scalar> in, pv;
+        std::vector<Ref> refs;
+        for (std::size_t j = 0; j < m; ++j) in.push_back(tape_.variable(x[j]));
+        for (double v : params_) pv.push_back(tape_.variable(v));
+        std::vector<Scalar> st = in;
+        step_(st, pv, i);
+        for (const Scalar& a : in) refs.push_back(a);
+        for (const Scalar& a : pv) refs.push_back(a);
+        std::vector<double> dir(x.begin() + static_cast<std::ptrdiff_t>(m), x.end());
+        dir.insert(dir.end(), v_params_.begin(), v_params_.end());
+        const std::vector<double> t = jvp(std::vector<Ref>(st.begin(), st.end()), refs, dir);
+        for (std::size_t j = 0; j < m; ++j) x[j] = st[j].value(), x[m + j] = t[j];
+      } else {
+        std::vector<Scalar> st, pv;
+        for (double v : x) st.push_back(tape_.constant(v));
+        for (double v : params_) pv.push_back(tape_.constant(v));
+        step_(st, pv, i);
+        for (std::size_t j = 0; j < x.size(); ++j) x[j] = st[j].value();
+      }
       ++out_.advances;
     }
     return x;
@@ -111,6 +137,7 @@ class Reverser {
   // Records step i from `state` and sweeps it: from the objective for the
   // last step, else from adj_ (the adjoint of the step's output).
   void tape_step(std::int64_t i, const std::vector<double>& state) {
+    if (hvp_) return tape_step_second(i, state);
     TapeScope scope(tape_);
     tape_.clear();
     std::vector<Scalar> in, st, pv;
@@ -138,8 +165,55 @@ class Reverser {
     ++out_.taped;
   }
 
+  // Step i with [x, x_dot]: with g = adj_ . F(x, p) (or the objective for
+  // the last step), the new adjoint is grad g and the new adjoint tangent
+  // is H_g (x_dot, v_p) + J^T h_ (h_: the adjoint tangent of the output).
+  void tape_step_second(std::int64_t i, const std::vector<double>& state) {
+    TapeScope scope(tape_);
+    tape_.clear();
+    const std::size_t m = state.size() / 2;
+    std::vector<Scalar> in, pv;
+    for (std::size_t j = 0; j < m; ++j) in.push_back(tape_.variable(state[j]));
+    for (double v : params_) pv.push_back(tape_.variable(v));
+    std::vector<Scalar> st = in;
+    step_(st, pv, i);
+    if (st.size() != m)
+      throw Error(fmt::format("checkpointed loop: step {} changed the state's size from {} to {}", i,
+                              m, st.size()));
+    std::vector<Ref> refs(in.begin(), in.end());
+    refs.insert(refs.end(), pv.begin(), pv.end());
+    std::vector<double> dir(state.begin() + static_cast<std::ptrdiff_t>(m), state.end());
+    dir.insert(dir.end(), v_params_.begin(), v_params_.end());
+    Scalar g;
+    if (i == n_ - 1) {
+      g = objective_(st, pv);
+      out_.value = g.value();
+    } else {
+      g = tape_.constant(0.0);
+      for (std::size_t j = 0; j < m; ++j)
+        if (adj_[j] != 0.0) g = g + st[j] * adj_[j];
+    }
+    const std::vector<double> hg = hvp(g, refs, dir);  // leaves grad g on the tape
+    std::vector<double> grad(refs.size());
+    for (std::size_t j = 0; j < m; ++j) grad[j] = in[j].grad();
+    for (std::size_t j = 0; j < pv.size(); ++j) grad[m + j] = pv[j].grad();
+    std::vector<double> jth(refs.size(), 0.0);
+    if (i != n_ - 1) {
+      std::vector<Ref> outs(st.begin(), st.end());
+      jth = vjp(outs, refs, h_);
+    }
+    adj_.assign(grad.begin(), grad.begin() + static_cast<std::ptrdiff_t>(m));
+    h_.resize(m);
+    for (std::size_t j = 0; j < m; ++j) h_[j] = hg[j] + jth[j];
+    for (std::size_t j = 0; j < pv.size(); ++j) {
+      out_.grad_params[j] += grad[m + j];
+      hvp_->hv_params[j] += hg[m + j] + jth[m + j];
+    }
+    ++out_.taped;
+  }
+
  public:
-  std::vector<double> adj_;
+  std::vector<double> adj_, h_;
 
  private:
   std::vector<double> params_;
@@ -147,6 +221,8 @@ class Reverser {
   const LoopStep& step_;
   const LoopObjective& objective_;
   LoopGradient& out_;
+  std::vector<double> v_params_;
+  LoopHvp* hvp_ = nullptr;
   Tape tape_;
 
  public:
@@ -235,6 +311,69 @@ LoopGradient checkpointed_gradient_online(std::span<const double> state0,
   }
   out.grad_state = r.adj_;
   out.peak_tape_bytes = r.peak();
+  return out;
+}
+
+namespace {
+void check_direction(std::span<const double> state0, std::span<const double> params,
+                     std::span<const double> v_state, std::span<const double> v_params) {
+  if (v_state.size() != state0.size() || v_params.size() != params.size())
+    throw Error(fmt::format(
+        "checkpointed loop: the direction has {} state and {} parameter entries; the loop has {} "
+        "and {}",
+        v_state.size(), v_params.size(), state0.size(), params.size()));
+}
+}  // namespace
+
+LoopHvp checkpointed_hvp(std::span<const double> state0, std::span<const double> params,
+                         std::int64_t n, int snapshots, const LoopStep& step,
+                         const LoopObjective& objective, std::span<const double> v_state,
+                         std::span<const double> v_params) {
+  check_args(n, step, objective);
+  check_direction(state0, params, v_state, v_params);
+  if (snapshots < 1)
+    throw Error(fmt::format(
+        "checkpointed loop: {} snapshots; at least 1 (the initial state) is needed", snapshots));
+  LoopHvp out;
+  out.max_snapshots = 1;
+  Reverser r(params, n, step, objective, out);
+  r.set_direction(v_params, &out);
+  std::vector<double> x(state0.begin(), state0.end());
+  x.insert(x.end(), v_state.begin(), v_state.end());
+  r.reverse(0, n, x, std::min<std::int64_t>(snapshots, n));
+  out.grad_state = r.adj_;
+  out.hv_state = r.h_;
+  out.peak_tape_bytes = r.peak();
+  return out;
+}
+
+LoopHvp taped_hvp(std::span<const double> state0, std::span<const double> params, std::int64_t n,
+                  const LoopStep& step, const LoopObjective& objective,
+                  std::span<const double> v_state, std::span<const double> v_params) {
+  check_args(n, step, objective);
+  check_direction(state0, params, v_state, v_params);
+  Tape tape;
+  TapeScope scope(tape);
+  std::vector<Scalar> in, pv;
+  for (double v : state0) in.push_back(tape.variable(v));
+  for (double v : params) pv.push_back(tape.variable(v));
+  std::vector<Scalar> st = in;
+  for (std::int64_t i = 0; i < n; ++i) step(st, pv, i);
+  const Scalar f = objective(st, pv);
+  std::vector<Ref> refs(in.begin(), in.end());
+  refs.insert(refs.end(), pv.begin(), pv.end());
+  std::vector<double> dir(v_state.begin(), v_state.end());
+  dir.insert(dir.end(), v_params.begin(), v_params.end());
+  const std::vector<double> hv = hvp(f, refs, dir);
+  LoopHvp out;
+  out.value = f.value();
+  for (const Scalar& s : in) out.grad_state.push_back(s.grad());
+  for (const Scalar& s : pv) out.grad_params.push_back(s.grad());
+  out.hv_state.assign(hv.begin(), hv.begin() + static_cast<std::ptrdiff_t>(in.size()));
+  out.hv_params.assign(hv.begin() + static_cast<std::ptrdiff_t>(in.size()), hv.end());
+  out.taped = static_cast<std::uint64_t>(n);
+  out.max_snapshots = 1;
+  out.peak_tape_bytes = tape.memory().peak_bytes;
   return out;
 }
 

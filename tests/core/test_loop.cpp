@@ -148,3 +148,41 @@ TEST_CASE("an online checkpointed loop finds its length and gives the one-tape g
       tg::checkpointed_gradient_online(q0, p, 4, lw_step, never, lw_objective, 50),
       Catch::Contains("did not hold after 50 steps"));
 }
+
+TEST_CASE("H v through a checkpointed loop equals the one-tape H v and finite differences",
+          "[loop][higher]") {
+  const std::vector<double> q0 = lw_initial(10), p{0.125};
+  std::vector<double> vq(q0.size()), vp{0.3};
+  for (std::size_t i = 0; i < vq.size(); ++i) vq[i] = std::cos(0.7 * static_cast<double>(i));
+  for (std::int64_t n : {1, 2, 7, 25}) {
+    const tg::LoopHvp ref = tg::taped_hvp(q0, p, n, lw_step, lw_objective, vq, vp);
+    for (int s : {1, 2, 3, 40}) {
+      INFO("n " << n << ", s " << s);
+      const tg::LoopHvp h = tg::checkpointed_hvp(q0, p, n, s, lw_step, lw_objective, vq, vp);
+      CHECK(h.value == ref.value);
+      CHECK(h.advances == tg::checkpoint_advances(n, s));
+      CHECK(h.max_snapshots <= static_cast<std::size_t>(s));
+      REQUIRE(h.hv_state.size() == ref.hv_state.size());
+      for (std::size_t i = 0; i < h.hv_state.size(); ++i) {
+        CHECK(h.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-11).margin(1e-14));
+        CHECK(h.hv_state[i] == Approx(ref.hv_state[i]).epsilon(1e-10).margin(1e-13));
+      }
+      CHECK(h.hv_params[0] == Approx(ref.hv_params[0]).epsilon(1e-10).margin(1e-13));
+    }
+    // The one-tape H v against central differences of the gradient along v.
+    const double e = 1e-6;
+    std::vector<double> qa = q0, qb = q0;
+    for (std::size_t i = 0; i < q0.size(); ++i) qa[i] += e * vq[i], qb[i] -= e * vq[i];
+    const tg::LoopGradient ga = tg::taped_gradient(qa, std::vector<double>{p[0] + e * vp[0]}, n,
+                                                   lw_step, lw_objective);
+    const tg::LoopGradient gb = tg::taped_gradient(qb, std::vector<double>{p[0] - e * vp[0]}, n,
+                                                   lw_step, lw_objective);
+    for (std::size_t i = 0; i < q0.size(); ++i)
+      CHECK(ref.hv_state[i] ==
+            Approx((ga.grad_state[i] - gb.grad_state[i]) / (2 * e)).epsilon(1e-5).margin(1e-7));
+    CHECK(ref.hv_params[0] ==
+          Approx((ga.grad_params[0] - gb.grad_params[0]) / (2 * e)).epsilon(1e-5).margin(1e-7));
+  }
+  CHECK_THROWS_WITH(tg::checkpointed_hvp(q0, p, 5, 2, lw_step, lw_objective, vp, vp),
+                    Catch::Contains("the direction has 1 state and 1 parameter entries"));
+}

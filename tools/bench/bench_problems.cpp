@@ -346,6 +346,20 @@ void BM_LaxWendroffLoopOnline(benchmark::State& state) {
   state.counters["us_per_step"] = benchmark::Counter(
       static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
+// H v through the same checkpointed loop (forward over reverse per step).
+void BM_LaxWendroffLoopHvp(benchmark::State& state) {
+  const std::vector<double> q0 = bp::lw_initial();
+  std::vector<double> v(q0.size(), 1.0);
+  tg::LoopHvp h;
+  for (auto _ : state)
+    h = tg::checkpointed_hvp(q0, {}, state.range(0), static_cast<int>(state.range(1)), lw_loop_step,
+                             lw_loop_objective, v, {});
+  state.counters["tape_MB"] = static_cast<double>(h.peak_tape_bytes) / 1e6;
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * state.range(0)),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_LaxWendroffLoopHvp)->Args({10'000, 100})->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LaxWendroffLoopTaped)->Arg(10'000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LaxWendroffLoopOnline)
     ->Args({10'000, 100})

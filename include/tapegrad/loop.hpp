@@ -47,11 +47,22 @@ struct LoopGradient {
   std::size_t peak_tape_bytes = 0;  // the largest the one step tape grew
 };
 
+// How the steps are run.
+struct LoopOptions {
+  // Record the step once (at the initial state, as step 0) and replay the
+  // compiled recording (vector_function.hpp) for every step run forward and
+  // every step swept, instead of running the step's code each time. Much
+  // faster for a step of many small ops; valid only for a step that does
+  // the same operations whatever its step number i and whose recorded
+  // comparisons keep their outcome (a flip throws BranchChanged).
+  bool replay = false;
+};
+
 // With at most `snapshots` (>= 1) stored states; snapshots >= n stores every
 // state and runs each step forward once.
 LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<const double> params,
                                    std::int64_t n, int snapshots, const LoopStep& step,
-                                   const LoopObjective& objective);
+                                   const LoopObjective& objective, LoopOptions options = {});
 
 // Whether the loop has ended, from the state's values after `steps` steps.
 using LoopDone = std::function<bool(std::span<const double> state, std::int64_t steps)>;
@@ -70,7 +81,8 @@ LoopGradient checkpointed_gradient_online(std::span<const double> state0,
                                           std::span<const double> params, int snapshots,
                                           const LoopStep& step, const LoopDone& done,
                                           const LoopObjective& objective,
-                                          std::int64_t max_steps = 1'000'000'000);
+                                          std::int64_t max_steps = 1'000'000'000,
+                                          LoopOptions options = {});
 
 // Forward over reverse through the same schedule: besides the gradient,
 // H v, the Hessian of objective(final state) with respect to (initial

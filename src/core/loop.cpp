@@ -2,11 +2,13 @@
 #include "tapegrad/loop.hpp"
 
 #include "tapegrad/higher.hpp"
+#include "tapegrad/vector_function.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 namespace tapegrad {
 namespace {
@@ -69,6 +71,35 @@ class Reverser {
   // Second order along v: states then carry their tangents after their
   // values ([x, x_dot], twice the size), and tape_step also moves h_, the
   // adjoint's tangent.
+  // Replay: the step recorded once as F(x, p) -> x', and the last step with
+  // the objective as G(x, p) -> objective(F(x, p), p).
+  void set_replay(std::span<const double> state0) {
+    const std::size_t m = state0.size(), np = params_.size();
+    std::vector<double> xp(state0.begin(), state0.end());
+    xp.insert(xp.end(), params_.begin(), params_.end());
+    const auto split = [&](std::span<const Scalar> v, std::vector<Scalar>& st,
+                           std::vector<Scalar>& pv) {
+      st.assign(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(m));
+      pv.assign(v.begin() + static_cast<std::ptrdiff_t>(m), v.end());
+    };
+    step_f_ = std::make_unique<VectorFunction>(VectorFunction::record(xp, [&](auto v) {
+      std::vector<Scalar> st, pv;
+      split(v, st, pv);
+      step_(st, pv, 0);
+      if (st.size() != m)
+        throw Error(fmt::format("checkpointed loop: step 0 changed the state's size from {} to {}",
+                                m, st.size()));
+      return st;
+    }));
+    last_f_ = std::make_unique<VectorFunction>(VectorFunction::record(xp, [&](auto v) {
+      std::vector<Scalar> st, pv;
+      split(v, st, pv);
+      step_(st, pv, 0);
+      return std::vector<Scalar>{objective_(st, pv)};
+    }));
+    xp_.resize(m + np);
+    g_.resize(m + np);
+  }
   void set_direction(std::span<const double> v_params, LoopHvp* hvp) {
     v_params_.assign(v_params.begin(), v_params.end());
     hvp_ = hvp;
@@ -104,6 +135,15 @@ class Reverser {
   std::vector<double> advance(const std::vector<double>& state, std::int64_t from,
                               std::int64_t to) {
     std::vector<double> x = state;
+    if (step_f_) {  // the compiled step: no tape at all
+      std::copy(params_.begin(), params_.end(), xp_.begin() + static_cast<std::ptrdiff_t>(x.size()));
+      for (std::int64_t i = from; i < to; ++i) {
+        std::copy(x.begin(), x.end(), xp_.begin());
+        step_f_->values(xp_, x);
+        ++out_.advances;
+      }
+      return x;
+    }
     for (std::int64_t i = from; i < to; ++i) {
       TapeScope scope(tape_);
       tape_.clear();
@@ -138,6 +178,7 @@ class Reverser {
   // last step, else from adj_ (the adjoint of the step's output).
   void tape_step(std::int64_t i, const std::vector<double>& state) {
     if (hvp_) return tape_step_second(i, state);
+    if (step_f_) return replay_step(i, state);
     TapeScope scope(tape_);
     tape_.clear();
     std::vector<Scalar> in, st, pv;
@@ -162,6 +203,25 @@ class Reverser {
     adj_.resize(in.size());
     for (std::size_t j = 0; j < in.size(); ++j) adj_[j] = in[j].grad();
     for (std::size_t j = 0; j < pv.size(); ++j) out_.grad_params[j] += pv[j].grad();
+    ++out_.taped;
+  }
+
+  // Step i by the compiled recordings: u^T J of the step (u = adj_), or the
+  // gradient of the objective through the last step.
+  void replay_step(std::int64_t i, const std::vector<double>& state) {
+    const std::size_t m = state.size();
+    std::copy(state.begin(), state.end(), xp_.begin());
+    std::copy(params_.begin(), params_.end(), xp_.begin() + static_cast<std::ptrdiff_t>(m));
+    if (i == n_ - 1) {
+      const double one = 1.0;
+      double value = 0;
+      last_f_->vjp(xp_, std::span<const double>(&one, 1), g_, std::span<double>(&value, 1));
+      out_.value = value;
+    } else {
+      step_f_->vjp(xp_, adj_, g_);
+    }
+    adj_.assign(g_.begin(), g_.begin() + static_cast<std::ptrdiff_t>(m));
+    for (std::size_t j = 0; j < params_.size(); ++j) out_.grad_params[j] += g_[m + j];
     ++out_.taped;
   }
 
@@ -223,6 +283,8 @@ class Reverser {
   LoopGradient& out_;
   std::vector<double> v_params_;
   LoopHvp* hvp_ = nullptr;
+  std::unique_ptr<VectorFunction> step_f_, last_f_;
+  std::vector<double> xp_, g_;
   Tape tape_;
 
  public:
@@ -242,7 +304,7 @@ std::uint64_t checkpoint_advances(std::int64_t n, int snapshots) {
 
 LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<const double> params,
                                    std::int64_t n, int snapshots, const LoopStep& step,
-                                   const LoopObjective& objective) {
+                                   const LoopObjective& objective, LoopOptions options) {
   check_args(n, step, objective);
   if (snapshots < 1)
     throw Error(fmt::format(
@@ -250,6 +312,7 @@ LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<con
   LoopGradient out;
   out.max_snapshots = 1;
   Reverser r(params, n, step, objective, out);
+  if (options.replay) r.set_replay(state0);
   r.reverse(0, n, std::vector<double>(state0.begin(), state0.end()),
             std::min<std::int64_t>(snapshots, n));
   out.grad_state = r.adj_;
@@ -260,7 +323,8 @@ LoopGradient checkpointed_gradient(std::span<const double> state0, std::span<con
 LoopGradient checkpointed_gradient_online(std::span<const double> state0,
                                           std::span<const double> params, int snapshots,
                                           const LoopStep& step, const LoopDone& done,
-                                          const LoopObjective& objective, std::int64_t max_steps) {
+                                          const LoopObjective& objective, std::int64_t max_steps,
+                                          LoopOptions options) {
   if (!step || !objective || !done)
     throw Error("checkpointed loop: give a step, a done() test and an objective");
   if (snapshots < 1)
@@ -269,6 +333,7 @@ LoopGradient checkpointed_gradient_online(std::span<const double> state0,
   LoopGradient out;
   out.max_snapshots = 1;
   Reverser r(params, max_steps, step, objective, out);
+  if (options.replay) r.set_replay(state0);
   // The first run: snapshots at multiples of `spacing`, thinned to every
   // other one when all are taken.
   struct Snap {

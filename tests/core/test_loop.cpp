@@ -186,3 +186,35 @@ TEST_CASE("H v through a checkpointed loop equals the one-tape H v and finite di
   CHECK_THROWS_WITH(tg::checkpointed_hvp(q0, p, 5, 2, lw_step, lw_objective, vp, vp),
                     Catch::Contains("the direction has 1 state and 1 parameter entries"));
 }
+
+TEST_CASE("a checkpointed loop can replay its compiled step instead of running its code",
+          "[loop][replay]") {
+  const std::vector<double> q0 = lw_initial(12), p{0.125};
+  const tg::LoopOptions replay{.replay = true};
+  for (std::int64_t n : {1, 2, 7, 30}) {
+    const tg::LoopGradient ref = tg::taped_gradient(q0, p, n, lw_step, lw_objective);
+    for (int s : {1, 3, 40}) {
+      INFO("n " << n << ", s " << s);
+      const tg::LoopGradient g =
+          tg::checkpointed_gradient(q0, p, n, s, lw_step, lw_objective, replay);
+      CHECK(g.value == Approx(ref.value).epsilon(1e-14));
+      for (std::size_t i = 0; i < g.grad_state.size(); ++i)
+        CHECK(g.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
+      CHECK(g.grad_params[0] == Approx(ref.grad_params[0]).epsilon(1e-12));
+      CHECK(g.advances == tg::checkpoint_advances(n, s));
+      CHECK(g.taped == static_cast<std::uint64_t>(n));
+    }
+  }
+  const tg::LoopDone after = [](std::span<const double>, std::int64_t k) { return k == 17; };
+  const tg::LoopGradient online =
+      tg::checkpointed_gradient_online(q0, p, 3, lw_step, after, lw_objective, 1000, replay);
+  const tg::LoopGradient ref = tg::taped_gradient(q0, p, 17, lw_step, lw_objective);
+  for (std::size_t i = 0; i < online.grad_state.size(); ++i)
+    CHECK(online.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
+  // A step whose recorded branch flips is reported, not replayed wrongly.
+  const tg::LoopStep clamp = [](std::span<tg::Scalar> q, std::span<const tg::Scalar>, std::int64_t) {
+    for (tg::Scalar& x : q) x = x < 1.7 ? x * 1.01 : x * 0.99;
+  };
+  CHECK_THROWS_AS(tg::checkpointed_gradient(q0, p, 40, 4, clamp, lw_objective, replay),
+                  tg::BranchChanged);
+}

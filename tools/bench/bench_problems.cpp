@@ -18,6 +18,7 @@
 #include "problems.hpp"
 #ifdef TAPEGRAD_BENCH_ADOLC
 #include <adolc/adolc.h>
+#include <adolc/checkpointing.h>
 #endif
 
 namespace tg = tapegrad;
@@ -346,6 +347,25 @@ void BM_LaxWendroffLoopOnline(benchmark::State& state) {
   state.counters["us_per_step"] = benchmark::Counter(
       static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
+// The same checkpointed loop with the step recorded once and replayed.
+void BM_LaxWendroffLoopReplayed(benchmark::State& state) {
+  const std::vector<double> q0 = bp::lw_initial();
+  tg::LoopGradient g;
+  for (auto _ : state)
+    g = tg::checkpointed_gradient(q0, {}, state.range(0), static_cast<int>(state.range(1)),
+                                  lw_loop_step, lw_loop_objective, {.replay = true});
+  state.counters["advances_per_step"] =
+      static_cast<double>(g.advances) / static_cast<double>(state.range(0));
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * state.range(0)),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_LaxWendroffLoopReplayed)
+    ->Args({10'000, 100})
+    ->Args({10'000, 1000})
+    ->Args({1'000'000, 1000})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 // H v through the same checkpointed loop (forward over reverse per step).
 void BM_LaxWendroffLoopHvp(benchmark::State& state) {
   const std::vector<double> q0 = bp::lw_initial();
@@ -359,6 +379,59 @@ void BM_LaxWendroffLoopHvp(benchmark::State& state) {
       static_cast<double>(state.iterations() * state.range(0)),
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
+#ifdef TAPEGRAD_BENCH_ADOLC
+// ADOL-C's own checkpointing (checkpointing.h: revolve inside a taped
+// program) on the same loop: the step as an adouble and a double function,
+// the loop taped with CP_Context, then gradient(). One gradient is the
+// taping (the forward run that stores the checkpoints) plus the reverse.
+int adolc_lw_step(int n, adouble* x) {
+  std::vector<adouble> q(x, x + n);
+  bp::lax_wendroff(q, 1);
+  for (int i = 0; i < n; ++i) x[i] = q[static_cast<std::size_t>(i)];
+  return 1;
+}
+int adolc_lw_step_double(int n, double* x) {
+  std::vector<double> q(x, x + n);
+  bp::lax_wendroff(q, 1);
+  for (int i = 0; i < n; ++i) x[i] = q[static_cast<std::size_t>(i)];
+  return 1;
+}
+void BM_LaxWendroffLoopAdolc(benchmark::State& state) {
+  const std::vector<double> q0 = bp::lw_initial();
+  const int nx = static_cast<int>(q0.size());
+  std::vector<double> grad(q0.size());
+  for (auto _ : state) {
+    trace_on(21);
+    std::vector<adouble> x(q0.size()), y(q0.size());
+    for (int i = 0; i < nx; ++i) x[static_cast<std::size_t>(i)] <<= q0[static_cast<std::size_t>(i)];
+    CP_Context cpc(adolc_lw_step);
+    cpc.setDoubleFct(adolc_lw_step_double);
+    cpc.setNumberOfSteps(static_cast<int>(state.range(0)));
+    cpc.setNumberOfCheckpoints(static_cast<int>(state.range(1)));
+    cpc.setTapeNumber(22);
+    cpc.setDimensionXY(nx);
+    cpc.setInput(x.data());
+    cpc.setOutput(y.data());
+    cpc.checkpointing();
+    adouble f = y[0];
+    for (int i = 1; i < nx; ++i) f += y[static_cast<std::size_t>(i)];
+    f = 0.1 * f;
+    double out;
+    f >>= out;
+    trace_off();
+    gradient(21, nx, const_cast<double*>(q0.data()), grad.data());
+    benchmark::DoNotOptimize(grad.data());
+  }
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * state.range(0)),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_LaxWendroffLoopAdolc)
+    ->Args({10'000, 100})
+    ->Args({10'000, 1000})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+#endif
 BENCHMARK(BM_LaxWendroffLoopHvp)->Args({10'000, 100})->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LaxWendroffLoopTaped)->Arg(10'000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LaxWendroffLoopOnline)

@@ -174,14 +174,13 @@ class Reverser {
   }
 
  private:
-  // Records step i from `state` and sweeps it: from the objective for the
-  // last step, else from adj_ (the adjoint of the step's output).
-  void tape_step(std::int64_t i, const std::vector<double>& state) {
-    if (hvp_) return tape_step_second(i, state);
-    if (step_f_) return replay_step(i, state);
-    TapeScope scope(tape_);
+  // Records step i on the cleared tape from the state's values (in: its
+  // variables, st: the step's outputs, pv: the parameters) and returns the
+  // seed to sweep from: the objective for the last step (its value kept),
+  // else sum_j adj_j st_j, whose gradient sends adj_ into the step.
+  Scalar record_step(std::int64_t i, std::span<const double> state, std::vector<Scalar>& in,
+                     std::vector<Scalar>& st, std::vector<Scalar>& pv) {
     tape_.clear();
-    std::vector<Scalar> in, st, pv;
     for (double v : state) in.push_back(tape_.variable(v));
     for (double v : params_) pv.push_back(tape_.variable(v));
     st = in;
@@ -189,16 +188,25 @@ class Reverser {
     if (st.size() != in.size())
       throw Error(fmt::format("checkpointed loop: step {} changed the state's size from {} to {}", i,
                               in.size(), st.size()));
-    Scalar seed;
     if (i == n_ - 1) {
-      seed = objective_(st, pv);
-      out_.value = seed.value();
-    } else {
-      // sum_j adj_j st_j: its gradient sends adj_ into the step
-      seed = tape_.constant(0.0);
-      for (std::size_t j = 0; j < st.size(); ++j)
-        if (adj_[j] != 0.0) seed = seed + st[j] * adj_[j];
+      const Scalar f = objective_(st, pv);
+      out_.value = f.value();
+      return f;
     }
+    Scalar seed = tape_.constant(0.0);
+    for (std::size_t j = 0; j < st.size(); ++j)
+      if (adj_[j] != 0.0) seed = seed + st[j] * adj_[j];
+    return seed;
+  }
+
+  // Records step i from `state` and sweeps it: from the objective for the
+  // last step, else from adj_ (the adjoint of the step's output).
+  void tape_step(std::int64_t i, const std::vector<double>& state) {
+    if (hvp_) return tape_step_second(i, state);
+    if (step_f_) return replay_step(i, state);
+    TapeScope scope(tape_);
+    std::vector<Scalar> in, st, pv;
+    const Scalar seed = record_step(i, std::span(state), in, st, pv);
     tape_.backward(seed);
     adj_.resize(in.size());
     for (std::size_t j = 0; j < in.size(); ++j) adj_[j] = in[j].grad();
@@ -230,29 +238,13 @@ class Reverser {
   // is H_g (x_dot, v_p) + J^T h_ (h_: the adjoint tangent of the output).
   void tape_step_second(std::int64_t i, const std::vector<double>& state) {
     TapeScope scope(tape_);
-    tape_.clear();
     const std::size_t m = state.size() / 2;
-    std::vector<Scalar> in, pv;
-    for (std::size_t j = 0; j < m; ++j) in.push_back(tape_.variable(state[j]));
-    for (double v : params_) pv.push_back(tape_.variable(v));
-    std::vector<Scalar> st = in;
-    step_(st, pv, i);
-    if (st.size() != m)
-      throw Error(fmt::format("checkpointed loop: step {} changed the state's size from {} to {}", i,
-                              m, st.size()));
+    std::vector<Scalar> in, st, pv;
+    const Scalar g = record_step(i, std::span(state).first(m), in, st, pv);
     std::vector<Ref> refs(in.begin(), in.end());
     refs.insert(refs.end(), pv.begin(), pv.end());
     std::vector<double> dir(state.begin() + static_cast<std::ptrdiff_t>(m), state.end());
     dir.insert(dir.end(), v_params_.begin(), v_params_.end());
-    Scalar g;
-    if (i == n_ - 1) {
-      g = objective_(st, pv);
-      out_.value = g.value();
-    } else {
-      g = tape_.constant(0.0);
-      for (std::size_t j = 0; j < m; ++j)
-        if (adj_[j] != 0.0) g = g + st[j] * adj_[j];
-    }
     const std::vector<double> hg = hvp(g, refs, dir);  // leaves grad g on the tape
     std::vector<double> grad(refs.size());
     for (std::size_t j = 0; j < m; ++j) grad[j] = in[j].grad();

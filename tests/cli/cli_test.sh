@@ -225,8 +225,55 @@ for trial in range(20):
                 assert abs(dense[r][c] - want) <= 1e-10 * (1 + abs(want)), (exprs[r], names[c], dense[r][c], want)
 PY
   check "jacobian matches PyTorch float64 on 20 random vector functions" test $? -eq 0
+  /usr/bin/python3 - "$tg" <<'PY'
+import json, random, subprocess, sys
+import torch
+torch.set_default_dtype(torch.float64)
+tg = sys.argv[1]
+ops = ["sin({a})", "cos({a})", "exp(0.3*{a})", "tanh({a}*{b})", "sqrt(1+{a}^2)", "atan2({a},{b}+3)",
+       "hypot({a},{b})", "{a}*{b}", "{a}/(2+{b}^2)", "log(1+{a}^2)"]
+names = "abcdefgh"
+random.seed(9)
+for trial in range(15):
+    n, m = random.randint(2, 7), random.randint(1, 4)
+    exprs = []
+    for _ in range(m):
+        e = random.choice(names[:n])
+        for _ in range(random.randint(1, 4)):
+            e = random.choice(ops).format(a="(" + e + ")", b=random.choice(names[:n]))
+        exprs.append(e)
+    x = [round(random.uniform(-1.5, 1.5), 3) for _ in range(n)]
+    w = [round(random.uniform(-2, 2), 3) for _ in range(m)]
+    at = ",".join(f"{names[i]}={x[i]}" for i in range(n))
+    def f(v):
+        env = {names[i]: v[i] for i in range(n)}
+        env.update(sin=torch.sin, cos=torch.cos, exp=torch.exp, tanh=torch.tanh, sqrt=torch.sqrt,
+                   atan2=torch.atan2, hypot=torch.hypot, log=torch.log)
+        return sum(w[k] * eval(exprs[k].replace("^", "**"), env) for k in range(m))
+    H = torch.autograd.functional.hessian(f, torch.tensor(x))
+    for sparse in (False, True):
+        args = [tg, "hessian", "; ".join(exprs), "--at", at, "--weights", ",".join(map(str, w)), "--json"]
+        d = json.loads(subprocess.run(args + (["--sparse"] if sparse else []), check=True,
+                                      capture_output=True, text=True).stdout)
+        dense = [[0.0] * n for _ in range(n)]
+        if sparse:
+            h = d["hessian"]
+            for r, c, v in zip(h["rows"], h["cols"], h["values"]):
+                dense[r][c] = dense[c][r] = v
+        else:
+            dense = [[d["hessian"][names[i]][names[j]] for j in range(n)] for i in range(n)]
+        for i in range(n):
+            for j in range(n):
+                want = H[i][j].item()
+                assert abs(dense[i][j] - want) <= 1e-9 * (1 + abs(want)), (exprs, w, i, j, dense[i][j], want)
+PY
+  check "weighted Hessians (dense and sparse) match PyTorch float64 on 15 random vector functions" test $? -eq 0
 fi
 "$tg" hessian 'x*y*z' --at x=1,y=2,z=3 >"$work/hess.txt"
+"$tg" hessian 'x*y; sin(x)*z' --at x=1,y=2,z=3 --weights 1 2>"$work/err.txt"
+check "hessian weights must match the expressions" has "$work/err.txt" "1 weights given for 2 expressions"
+"$tg" hessian 'x*y; sin(x+' --at x=1,y=2 2>"$work/err.txt"
+check "hessian error names the expression" has "$work/err.txt" "expression 2: 1:"
 check "hessian table" grep -qE '^ +x +0 +3 +2$' "$work/hess.txt"
 "$tg" grad 'x*y + exp(x)' --at x=0,y=2 --jvp x=2,y=5 >"$work/jvp.txt"
 check "grad --jvp" has "$work/jvp.txt" "df.v = 6 "

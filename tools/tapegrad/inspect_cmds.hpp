@@ -18,8 +18,10 @@ struct GradOptions {
 int run_grad(const GradOptions& o);
 
 struct HessianOptions {
-  std::string expression;
+  std::string expression;  // one, or several separated by ';' (their weighted sum)
   std::string at;
+  std::string weights;  // "1,2,...": one per expression (default all 1)
+  bool sparse = false;  // only the lower triangle's nonzeros, by a star coloring
   bool json = false;
 };
 int run_hessian(const HessianOptions& o);
@@ -32,6 +34,9 @@ struct JacobianOptions {
   std::string pattern;  // write the sparsity pattern: FILE (.svg or text), or "-" for stdout
 };
 int run_jacobian(const JacobianOptions& o);
+// "f; g; h" -> the expressions, trimmed; an empty one is an error naming it
+// (`cmd` leads the message).
+std::vector<std::string> split_expressions(const std::string& text, const char* cmd);
 
 struct GradcheckCliOptions {
   std::string op;  // only this op ("" = all)

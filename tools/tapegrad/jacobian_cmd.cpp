@@ -13,9 +13,8 @@
 
 namespace tapegrad::cli {
 
-namespace {
 // "f; g; h" -> the expressions, trimmed; an empty one is an error naming it.
-std::vector<std::string> split_expressions(const std::string& text) {
+std::vector<std::string> split_expressions(const std::string& text, const char* cmd) {
   std::vector<std::string> out;
   std::size_t start = 0;
   while (true) {
@@ -25,8 +24,8 @@ std::vector<std::string> split_expressions(const std::string& text) {
     e.erase(e.find_last_not_of(" \t\n") + 1);
     if (e.empty()) {
       if (end == std::string::npos && !out.empty()) break;  // a trailing ';'
-      throw Error(fmt::format("jacobian: expression {} is empty (expressions are separated by ';')",
-                              out.size() + 1));
+      throw Error(fmt::format("{}: expression {} is empty (expressions are separated by ';')",
+                              cmd, out.size() + 1));
     }
     out.push_back(e);
     if (end == std::string::npos) break;
@@ -35,8 +34,9 @@ std::vector<std::string> split_expressions(const std::string& text) {
   return out;
 }
 
+namespace {
 int run_jacobian_in(const JacobianOptions& o, Spans& spans, std::size_t& which) {
-  const std::vector<std::string> exprs = split_expressions(o.expressions);
+  const std::vector<std::string> exprs = split_expressions(o.expressions, "jacobian");
   const auto at = parse_bindings(o.at);
   if (at.empty()) throw Error("jacobian: --at gives no variables");
   Tape tape;
@@ -134,7 +134,7 @@ int run_jacobian(const JacobianOptions& o) {
   } catch (const Error& e) {
     // A parse error names its column in one expression: say which.
     const std::string m = e.what();
-    if (which < split_expressions(o.expressions).size() && !m.starts_with("jacobian:"))
+    if (which < split_expressions(o.expressions, "jacobian").size() && !m.starts_with("jacobian:"))
       throw Error(fmt::format("expression {}: {}", which + 1, m));
     throw;
   }

@@ -96,8 +96,14 @@ int main(int argc, char** argv) {
   cli::HessianOptions h;
   CLI::App* hess = app.add_subcommand(
       "hessian", "evaluate an expression, its gradient and its Hessian (forward-over-reverse)");
-  hess->add_option("expression", h.expression, "e.g. '(1-x)^2 + 100*(y-x^2)^2'")->required();
+  hess->add_option("expression", h.expression,
+                   "e.g. '(1-x)^2 + 100*(y-x^2)^2'; several separated by ';' give the Hessian of "
+                   "their weighted sum")
+      ->required();
   hess->add_option("--at", h.at, "variable values, e.g. x=1.5,y=2")->required();
+  hess->add_option("--weights", h.weights, "one weight per expression, e.g. 1,0.5 (default all 1)");
+  hess->add_flag("--sparse", h.sparse,
+                 "only the lower triangle's nonzeros, by one pass per color of a star coloring");
   hess->add_flag("--json", h.json, "print value, gradient and Hessian as JSON");
 
   cli::JacobianOptions jo;

@@ -17,7 +17,9 @@
 // (or rows, whichever needs fewer sweeps) are grouped so that no two in a
 // group share a nonzero; the Hessian uses a star coloring, so every entry
 // is read off one Hessian-vector product without solving anything.
-// evaluate() is const and thread-safe (one workspace per thread).
+// evaluate() is const and thread-safe (one workspace per thread). Both keep
+// a pointer to the function's compiled program: the VectorFunction may be
+// moved, but must outlive them.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -86,7 +88,7 @@ class SparseJacobian {
                 std::span<double> y = {}) const;
 
  private:
-  const VectorFunction* f_;
+  const detail::VProgram* prog_;  // the function's program: survives moving the function
   SparsityPattern pattern_;
   std::vector<std::uint32_t> rows_;
   Coloring coloring_;
@@ -109,7 +111,7 @@ class SparseHessian {
                 std::span<double> grad = {}) const;
 
  private:
-  const VectorFunction* f_;
+  const detail::VProgram* prog_;  // the function's program: survives moving the function
   SparsityPattern full_;
   std::vector<std::uint32_t> rows_, cols_;
   std::vector<std::uint32_t> from_;  // where values[k] is read: slot * colors + color

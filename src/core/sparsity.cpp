@@ -334,7 +334,8 @@ bool recoverable(const SparsityPattern& p, const Coloring& c) {
 
 // ---- compressed evaluation ----
 
-SparseJacobian::SparseJacobian(const VectorFunction& f) : f_(&f), pattern_(jacobian_pattern(f)) {
+SparseJacobian::SparseJacobian(const VectorFunction& f)
+    : prog_(&f.program()), pattern_(jacobian_pattern(f)) {
   rows_.reserve(pattern_.nnz());
   for (std::uint32_t r = 0; r < pattern_.rows; ++r)
     rows_.insert(rows_.end(), pattern_.row_start[r + 1] - pattern_.row_start[r], r);
@@ -358,7 +359,7 @@ SparseJacobian::SparseJacobian(const VectorFunction& f) : f_(&f), pattern_(jacob
 
 void SparseJacobian::evaluate(std::span<const double> x, std::span<double> values,
                               std::span<double> y) const {
-  const detail::VProgram& P = f_->program();
+  const detail::VProgram& P = *prog_;
   if (x.size() != P.n || values.size() != nnz() || (!y.empty() && y.size() != P.out.size()))
     throw Error(fmt::format(
         "SparseJacobian::evaluate: sizes x {}, values {}, y {}; expected {}, {}, {} (or empty y)",
@@ -386,7 +387,7 @@ void SparseJacobian::evaluate(std::span<const double> x, std::span<double> value
 }
 
 SparseHessian::SparseHessian(const VectorFunction& f)
-    : f_(&f), full_(hessian_pattern(f)), coloring_(star_coloring(full_)) {
+    : prog_(&f.program()), full_(hessian_pattern(f)), coloring_(star_coloring(full_)) {
   if (!recoverable(full_, coloring_))  // a bug in star_coloring, never the user's
     throw Error("SparseHessian: internal error: the star coloring does not determine every entry");
   const std::uint32_t K = std::max(1u, coloring_.count);
@@ -412,7 +413,7 @@ SparseHessian::SparseHessian(const VectorFunction& f)
 
 void SparseHessian::evaluate(std::span<const double> x, std::span<const double> w,
                              std::span<double> values, std::span<double> grad) const {
-  const detail::VProgram& P = f_->program();
+  const detail::VProgram& P = *prog_;
   if (x.size() != P.n || w.size() != P.out.size() || values.size() != nnz() ||
       (!grad.empty() && grad.size() != P.n))
     throw Error(fmt::format(

@@ -384,3 +384,20 @@ TEST_CASE("patterns draw as text and SVG", "[sparse]") {
   const tg::SparsityPattern h = tg::hessian_pattern(F);
   CHECK(h.to_text() == ".#..\n#...\n..#.\n....\n");
 }
+
+TEST_CASE("sparse derivatives outlive a move of their function", "[sparse]") {
+  tg::VectorFunction F = tg::VectorFunction::record(point(5, 1), [](auto x) {
+    return std::vector<tg::Scalar>{x[0] * x[1], tg::sin(x[2]) * x[3], x[4] * x[4]};
+  });
+  const tg::SparseJacobian SJ(F);
+  const tg::SparseHessian SH(F);
+  const tg::VectorFunction G = std::move(F);  // the program stays where it was
+  const std::vector<double> x = point(5, 2), w{1.0, 2.0, 3.0};
+  std::vector<double> J(15), H(25), jv(SJ.nnz()), hv(SH.nnz());
+  G.jacobian(x, J);
+  G.hessian(x, w, H);
+  SJ.evaluate(x, jv);
+  SH.evaluate(x, w, hv);
+  for (std::size_t k = 0; k < jv.size(); ++k) CHECK(jv[k] == J[SJ.rows()[k] * 5 + SJ.cols()[k]]);
+  for (std::size_t k = 0; k < hv.size(); ++k) CHECK(hv[k] == H[SH.rows()[k] * 5 + SH.cols()[k]]);
+}

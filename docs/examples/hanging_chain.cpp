@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   p.x_lower[N] = p.x_upper[N] = b;
   p.objective = [&](std::span<const tg::Scalar> v) {  // potential energy
     tg::Scalar e = 0.0;
-    for (int i = 0; i <= N; ++i) e = e + weight(i) * v[i] * tg::sqrt(1.0 + v[N + 1 + i] * v[N + 1 + i]);
+    for (int i = 0; i <= N; ++i)
+      e = e + weight(i) * v[i] * tg::sqrt(1.0 + v[N + 1 + i] * v[N + 1 + i]);
     return e;
   };
   p.constraints = [&](std::span<const tg::Scalar> v) {
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < N; ++i)  // x' = u, by the trapezoid rule
       g.push_back(v[i + 1] - v[i] - 0.5 * h * (v[N + 1 + i] + v[N + 2 + i]));
     tg::Scalar len = 0.0;
-    for (int i = 0; i <= N; ++i) len = len + weight(i) * tg::sqrt(1.0 + v[N + 1 + i] * v[N + 1 + i]);
+    for (int i = 0; i <= N; ++i)
+      len = len + weight(i) * tg::sqrt(1.0 + v[N + 1 + i] * v[N + 1 + i]);
     g.push_back(len);
     return g;
   };
@@ -53,10 +55,10 @@ int main(int argc, char** argv) {
   std::printf("Jacobian %zu nonzeros in %u %s groups; Hessian %zu nonzeros in %u colors\n",
               r.jacobian_nnz, r.jacobian_colors, r.jacobian_by_rows ? "row" : "column",
               r.hessian_nnz, r.hessian_colors);
-  std::printf("solve %.3f s: set-up (recording, patterns, colorings) %.3f s, derivatives %.3f s "
-              "(%.0f%%), Ipopt's own work the rest\n",
-              r.seconds, r.setup_seconds, r.derivative_seconds,
-              100 * r.derivative_seconds / r.seconds);
+  std::printf(
+      "solve %.3f s: set-up (recording, patterns, colorings) %.3f s, derivatives %.3f s "
+      "(%.0f%%), Ipopt's own work the rest\n",
+      r.seconds, r.setup_seconds, r.derivative_seconds, 100 * r.derivative_seconds / r.seconds);
   std::printf("calls: f %zu, gradient %zu, g %zu, Jacobian %zu, Hessian %zu\n", r.f_calls,
               r.grad_calls, r.g_calls, r.jac_calls, r.hess_calls);
   return r.solved && std::abs(r.objective - 5.0684801110) < 1e-5 ? 0 : 1;

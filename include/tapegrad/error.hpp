@@ -2,8 +2,8 @@
 // Every failure tapegrad reports is a tapegrad::Error whose message names the
 // operation, the values involved (shapes, indices, file names) and, where one
 // exists, what to do about it.
-#include <stdexcept>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 

@@ -75,13 +75,15 @@ class ScalarArrays {
   bool has_room(std::uint32_t k) const { return n_ + k <= limit_; }
   void set_special(bool on) { special_ = on, limit_ = on ? 0 : cap_; }
   // Requires room (has_room() or reserve_one()).
-  [[gnu::always_inline]] void push(std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
+  [[gnu::always_inline]] void push(std::uint32_t a_op, std::uint32_t b, double da, double db,
+                                   double v) {
     put(n_, a_op, b, da, db, v);
     ++n_;
   }
   // Writes node i without touching the size (requires has_room(k) for the
   // k nodes written from size(); set_size ends the batch).
-  [[gnu::always_inline]] void put(std::uint32_t i, std::uint32_t a_op, std::uint32_t b, double da, double db, double v) {
+  [[gnu::always_inline]] void put(std::uint32_t i, std::uint32_t a_op, std::uint32_t b, double da,
+                                  double db, double v) {
     ScalarEdges* e = e_ + i;
     e->a_op = a_op;
     e->b = b;

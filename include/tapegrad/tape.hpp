@@ -43,7 +43,6 @@ namespace detail {
 struct HigherOrder;
 }
 
-
 // How a recorded comparison compares (see replay.hpp).
 enum class Compare : std::uint8_t { lt, le, gt, ge, eq, ne };
 const char* compare_symbol(Compare c);

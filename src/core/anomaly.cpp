@@ -94,11 +94,12 @@ void Tape::check_tensor_forward(std::uint32_t t) const {
   std::string ins;
   for (int k = 0; k < n.n_in; ++k)
     ins += fmt::format("{}t{} {}", k ? ", " : "", n.in[k], tnodes_[n.in[k]].shape.str());
-  throw_anomaly(fmt::format(
-      "{} in the forward sweep: element {} of tensor node t{}{} ({}, shape {}, {}{}{}){}", what,
-      i, t, n.label ? fmt::format(" '{}'", n.label) : std::string(), n.op->name, n.shape.str(),
-      dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
-      n.scope == kNone ? std::string() : fmt::format(", in scope '{}'", scope_names_[n.scope])),
+  throw_anomaly(
+      fmt::format(
+          "{} in the forward sweep: element {} of tensor node t{}{} ({}, shape {}, {}{}{}){}", what,
+          i, t, n.label ? fmt::format(" '{}'", n.label) : std::string(), n.op->name, n.shape.str(),
+          dtype_name(n.dtype), ins.empty() ? "" : ", inputs ", ins,
+          n.scope == kNone ? std::string() : fmt::format(", in scope '{}'", scope_names_[n.scope])),
       NodeKind::tensor, t);
 }
 
@@ -109,18 +110,20 @@ void Tape::check_tensor_backward(std::uint32_t t) {
     const char* what = nullptr;
     const std::int64_t i = first_bad(in.dtype, in.grad_or_null(), in.shape.numel(), &what);
     if (i >= 0)
-      throw_anomaly(fmt::format(
-          "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
-          "element {} of the gradient of its input {}, t{} ({}, shape {})",
-          what, t, n.op->name, n.shape.str(),
-          n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]), i,
-          k, n.in[k], in.op->name, in.shape.str()),
+      throw_anomaly(
+          fmt::format(
+              "{} in the backward sweep: the rule of tensor node t{} ({}, shape {}{}) sent it to "
+              "element {} of the gradient of its input {}, t{} ({}, shape {})",
+              what, t, n.op->name, n.shape.str(),
+              n.scope == kNone ? std::string() : fmt::format(", scope '{}'", scope_names_[n.scope]),
+              i, k, n.in[k], in.op->name, in.shape.str()),
           NodeKind::tensor, t);
   }
   if (n.scalar_in != kNone && !std::isfinite(adj_[n.scalar_in]))
-    throw_anomaly(fmt::format(
-        "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
-        std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in),
+    throw_anomaly(
+        fmt::format(
+            "{} in the backward sweep: the rule of tensor node t{} ({}) sent it to scalar node s{}",
+            std::isnan(adj_[n.scalar_in]) ? "NaN" : "infinity", t, n.op->name, n.scalar_in),
         NodeKind::tensor, t);
 }
 
@@ -136,11 +139,12 @@ void Tape::sweep_scalars_checked(std::uint32_t lo, std::uint32_t hi) {
     g[n.b] += n.db * gi;
     for (const auto& [in, local] : {std::pair{a, n.da}, std::pair{n.b, n.db}}) {
       if (in == 0 || std::isfinite(g[in])) continue;
-      throw_anomaly(fmt::format(
-          "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
-          "node s{} (upstream gradient {}, local partial {})",
-          std::isnan(g[in]) ? "NaN" : "infinity", i, op_label(*this, i), scalar_value(i),
-          in, gi, local),
+      throw_anomaly(
+          fmt::format(
+              "{} in the backward sweep: the rule of scalar node s{} ({}, value {}) sent it to "
+              "node s{} (upstream gradient {}, local partial {})",
+              std::isnan(g[in]) ? "NaN" : "infinity", i, op_label(*this, i), scalar_value(i), in,
+              gi, local),
           NodeKind::scalar, i);
     }
   }

@@ -65,7 +65,11 @@ class Reverser {
   void set_steps(std::int64_t n) { n_ = n; }
   Reverser(std::span<const double> params, std::int64_t n, const LoopStep& step,
            const LoopObjective& objective, LoopGradient& out)
-      : params_(params.begin(), params.end()), n_(n), step_(step), objective_(objective), out_(out) {
+      : params_(params.begin(), params.end()),
+        n_(n),
+        step_(step),
+        objective_(objective),
+        out_(out) {
     out_.grad_params.assign(params_.size(), 0.0);
   }
   // Second order along v: states then carry their tangents after their
@@ -136,7 +140,8 @@ class Reverser {
                               std::int64_t to) {
     std::vector<double> x = state;
     if (step_f_) {  // the compiled step: no tape at all
-      std::copy(params_.begin(), params_.end(), xp_.begin() + static_cast<std::ptrdiff_t>(x.size()));
+      std::copy(params_.begin(), params_.end(),
+                xp_.begin() + static_cast<std::ptrdiff_t>(x.size()));
       for (std::int64_t i = from; i < to; ++i) {
         std::copy(x.begin(), x.end(), xp_.begin());
         step_f_->values(xp_, x);
@@ -186,8 +191,8 @@ class Reverser {
     st = in;
     step_(st, pv, i);
     if (st.size() != in.size())
-      throw Error(fmt::format("checkpointed loop: step {} changed the state's size from {} to {}", i,
-                              in.size(), st.size()));
+      throw Error(fmt::format("checkpointed loop: step {} changed the state's size from {} to {}",
+                              i, in.size(), st.size()));
     if (i == n_ - 1) {
       const Scalar f = objective_(st, pv);
       out_.value = f.value();

@@ -49,7 +49,8 @@ constexpr std::size_t kScalarNodeBytes = sizeof(ScalarEdges) + sizeof(double);
 
 std::size_t Tape::tensor_bytes_in_use() const {
   std::size_t b = 0;
-  for (const TensorNode& n : tnodes_) b += n.value_buf.bytes() + n.grad_buf.bytes() + n.saved.bytes();
+  for (const TensorNode& n : tnodes_)
+    b += n.value_buf.bytes() + n.grad_buf.bytes() + n.saved.bytes();
   return b;
 }
 
@@ -86,7 +87,8 @@ TapeMemory Tape::memory() const {
   m.budget_bytes = budget_;
   std::map<std::string, std::size_t> count;
   std::vector<std::size_t> by_code(static_cast<std::size_t>(ScalarOp::count_));
-  for (std::uint32_t i = 1; i < scalars_.size(); ++i) ++by_code[static_cast<std::size_t>(scalar_op(i))];
+  for (std::uint32_t i = 1; i < scalars_.size(); ++i)
+    ++by_code[static_cast<std::size_t>(scalar_op(i))];
   for (std::size_t k = 0; k < by_code.size(); ++k)
     if (by_code[k]) count[scalar_op_name(static_cast<ScalarOp>(k))] += by_code[k];
   for (const TensorNode& n : tnodes_) ++count[n.op->name];

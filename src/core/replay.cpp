@@ -9,9 +9,9 @@
 
 #include "core/program.hpp"
 #include "core/rules.hpp"
-#include "tapegrad/userfn.hpp"
 #include "tapegrad/higher.hpp"
 #include "tapegrad/tensor.hpp"
+#include "tapegrad/userfn.hpp"
 
 namespace tapegrad {
 
@@ -162,7 +162,8 @@ ReplayStatus Tape::replay(std::uint32_t s_hi, std::uint32_t t_hi) {
       if (n.op->backward)
         throw Error(fmt::format(
             "replay: tensor node t{} ({}) has no forward rule, so it cannot be replayed{}", t,
-            n.op->name, origin(NodeKind::tensor, t).empty() ? "" : "; " + origin(NodeKind::tensor, t)));
+            n.op->name,
+            origin(NodeKind::tensor, t).empty() ? "" : "; " + origin(NodeKind::tensor, t)));
       continue;  // a leaf or a constant: its value is the caller's
     }
     n.op->forward(*this, t);

@@ -73,8 +73,9 @@ std::string SparsityPattern::to_svg() const {
   for (std::uint32_t r = 0; r < h; ++r)
     for (std::uint32_t c = 0; c < w; ++c)
       if (on[std::size_t(r) * w + c])
-        out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#1f4e8c\"/>\n",
-                           c * cell, r * cell, cell, cell);
+        out +=
+            fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#1f4e8c\"/>\n",
+                        c * cell, r * cell, cell, cell);
   return out + "</svg>\n";
 }
 

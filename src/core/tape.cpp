@@ -154,8 +154,8 @@ void Tape::throw_foreign_thread(const char* what) const {
 std::uint32_t Tape::push_slow(ScalarOp op, std::uint32_t a, std::uint32_t b, double da, double db,
                               double v, Site where) {
   if (budget_ && scalars_.size() == scalars_.capacity()) {
-    const std::size_t more = (scalars_.next_capacity() - scalars_.capacity()) *
-                             (sizeof(ScalarEdges) + sizeof(double));
+    const std::size_t more =
+        (scalars_.next_capacity() - scalars_.capacity()) * (sizeof(ScalarEdges) + sizeof(double));
     if (more) {
       const std::string site = site_str(where);
       charge(more, fmt::format("'{}'{} (growing the scalar arrays from {} to {} nodes)",

@@ -151,11 +151,11 @@ static void item_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
   });
 }
 static const TensorOpDef kItem{.name = "item",
-                              .forward = &item_forward,
-                              .backward = &item_backward,
-                              .jvp = &item_jvp,
-                              .curvature = &no_curvature,
-                              .gate = Gate::copies};
+                               .forward = &item_forward,
+                               .backward = &item_backward,
+                               .jvp = &item_jvp,
+                               .curvature = &no_curvature,
+                               .gate = Gate::copies};
 
 Scalar Tensor::item(Site where) const {
   Tape& tape = checked("item");

@@ -15,9 +15,9 @@
 
 namespace tapegrad {
 namespace detail {
-TensorOpDef user_unary_def(const char* name);  // unary.cpp
+TensorOpDef user_unary_def(const char* name);    // unary.cpp
 TensorAttrs user_unary_attrs(std::uint32_t id);  // unary.cpp
-}
+}  // namespace detail
 namespace {
 
 using detail::grads_of;
@@ -145,10 +145,10 @@ void ext_backward(Tape& tape, std::uint32_t t) {
 void ext_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
   const ExternalFn& f = ext_of(tape, t);
   if (!f.rules.jvp)
-    throw Error(fmt::format(
-        "forward mode: external function '{}' (tensor node t{}) has no JVP rule; give "
-        "ExternalFunctionRules::jvp",
-        f.name, t));
+    throw Error(
+        fmt::format("forward mode: external function '{}' (tensor node t{}) has no JVP rule; give "
+                    "ExternalFunctionRules::jvp",
+                    f.name, t));
   const Gathered in = inputs_of(tape, t);
   const TensorNode& n = tape.tensor_node(t);
   std::vector<std::vector<double>> xdot;
@@ -196,8 +196,8 @@ double ScalarFunction::operator()(double x) const { return user_fn(id_).rules.va
 Scalar ScalarFunction::operator()(const Scalar& x, Site where) const {
   Tape& t = detail::operand(ScalarOp::custom, x);
   const detail::Partials p = detail::user_function_first(id_, t.scalar_value(x.index()));
-  return {t, t.push_scalar(ScalarOp::custom, x.index(), 0, p.da, static_cast<double>(id_), p.v,
-                           where)};
+  return {
+      t, t.push_scalar(ScalarOp::custom, x.index(), 0, p.da, static_cast<double>(id_), p.v, where)};
 }
 Tensor ScalarFunction::operator()(const Tensor& x, Site where) const {
   const UserFn& f = user_fn(id_);
@@ -207,11 +207,14 @@ Tensor ScalarFunction::operator()(const Tensor& x, Site where) const {
 void ScalarFunction::register_check(double lo, double hi) const {
   const ScalarFunction self = *this;
   using In = std::span<const Tensor>;
-  register_op_check({name() + "/scalar", {Shape{}},
+  register_op_check({name() + "/scalar",
+                     {Shape{}},
                      [self](In x) {
                        return scale(self(x[0].item()), ones(Shape{}, {DType::f64, false}));
                      },
-                     lo, hi, 0});
+                     lo,
+                     hi,
+                     0});
   register_op_check({name(), {Shape{2, 3}}, [self](In x) { return self(x[0]); }, lo, hi, 0});
 }
 
@@ -233,10 +236,10 @@ Partials user_function_first(double id_slot, double x) {
 double user_function_second(double id_slot, double x, double y) {
   const UserFn& f = user_fn(id_of_slot(id_slot));
   if (!f.rules.second)
-    throw Error(fmt::format(
-        "higher-order sweep: user function '{}' has no second derivative; give "
-        "ScalarFunctionRules::second",
-        f.name));
+    throw Error(
+        fmt::format("higher-order sweep: user function '{}' has no second derivative; give "
+                    "ScalarFunctionRules::second",
+                    f.name));
   return f.rules.second(x, y);
 }
 }  // namespace detail
@@ -248,28 +251,28 @@ ExternalFunction::ExternalFunction(std::string name, ExternalFunctionRules rules
     throw Error(fmt::format("ExternalFunction '{}': give both forward and vjp", name));
   auto* e = new ExternalFn{std::move(name), std::move(rules), {}};
   e->def = TensorOpDef{.name = e->name.c_str(),
-                      .forward = &ext_forward,
-                      .backward = &ext_backward,
-                      .jvp = &ext_jvp,
-                      .curvature = &ext_curvature};
+                       .forward = &ext_forward,
+                       .backward = &ext_backward,
+                       .jvp = &ext_jvp,
+                       .curvature = &ext_curvature};
   id_ = external_table().add(e, "ExternalFunction");
 }
 const std::string& ExternalFunction::name() const { return external_table().get(id_)->name; }
 
 Tensor ExternalFunction::operator()(std::initializer_list<Tensor> inputs, const Shape& out,
                                     Site where) const {
-  return record_op(external_table().get(id_)->def, inputs, out,
-                   TensorAttrs::of(ExternalAttrs{id_}), where);
+  return record_op(external_table().get(id_)->def, inputs, out, TensorAttrs::of(ExternalAttrs{id_}),
+                   where);
 }
 
 std::vector<Scalar> ExternalFunction::operator()(std::span<const Scalar> inputs,
                                                  std::size_t outputs, Site where) const {
-  if (inputs.empty())
-    throw Error(fmt::format("external function '{}': no inputs", name()));
+  if (inputs.empty()) throw Error(fmt::format("external function '{}': no inputs", name()));
   const auto n = static_cast<std::int64_t>(inputs.size());
   const auto m = static_cast<std::int64_t>(outputs);
   std::vector<Tensor> parts;
-  for (const Scalar& s : inputs) parts.push_back(scale(s, ones(Shape{1}, {DType::f64, false}), where));
+  for (const Scalar& s : inputs)
+    parts.push_back(scale(s, ones(Shape{1}, {DType::f64, false}), where));
   const Tensor x = n == 1 ? parts[0] : concat(parts, 0, where);
   const Tensor y = reshape((*this)({x}, Shape{m}, where), Shape{m, 1}, where);
   std::vector<Scalar> out;

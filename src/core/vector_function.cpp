@@ -29,12 +29,18 @@ void zeroed(std::vector<double>& a, std::size_t size) {
 namespace {
 bool holds(Compare how, double a, double b) {
   switch (how) {
-    case Compare::lt: return a < b;
-    case Compare::le: return a <= b;
-    case Compare::gt: return a > b;
-    case Compare::ge: return a >= b;
-    case Compare::eq: return a == b;
-    case Compare::ne: return a != b;
+    case Compare::lt:
+      return a < b;
+    case Compare::le:
+      return a <= b;
+    case Compare::gt:
+      return a > b;
+    case Compare::ge:
+      return a >= b;
+    case Compare::eq:
+      return a == b;
+    case Compare::ne:
+      return a != b;
   }
   return false;
 }
@@ -205,10 +211,10 @@ VectorFunction::VectorFunction(const Tape& tape, std::span<const Scalar> inputs,
     if (&x.tape() != &tape)
       throw Error(fmt::format("VectorFunction: input {} lives on another tape", k));
     if (x.op() != ScalarOp::leaf)
-      throw Error(fmt::format(
-          "VectorFunction: input {} (s{}) is a '{}' node; inputs must be variables "
-          "(tape.variable)",
-          k, x.index(), scalar_op_name(x.op())));
+      throw Error(
+          fmt::format("VectorFunction: input {} (s{}) is a '{}' node; inputs must be variables "
+                      "(tape.variable)",
+                      k, x.index(), scalar_op_name(x.op())));
     if (!slot.emplace(x.index(), static_cast<std::uint32_t>(k + 1)).second)
       throw Error(fmt::format("VectorFunction: input {} (s{}) is given twice", k, x.index()));
     lo = std::min(lo, x.index());
@@ -362,8 +368,8 @@ std::size_t VectorFunction::operations() const { return prog_->ops.size(); }
 namespace {
 void check_size(const char* what, const char* name, std::size_t got, std::size_t want) {
   if (got != want)
-    throw Error(fmt::format("VectorFunction::{}: {} has {} entries, expected {}", what, name, got,
-                            want));
+    throw Error(
+        fmt::format("VectorFunction::{}: {} has {} entries, expected {}", what, name, got, want));
 }
 void copy_outputs(const detail::VProgram& P, const detail::Workspace& ws, std::span<double> y,
                   const char* what) {
@@ -381,8 +387,8 @@ void VectorFunction::values(std::span<const double> x, std::span<double> y) cons
   copy_outputs(*prog_, ws, y, "values");
 }
 
-void VectorFunction::jvp(std::span<const double> x, std::span<const double> v,
-                         std::span<double> jv, std::span<double> y) const {
+void VectorFunction::jvp(std::span<const double> x, std::span<const double> v, std::span<double> jv,
+                         std::span<double> y) const {
   const detail::VProgram& P = *prog_;
   check_size("jvp", "x", x.size(), P.n);
   check_size("jvp", "v", v.size(), P.n);
@@ -396,8 +402,8 @@ void VectorFunction::jvp(std::span<const double> x, std::span<const double> v,
   copy_outputs(P, ws, y, "jvp");
 }
 
-void VectorFunction::vjp(std::span<const double> x, std::span<const double> u,
-                         std::span<double> uj, std::span<double> y) const {
+void VectorFunction::vjp(std::span<const double> x, std::span<const double> u, std::span<double> uj,
+                         std::span<double> y) const {
   const detail::VProgram& P = *prog_;
   check_size("vjp", "x", x.size(), P.n);
   check_size("vjp", "u", u.size(), P.out.size());

@@ -97,7 +97,8 @@ std::string detail::build_dot(Tape& tape, NodeId root, const DotOptions& opt) {
           const Gate gate = detail::scalar_gate(op);
           if (gate == Gate::routes && local == 0) out.label += "\n(routed away)";
           if (gate == Gate::switches && local != 0) out.label += " (other input)";
-          if (gate == Gate::distributes) out.label += op == ScalarOp::lin ? " (weight)" : " (distributes)";
+          if (gate == Gate::distributes)
+            out.label += op == ScalarOp::lin ? " (weight)" : " (distributes)";
         }
       } else {
         const auto& g = tgrads[k];

@@ -8,8 +8,8 @@
 #include <random>
 
 #include "core/rules.hpp"
-#include "tapegrad/userfn.hpp"
 #include "inspect/graph.hpp"
+#include "tapegrad/userfn.hpp"
 
 namespace tapegrad {
 namespace {

@@ -5,8 +5,8 @@
 #include <map>
 
 #include "core/rules.hpp"
-#include "tapegrad/userfn.hpp"
 #include "inspect/graph.hpp"
+#include "tapegrad/userfn.hpp"
 
 namespace tapegrad {
 namespace {

@@ -2,10 +2,10 @@
 // Ipopt's TNLP callbacks answered from them (sparse.hpp).
 #include "tapegrad/ipopt.hpp"
 
+#include <fmt/format.h>
 #include <IpIpoptApplication.hpp>
 #include <IpSolveStatistics.hpp>
 #include <IpTNLP.hpp>
-#include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
@@ -25,22 +25,38 @@ double since(Clock::time_point t0) {
 
 const char* status_text(Ipopt::ApplicationReturnStatus s) {
   switch (s) {
-    case Ipopt::Solve_Succeeded: return "solved";
-    case Ipopt::Solved_To_Acceptable_Level: return "solved to an acceptable level";
-    case Ipopt::Infeasible_Problem_Detected: return "the problem looks infeasible";
-    case Ipopt::Search_Direction_Becomes_Too_Small: return "the search direction became too small";
-    case Ipopt::Diverging_Iterates: return "the iterates diverge";
-    case Ipopt::User_Requested_Stop: return "stopped by request";
-    case Ipopt::Feasible_Point_Found: return "a feasible point was found";
-    case Ipopt::Maximum_Iterations_Exceeded: return "the iteration limit was reached";
-    case Ipopt::Restoration_Failed: return "the restoration phase failed";
-    case Ipopt::Error_In_Step_Computation: return "error in the step computation";
-    case Ipopt::Maximum_CpuTime_Exceeded: return "the time limit was reached";
-    case Ipopt::Not_Enough_Degrees_Of_Freedom: return "not enough degrees of freedom";
-    case Ipopt::Invalid_Problem_Definition: return "invalid problem definition";
-    case Ipopt::Invalid_Option: return "invalid option";
-    case Ipopt::Invalid_Number_Detected: return "an evaluation gave NaN or infinity";
-    default: return "Ipopt failed";
+    case Ipopt::Solve_Succeeded:
+      return "solved";
+    case Ipopt::Solved_To_Acceptable_Level:
+      return "solved to an acceptable level";
+    case Ipopt::Infeasible_Problem_Detected:
+      return "the problem looks infeasible";
+    case Ipopt::Search_Direction_Becomes_Too_Small:
+      return "the search direction became too small";
+    case Ipopt::Diverging_Iterates:
+      return "the iterates diverge";
+    case Ipopt::User_Requested_Stop:
+      return "stopped by request";
+    case Ipopt::Feasible_Point_Found:
+      return "a feasible point was found";
+    case Ipopt::Maximum_Iterations_Exceeded:
+      return "the iteration limit was reached";
+    case Ipopt::Restoration_Failed:
+      return "the restoration phase failed";
+    case Ipopt::Error_In_Step_Computation:
+      return "error in the step computation";
+    case Ipopt::Maximum_CpuTime_Exceeded:
+      return "the time limit was reached";
+    case Ipopt::Not_Enough_Degrees_Of_Freedom:
+      return "not enough degrees of freedom";
+    case Ipopt::Invalid_Problem_Definition:
+      return "invalid problem definition";
+    case Ipopt::Invalid_Option:
+      return "invalid option";
+    case Ipopt::Invalid_Number_Detected:
+      return "an evaluation gave NaN or infinity";
+    default:
+      return "Ipopt failed";
   }
 }
 
@@ -61,9 +77,9 @@ VectorFunction record(std::span<const double> x0, const Problem& p, bool with_f,
     if (with_g) {
       std::vector<Scalar> g = p.constraints(x);
       if (g.size() != m)
-        throw Error(fmt::format(
-            "ipopt::solve: the constraints gave {} values; g_lower and g_upper have {}", g.size(),
-            m));
+        throw Error(
+            fmt::format("ipopt::solve: the constraints gave {} values; g_lower and g_upper have {}",
+                        g.size(), m));
       out.insert(out.end(), g.begin(), g.end());
     }
     return out;
@@ -74,8 +90,8 @@ class Nlp : public Ipopt::TNLP {
  public:
   Nlp(const Problem& p, Recorded& r, Result& res) : p_(p), r_(r), res_(res) {}
 
-  bool get_nlp_info(Ipopt::Index& n, Ipopt::Index& m, Ipopt::Index& nnz_jac,
-                    Ipopt::Index& nnz_h, IndexStyleEnum& style) override {
+  bool get_nlp_info(Ipopt::Index& n, Ipopt::Index& m, Ipopt::Index& nnz_jac, Ipopt::Index& nnz_h,
+                    IndexStyleEnum& style) override {
     n = static_cast<Ipopt::Index>(p_.x0.size());
     m = static_cast<Ipopt::Index>(p_.g_lower.size());
     nnz_jac = r_.jac ? static_cast<Ipopt::Index>(r_.jac->nnz()) : 0;
@@ -120,8 +136,11 @@ class Nlp : public Ipopt::TNLP {
   bool eval_grad_f(Ipopt::Index n, const Ipopt::Number* x, bool, Ipopt::Number* grad) override {
     ++res_.grad_calls;
     const double one = 1.0;
-    return guarded([&] { r_.f.vjp(xs(x), std::span<const double>(&one, 1), {grad, std::size_t(n)}); },
-                   true);
+    return guarded(
+        [&] {
+          r_.f.vjp(xs(x), std::span<const double>(&one, 1), {grad, std::size_t(n)});
+        },
+        true);
   }
   bool eval_g(Ipopt::Index, const Ipopt::Number* x, bool, Ipopt::Index m,
               Ipopt::Number* g) override {
@@ -180,13 +199,14 @@ void check(const Problem& p) {
   if (!p.objective) throw Error("ipopt::solve: no objective given");
   const auto sized = [&](const std::vector<double>& v, const char* name) {
     if (!v.empty() && v.size() != n)
-      throw Error(fmt::format("ipopt::solve: {} has {} entries for {} variables", name, v.size(), n));
+      throw Error(
+          fmt::format("ipopt::solve: {} has {} entries for {} variables", name, v.size(), n));
   };
   sized(p.x_lower, "x_lower");
   sized(p.x_upper, "x_upper");
   if (p.g_upper.size() != m)
-    throw Error(fmt::format("ipopt::solve: g_lower has {} entries and g_upper {}", m,
-                            p.g_upper.size()));
+    throw Error(
+        fmt::format("ipopt::solve: g_lower has {} entries and g_upper {}", m, p.g_upper.size()));
   if (m > 0 && !p.constraints)
     throw Error(fmt::format("ipopt::solve: {} constraint bounds given but no constraints", m));
   for (std::size_t i = 0; i < n; ++i)
@@ -205,10 +225,10 @@ Result solve(const Problem& problem, const Options& options) {
   check(problem);
   const auto t0 = Clock::now();
   const std::size_t m = problem.g_lower.size();
-  Recorded r{record(problem.x0, problem, true, false, m),
-             m ? record(problem.x0, problem, false, true, m)
-               : record(problem.x0, problem, true, false, m),
-             record(problem.x0, problem, true, m > 0, m), std::nullopt, std::nullopt};
+  Recorded r{
+      record(problem.x0, problem, true, false, m),
+      m ? record(problem.x0, problem, false, true, m) : record(problem.x0, problem, true, false, m),
+      record(problem.x0, problem, true, m > 0, m), std::nullopt, std::nullopt};
   Result res;
   if (m) {
     r.jac.emplace(r.g);

@@ -186,7 +186,8 @@ const TensorOpDef kAdd = binary_def<AddRule>("add", Gate::distributes);
 const TensorOpDef kSub = binary_def<SubRule>("sub", Gate::distributes, "(negated to b)");
 const TensorOpDef kMul =
     binary_def<MulRule>("mul", Gate::switches, nullptr, &binary_curvature<MulRule>);
-const TensorOpDef kDiv = binary_def<DivRule>("div", Gate::none, nullptr, &binary_curvature<DivRule>);
+const TensorOpDef kDiv =
+    binary_def<DivRule>("div", Gate::none, nullptr, &binary_curvature<DivRule>);
 const TensorOpDef kMaximum = binary_def<MaxRule>("maximum", Gate::routes);
 const TensorOpDef kMinimum = binary_def<MinRule>("minimum", Gate::routes);
 // atan2, hypot and fmod of two tensors, element by element.
@@ -334,7 +335,8 @@ const OpCheckRegistrar kElementwiseChecks = [] {
             "hypot", [](const Tensor&a, const Tensor&b) { return hypot(a, b); }, -2, 2),
         // a, b in [1, 2): the quotient 0.3 a + 2.2 stays in [2.5, 2.8), away from fmod's jumps
         binary_cases(
-            "fmod", [](const Tensor&a, const Tensor&b) { return fmod(a * 0.3 * b + b * 2.2, b); }, 1, 2)})
+            "fmod", [](const Tensor&a, const Tensor&b) { return fmod(a * 0.3 * b + b * 2.2, b); },
+            1, 2)})
     all.insert(all.end(), v.begin(), v.end());
   for (const OpCheckCase& c : all) register_op_check(c);
   return OpCheckRegistrar{};

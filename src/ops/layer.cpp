@@ -103,19 +103,19 @@ void layer_jvp(Tape& tape, std::uint32_t t, Tangents& tg) {
 }
 
 const TensorOpDef kLinear{.name = "linear",
-                       .forward = &layer_forward<false>,
-                       .backward = &layer_backward<false>,
-                       .jvp = &layer_jvp<false>,
-                       .curvature = &detail::bilinear_curvature,
-                       .gate = Gate::switches,
-                       .note = "(dx = g w, dw = g^T x), bias adds"};
+                          .forward = &layer_forward<false>,
+                          .backward = &layer_backward<false>,
+                          .jvp = &layer_jvp<false>,
+                          .curvature = &detail::bilinear_curvature,
+                          .gate = Gate::switches,
+                          .note = "(dx = g w, dw = g^T x), bias adds"};
 const TensorOpDef kAffine{.name = "affine",
-                       .forward = &layer_forward<true>,
-                       .backward = &layer_backward<true>,
-                       .jvp = &layer_jvp<true>,
-                       .curvature = &detail::bilinear_curvature,
-                       .gate = Gate::switches,
-                       .note = "(dx = g w^T, dw = x^T g), bias adds"};
+                          .forward = &layer_forward<true>,
+                          .backward = &layer_backward<true>,
+                          .jvp = &layer_jvp<true>,
+                          .curvature = &detail::bilinear_curvature,
+                          .gate = Gate::switches,
+                          .note = "(dx = g w^T, dw = x^T g), bias adds"};
 
 Tensor record(const TensorOpDef& def, const Tensor& x, const Tensor& w, const Tensor& b,
               Site where) {

@@ -188,10 +188,13 @@ void copy_back(Tape& tape, std::uint32_t t, std::uint32_t ix, std::int64_t offse
     using T = decltype(z);
     const T* g = static_cast<const T*>(tape.tensor_node(t).grad);
     T* gx = grads_of<T>(tape, ix) + offset;
-    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i) gx[i] += g[i];
+    for (std::int64_t i = 0, count = tape.tensor_node(t).shape.numel(); i < count; ++i)
+      gx[i] += g[i];
   });
 }
-void reshape_backward(Tape& tape, std::uint32_t t) { copy_back(tape, t, tape.tensor_node(t).in[0], 0); }
+void reshape_backward(Tape& tape, std::uint32_t t) {
+  copy_back(tape, t, tape.tensor_node(t).in[0], 0);
+}
 // A copy of a contiguous run of the input (reshape: all of it; slice_rows:
 // its rows), starting at a flat offset.
 struct CopyAttrs {

@@ -37,9 +37,7 @@ struct TableRule {
   }
   template <class T>
   requires detail::Curved1<R>
-  static T d2f(T x, T y, double) {
-    return R::d2(x, y);
-  }
+  static T d2f(T x, T y, double) { return R::d2(x, y); }
 };
 struct PowRule {  // d x^p = p x^(p-1)
   static constexpr const char* name = "pow";
@@ -266,11 +264,11 @@ void scale_curvature(Tape& tape, std::uint32_t t, Tangents& tg) {
   });
 }
 const TensorOpDef kScale{.name = "scale",
-                        .forward = &scale_forward,
-                        .backward = &scale_backward,
-                        .jvp = &scale_jvp,
-                        .curvature = &scale_curvature,
-                        .gate = Gate::switches};
+                         .forward = &scale_forward,
+                         .backward = &scale_backward,
+                         .jvp = &scale_jvp,
+                         .curvature = &scale_curvature,
+                         .gate = Gate::switches};
 
 }  // namespace
 
@@ -303,10 +301,8 @@ Tensor neg(const Tensor& x, Site where) { return unary<TableRule<ScalarOp::neg>>
 #define TAPEGRAD_TENSOR_unary_op(name)
 #define TAPEGRAD_TENSOR_binary_op(name)
 #define TAPEGRAD_TENSOR_binary_fn(name)
-#define TAPEGRAD_TENSOR_unary_fn(name)                 \
-  Tensor name(const Tensor& x, Site where) {           \
-    return unary<TableRule<ScalarOp::name>>(x, where); \
-  }
+#define TAPEGRAD_TENSOR_unary_fn(name) \
+  Tensor name(const Tensor& x, Site where) { return unary<TableRule<ScalarOp::name>>(x, where); }
 TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
 #undef TAPEGRAD_X
 Tensor pow(const Tensor& x, double p, Site where) { return unary<PowRule>(x, where, p); }

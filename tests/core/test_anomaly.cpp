@@ -170,7 +170,8 @@ TEST_CASE("CallSite: the outermost one names the nodes, and it ends with its sco
              Contains("created at ") && Contains(", called from ") && Contains(here(outer_line)));
   tg::Tensor z = block(x);
   const int line = __LINE__ - 1;
-  CHECK_THAT(tape.origin(tg::NodeKind::tensor, z.index()), Contains(", called from ") && Contains(here(line)));
+  CHECK_THAT(tape.origin(tg::NodeKind::tensor, z.index()),
+             Contains(", called from ") && Contains(here(line)));
   tg::Tensor w = tg::exp(x);
   CHECK_THAT(tape.origin(tg::NodeKind::tensor, w.index()), !Contains("called from"));
   CHECK(tape.call_site().line() == 0);

@@ -76,7 +76,8 @@ TEST_CASE("a checkpointed loop gives the one-tape gradient with the least recomp
   }
   // And against finite differences of the parameter.
   const auto value = [&](double c) {
-    return tg::checkpointed_gradient(q0, std::vector<double>{c}, 30, 3, lw_step, lw_objective).value;
+    return tg::checkpointed_gradient(q0, std::vector<double>{c}, 30, 3, lw_step, lw_objective)
+        .value;
   };
   const double h = 1e-6, fd = (value(0.125 + h) - value(0.125 - h)) / (2 * h);
   CHECK(tg::checkpointed_gradient(q0, p, 30, 3, lw_step, lw_objective).grad_params[0] ==
@@ -136,7 +137,8 @@ TEST_CASE("an online checkpointed loop finds its length and gives the one-tape g
   }
   // A loop that ends on an event of the state: q[0] has risen past a level.
   const tg::LoopDone event = [](std::span<const double> q, std::int64_t) { return q[0] > 1.9; };
-  const tg::LoopGradient g = tg::checkpointed_gradient_online(q0, p, 4, lw_step, event, lw_objective);
+  const tg::LoopGradient g =
+      tg::checkpointed_gradient_online(q0, p, 4, lw_step, event, lw_objective);
   const tg::LoopGradient ref =
       tg::taped_gradient(q0, p, static_cast<std::int64_t>(g.taped), lw_step, lw_objective);
   CHECK(g.taped > 1);
@@ -144,9 +146,8 @@ TEST_CASE("an online checkpointed loop finds its length and gives the one-tape g
     CHECK(g.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
   // A loop that never ends is an error, not a hang.
   const tg::LoopDone never = [](std::span<const double>, std::int64_t) { return false; };
-  CHECK_THROWS_WITH(
-      tg::checkpointed_gradient_online(q0, p, 4, lw_step, never, lw_objective, 50),
-      Catch::Contains("did not hold after 50 steps"));
+  CHECK_THROWS_WITH(tg::checkpointed_gradient_online(q0, p, 4, lw_step, never, lw_objective, 50),
+                    Catch::Contains("did not hold after 50 steps"));
 }
 
 TEST_CASE("H v through a checkpointed loop equals the one-tape H v and finite differences",
@@ -173,10 +174,10 @@ TEST_CASE("H v through a checkpointed loop equals the one-tape H v and finite di
     const double e = 1e-6;
     std::vector<double> qa = q0, qb = q0;
     for (std::size_t i = 0; i < q0.size(); ++i) qa[i] += e * vq[i], qb[i] -= e * vq[i];
-    const tg::LoopGradient ga = tg::taped_gradient(qa, std::vector<double>{p[0] + e * vp[0]}, n,
-                                                   lw_step, lw_objective);
-    const tg::LoopGradient gb = tg::taped_gradient(qb, std::vector<double>{p[0] - e * vp[0]}, n,
-                                                   lw_step, lw_objective);
+    const tg::LoopGradient ga =
+        tg::taped_gradient(qa, std::vector<double>{p[0] + e * vp[0]}, n, lw_step, lw_objective);
+    const tg::LoopGradient gb =
+        tg::taped_gradient(qb, std::vector<double>{p[0] - e * vp[0]}, n, lw_step, lw_objective);
     for (std::size_t i = 0; i < q0.size(); ++i)
       CHECK(ref.hv_state[i] ==
             Approx((ga.grad_state[i] - gb.grad_state[i]) / (2 * e)).epsilon(1e-5).margin(1e-7));
@@ -212,7 +213,8 @@ TEST_CASE("a checkpointed loop can replay its compiled step instead of running i
   for (std::size_t i = 0; i < online.grad_state.size(); ++i)
     CHECK(online.grad_state[i] == Approx(ref.grad_state[i]).epsilon(1e-12).margin(1e-15));
   // A step whose recorded branch flips is reported, not replayed wrongly.
-  const tg::LoopStep clamp = [](std::span<tg::Scalar> q, std::span<const tg::Scalar>, std::int64_t) {
+  const tg::LoopStep clamp = [](std::span<tg::Scalar> q, std::span<const tg::Scalar>,
+                                std::int64_t) {
     for (tg::Scalar& x : q) x = x < 1.7 ? x * 1.01 : x * 0.99;
   };
   CHECK_THROWS_AS(tg::checkpointed_gradient(q0, p, 40, 4, clamp, lw_objective, replay),

@@ -118,7 +118,8 @@ TEST_CASE("an op's attributes come back as the struct that stored them, or an er
   tg::TensorAttrs a = tg::TensorAttrs::of(Slope{0.25});
   CHECK_FALSE(a.empty());
   CHECK(a.get<Slope>().value == 0.25);
-  CHECK_THROWS_WITH(a.get<Axis>(), Catch::Contains("read as a type other than the one the op stored"));
+  CHECK_THROWS_WITH(a.get<Axis>(),
+                    Catch::Contains("read as a type other than the one the op stored"));
   a.set(Axis{-1, true});
   CHECK(a.get<Axis>().axis == -1);
   CHECK(a.get<Axis>().keepdims);

@@ -29,18 +29,42 @@ struct RandomGraph {
     for (std::size_t k = 0; k < ops; ++k) {
       const tg::Scalar a = pick(), b = pick();
       switch (rng() % 12) {
-        case 0: v.push_back(a + b); break;
-        case 1: v.push_back(a - 2.0 * b); break;
-        case 2: v.push_back(tg::tanh(a) * b); break;
-        case 3: v.push_back(a / (1.5 + tg::sin(b))); break;
-        case 4: v.push_back(tg::sin(a)); break;
-        case 5: v.push_back(tg::exp(0.3 * tg::tanh(a))); break;
-        case 6: v.push_back(tg::hypot(a, b) + 0.5); break;
-        case 7: v.push_back(tg::atan2(a, 2.0 + tg::tanh(b))); break;
-        case 8: v.push_back(tg::sqrt(1.0 + a * a)); break;
-        case 9: v.push_back(3.0 * a + 1.0); break;
-        case 10: v.push_back(tg::max(a, b) * a); break;
-        default: v.push_back(tg::tanh(a * b)); break;
+        case 0:
+          v.push_back(a + b);
+          break;
+        case 1:
+          v.push_back(a - 2.0 * b);
+          break;
+        case 2:
+          v.push_back(tg::tanh(a) * b);
+          break;
+        case 3:
+          v.push_back(a / (1.5 + tg::sin(b)));
+          break;
+        case 4:
+          v.push_back(tg::sin(a));
+          break;
+        case 5:
+          v.push_back(tg::exp(0.3 * tg::tanh(a)));
+          break;
+        case 6:
+          v.push_back(tg::hypot(a, b) + 0.5);
+          break;
+        case 7:
+          v.push_back(tg::atan2(a, 2.0 + tg::tanh(b)));
+          break;
+        case 8:
+          v.push_back(tg::sqrt(1.0 + a * a));
+          break;
+        case 9:
+          v.push_back(3.0 * a + 1.0);
+          break;
+        case 10:
+          v.push_back(tg::max(a, b) * a);
+          break;
+        default:
+          v.push_back(tg::tanh(a * b));
+          break;
       }
     }
     // Outputs: m values spread over the graph, inputs excluded.
@@ -239,12 +263,11 @@ TEST_CASE("banded and arrowhead structures get the colors their shapes allow", "
   });
   const tg::SparseHessian ah(arrow);
   CHECK(ah.nnz() == 2 * n - 2);  // (i, 0) and (i, i) for i >= 1
-  CHECK(ah.colors() == 2);  // x_0 one color, the rest the other
+  CHECK(ah.colors() == 2);       // x_0 one color, the rest the other
   std::vector<double> x = point(n, 3), hv(ah.nnz()), H(n * n);
   ah.evaluate(x, std::vector<double>{1.0}, hv);
   arrow.hessian(x, std::vector<double>{1.0}, H);
-  for (std::size_t k = 0; k < hv.size(); ++k)
-    CHECK(hv[k] == H[ah.rows()[k] * n + ah.cols()[k]]);
+  for (std::size_t k = 0; k < hv.size(); ++k) CHECK(hv[k] == H[ah.rows()[k] * n + ah.cols()[k]]);
   // A dense row (one output of every input) over a banded block: columns
   // would need n colors, rows need 3.
   const tg::VectorFunction mixed = tg::VectorFunction::record(point(n, 4), [&](auto x) {

@@ -64,9 +64,8 @@ void bad_square_backward(tg::Tape& tape, std::uint32_t t) {
   for (std::int64_t i = 0; i < n.shape.numel(); ++i)
     gx[i] += g[i] * 3 * x[i];  // wrong: d(x^2)/dx = 2x
 }
-const tg::TensorOpDef kBadSquare{.name = "test_wrong_square",
-                                 .forward = &bad_square_forward,
-                                 .backward = &bad_square_backward};
+const tg::TensorOpDef kBadSquare{
+    .name = "test_wrong_square", .forward = &bad_square_forward, .backward = &bad_square_backward};
 // Passes the caller's line on, as a library op does.
 tg::Tensor bad_square(const tg::Tensor& x, tg::Site where = tg::Site::current()) {
   return tg::record_op(kBadSquare, {x}, x.shape(), {}, where);

@@ -134,7 +134,9 @@ TEST_CASE("ipopt::solve reports bad problems clearly", "[ipopt]") {
   CHECK_THROWS_WITH(ip::solve(p), Catch::Contains("no constraints"));
   p.constraints = [](std::span<const tg::Scalar> x) { return std::vector<tg::Scalar>{x[0], x[1]}; };
   CHECK_THROWS_WITH(ip::solve(p), Catch::Contains("the constraints gave 2 values"));
-  p.constraints = [](std::span<const tg::Scalar> x) { return std::vector<tg::Scalar>{x[0] + x[1]}; };
+  p.constraints = [](std::span<const tg::Scalar> x) {
+    return std::vector<tg::Scalar>{x[0] + x[1]};
+  };
   ip::Options o;
   o.strings = {{"no_such_option", "x"}};
   CHECK_THROWS_WITH(ip::solve(p, o), Catch::Contains("no_such_option"));

@@ -308,11 +308,12 @@ tg::Scalar lw_loop_objective(std::span<const tg::Scalar> q, std::span<const tg::
 void BM_LaxWendroffLoopTaped(benchmark::State& state) {
   const std::vector<double> q0 = bp::lw_initial();
   tg::LoopGradient g;
-  for (auto _ : state) g = tg::taped_gradient(q0, {}, state.range(0), lw_loop_step, lw_loop_objective);
+  for (auto _ : state)
+    g = tg::taped_gradient(q0, {}, state.range(0), lw_loop_step, lw_loop_objective);
   state.counters["tape_MB"] = static_cast<double>(g.peak_tape_bytes) / 1e6;
-  state.counters["us_per_step"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * state.range(0)),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 void BM_LaxWendroffLoopCheckpointed(benchmark::State& state) {
   const std::vector<double> q0 = bp::lw_initial();
@@ -324,9 +325,9 @@ void BM_LaxWendroffLoopCheckpointed(benchmark::State& state) {
   state.counters["snapshots_MB"] = static_cast<double>(g.max_snapshots * 100 * 8) / 1e6;
   state.counters["advances_per_step"] =
       static_cast<double>(g.advances) / static_cast<double>(state.range(0));
-  state.counters["us_per_step"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * state.range(0)),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 // The same loop with its length found while it runs (online checkpointing):
 // done() holds after `steps` steps, unknown to the schedule.
@@ -344,8 +345,9 @@ void BM_LaxWendroffLoopOnline(benchmark::State& state) {
   state.counters["offline_advances_per_step"] =
       static_cast<double>(tg::checkpoint_advances(n, static_cast<int>(state.range(1)))) /
       static_cast<double>(n);
-  state.counters["us_per_step"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * n), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * n),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 // The same checkpointed loop with the step recorded once and replayed.
 void BM_LaxWendroffLoopReplayed(benchmark::State& state) {
@@ -356,9 +358,9 @@ void BM_LaxWendroffLoopReplayed(benchmark::State& state) {
                                   lw_loop_step, lw_loop_objective, {.replay = true});
   state.counters["advances_per_step"] =
       static_cast<double>(g.advances) / static_cast<double>(state.range(0));
-  state.counters["us_per_step"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * state.range(0)),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_LaxWendroffLoopReplayed)
     ->Args({10'000, 100})
@@ -375,9 +377,9 @@ void BM_LaxWendroffLoopHvp(benchmark::State& state) {
     h = tg::checkpointed_hvp(q0, {}, state.range(0), static_cast<int>(state.range(1)), lw_loop_step,
                              lw_loop_objective, v, {});
   state.counters["tape_MB"] = static_cast<double>(h.peak_tape_bytes) / 1e6;
-  state.counters["us_per_step"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * state.range(0)),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 #ifdef TAPEGRAD_BENCH_ADOLC
 // ADOL-C's own checkpointing (checkpointing.h: revolve inside a taped
@@ -422,9 +424,9 @@ void BM_LaxWendroffLoopAdolc(benchmark::State& state) {
     gradient(21, nx, const_cast<double*>(q0.data()), grad.data());
     benchmark::DoNotOptimize(grad.data());
   }
-  state.counters["us_per_step"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * state.range(0)),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["us_per_step"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * state.range(0)),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_LaxWendroffLoopAdolc)
     ->Args({10'000, 100})

@@ -113,8 +113,8 @@ Ours record_ours(int which, bool jac) {
     o.F = std::make_unique<tg::VectorFunction>(tg::VectorFunction::record(
         x0, [&](std::span<const tg::Scalar> x) { return vector_problem(which, x); }));
   } else {
-    o.f = std::make_unique<tg::VectorFunction>(tg::VectorFunction::record(
-        x0, [&](std::span<const tg::Scalar> x) {
+    o.f = std::make_unique<tg::VectorFunction>(
+        tg::VectorFunction::record(x0, [&](std::span<const tg::Scalar> x) {
           return std::vector<tg::Scalar>{scalar_problem(which, x)};
         }));
   }
@@ -275,7 +275,8 @@ void BM_SparseHessianAdolc(benchmark::State& state) {
     for (std::size_t k = 0; k < H.nnz(); ++k) {
       const std::uint32_t r = H.rows()[k], j = H.cols()[k];
       std::uint32_t same = 0;
-      for (std::uint32_t q = P.row_start[r]; q < P.row_start[r + 1]; ++q) same += c[P.col[q]] == c[j];
+      for (std::uint32_t q = P.row_start[r]; q < P.row_start[r + 1]; ++q)
+        same += c[P.col[q]] == c[j];
       from[k] = same == 1 ? std::pair{r, c[j]} : std::pair{j, c[r]};
     }
   }
@@ -299,7 +300,8 @@ std::vector<unsigned int*> adolc_rows(const tg::SparsityPattern& p,
   std::vector<unsigned int*> rows(p.rows);
   for (std::uint32_t r = 0; r < p.rows; ++r) {
     store[r].push_back(p.row_start[r + 1] - p.row_start[r]);
-    for (std::uint32_t k = p.row_start[r]; k < p.row_start[r + 1]; ++k) store[r].push_back(p.col[k]);
+    for (std::uint32_t k = p.row_start[r]; k < p.row_start[r + 1]; ++k)
+      store[r].push_back(p.col[k]);
     rows[r] = store[r].data();
   }
   return rows;
@@ -318,9 +320,8 @@ void BM_SparseColors(benchmark::State& state) {
   const tg::SparsityPattern& jp = J.pattern();
   std::vector<unsigned int*> jrows = adolc_rows(jp, store);
   const char* side = J.by_rows() ? "ROW_PARTIAL_DISTANCE_TWO" : "COLUMN_PARTIAL_DISTANCE_TWO";
-  ColPack::BipartiteGraphPartialColoringInterface bj(SRC_MEM_ADOLC, jrows.data(),
-                                                      static_cast<int>(jp.rows),
-                                                      static_cast<int>(jp.cols));
+  ColPack::BipartiteGraphPartialColoringInterface bj(
+      SRC_MEM_ADOLC, jrows.data(), static_cast<int>(jp.rows), static_cast<int>(jp.cols));
   bj.PartialDistanceTwoColoring("SMALLEST_LAST", side);
   state.counters["colpack_jac"] = bj.GetVertexColorCount();
   std::vector<std::vector<unsigned int>> hstore;

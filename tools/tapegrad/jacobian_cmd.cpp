@@ -24,8 +24,8 @@ std::vector<std::string> split_expressions(const std::string& text, const char* 
     e.erase(e.find_last_not_of(" \t\n") + 1);
     if (e.empty()) {
       if (end == std::string::npos && !out.empty()) break;  // a trailing ';'
-      throw Error(fmt::format("{}: expression {} is empty (expressions are separated by ';')",
-                              cmd, out.size() + 1));
+      throw Error(fmt::format("{}: expression {} is empty (expressions are separated by ';')", cmd,
+                              out.size() + 1));
     }
     out.push_back(e);
     if (end == std::string::npos) break;
@@ -63,18 +63,21 @@ int run_jacobian_in(const JacobianOptions& o, Spans& spans, std::size_t& which) 
   std::vector<double> sv(S.nnz());
   S.evaluate(x, sv);
   if (!o.pattern.empty()) {
-    const std::string pic = o.pattern.ends_with(".svg") ? S.pattern().to_svg() : S.pattern().to_text();
+    const std::string pic =
+        o.pattern.ends_with(".svg") ? S.pattern().to_svg() : S.pattern().to_text();
     if (o.pattern == "-") {
       fmt::print("{}", pic);
       return 0;
     }
     std::ofstream out(o.pattern, std::ios::binary);
     out << pic;
-    if (!out.good()) throw Error(fmt::format("jacobian: cannot write the pattern to '{}'", o.pattern));
+    if (!out.good())
+      throw Error(fmt::format("jacobian: cannot write the pattern to '{}'", o.pattern));
   }
   if (o.json) {
     std::string s = "{\n  \"inputs\": [";
-    for (std::size_t c = 0; c < n; ++c) s += fmt::format("{}{}", c ? ", " : "", json_str(at[c].first));
+    for (std::size_t c = 0; c < n; ++c)
+      s += fmt::format("{}{}", c ? ", " : "", json_str(at[c].first));
     s += "],\n  \"outputs\": [";
     for (std::size_t r = 0; r < m; ++r) s += fmt::format("{}{}", r ? ", " : "", json_str(exprs[r]));
     s += "],\n  \"values\": [";
@@ -96,7 +99,8 @@ int run_jacobian_in(const JacobianOptions& o, Spans& spans, std::size_t& which) 
       s += "[";
       for (std::size_t r = 0; r < m; ++r) {
         s += r ? ",\n    [" : "\n    [";
-        for (std::size_t c = 0; c < n; ++c) s += fmt::format("{}{}", c ? ", " : "", json_num(J[r * n + c]));
+        for (std::size_t c = 0; c < n; ++c)
+          s += fmt::format("{}{}", c ? ", " : "", json_num(J[r * n + c]));
         s += "]";
       }
       s += "\n  ]";

@@ -332,10 +332,9 @@ int run_train(const TrainOptions& o) {
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
       float_gemm_backend(), dist::size(), allreduce_ms, trainer.tape().memory().peak_bytes,
-      json_str(o.data), join(sizes),
-      json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule,
-      o.batch_size, o.epochs, o.seed, num_threads(), replicas, fused ? "true" : "false",
-      o.resume ? "true" : "false");
+      json_str(o.data), join(sizes), json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum,
+      o.weight_decay, o.schedule, o.batch_size, o.epochs, o.seed, num_threads(), replicas,
+      fused ? "true" : "false", o.resume ? "true" : "false");
   write_file(out / "summary.json", json);
   const std::string summary = fmt::format(
       "tapegrad training summary\n"

@@ -155,6 +155,7 @@ class Trainer {
   void set_loss(LossFn loss) { loss_ = std::move(loss); }
   // Callbacks run in the order added; the trainer does not own them.
   void add_callback(Callback& cb) { callbacks_.push_back(&cb); }
+  void clear_callbacks() { callbacks_.clear(); }
   // Spreads fit() and evaluate() over a group of processes (not owned);
   // nullptr for one process.
   void set_group(ProcessGroup* group) { group_ = group; }

@@ -1,0 +1,137 @@
+#pragma once
+// The Python module's own types: what a Python handle to a node holds, and
+// the helpers the binding files share. See docs/python.md for the user's view
+// and docs/design.md, "Python", for why it is built this way.
+#include <fmt/format.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tapegrad/tapegrad.hpp"
+
+namespace tapegrad::python {
+
+namespace py = pybind11;
+
+// A tape as Python sees it. Python objects can outlive any C++ scope, so a
+// handle holds its Box by shared pointer and the tape lives as long as a
+// handle to it does. The Box also counts the live Python handles to its
+// nodes: when the last one goes, no one can reach a node any more and the
+// tape is cleared (its memory kept for the next graph), so a loop that
+// builds and drops small graphs on the default tape runs in bounded memory.
+//
+// A Box may also lend a tape it does not own (the private tape of gradcheck,
+// the trainer's): `close()` then cuts it off when the C++ call that lent it
+// returns, and a handle that escaped throws instead of touching freed memory.
+class Box {
+ public:
+  Box() : owned_(std::make_unique<Tape>()), tape_(owned_.get()) {}
+  explicit Box(Tape& borrowed) : tape_(&borrowed) {}
+  Box(const Box&) = delete;
+  Box& operator=(const Box&) = delete;
+
+  Tape& tape() const {
+    if (!tape_) [[unlikely]]
+      throw_closed();
+    return *tape_;
+  }
+  bool open() const { return tape_ != nullptr; }
+  void close() {
+    tape_ = nullptr;
+    keep_.clear();
+  }
+  void acquire() { ++live_; }
+  void release() {
+    if (--live_ == 0 && tape_ && owned_) clear();
+  }
+  std::size_t live() const { return live_; }
+  void clear() {
+    tape_->clear();
+    keep_.clear();
+  }
+  void rewind(const Mark& m) {
+    tape_->rewind(m);
+    std::erase_if(keep_, [&](const auto& k) { return k.first >= m.tensors; });
+  }
+  // Keeps `obj` (a NumPy array whose memory tensor node `t` uses) alive as
+  // long as the node is on the tape.
+  void keep(std::uint32_t t, py::object obj) { keep_.emplace_back(t, std::move(obj)); }
+
+ private:
+  [[noreturn]] static void throw_closed();
+  std::unique_ptr<Tape> owned_;
+  Tape* tape_;
+  std::size_t live_ = 0;
+  std::vector<std::pair<std::uint32_t, py::object>> keep_;
+};
+using BoxPtr = std::shared_ptr<Box>;
+
+// A Python handle: the node's C++ handle and its Box, counted live.
+template <class Handle>
+struct Node {
+  Handle h;
+  BoxPtr box;
+  Node(Handle handle, BoxPtr b) : h(handle), box(std::move(b)) { box->acquire(); }
+  Node(const Node& o) : h(o.h), box(o.box) { box->acquire(); }
+  Node(Node&& o) noexcept : h(o.h), box(std::move(o.box)) {}
+  Node& operator=(const Node&) = delete;
+  ~Node() {
+    if (box) box->release();
+  }
+  // The handle, checked: its tape still lent, and the handle not stale.
+  const Handle& get() const {
+    box->tape();
+    return h;
+  }
+};
+using PyScalar = Node<Scalar>;
+using PyTensor = Node<Tensor>;
+
+// The calling thread's current tape: the innermost `with tape:` block's, else
+// this thread's default tape (made on first use).
+BoxPtr current_box();
+void push_box(BoxPtr box);
+void pop_box();
+// Drops the default tapes' Python references before the interpreter ends.
+void drop_default_boxes();
+
+// The innermost Python frame as a Site, so that errors, node checks and the
+// explorer name the user's Python line. Site{} when there is no frame.
+Site python_site();
+
+// A Scalar or a Tensor handle from a Python object, for the functions that
+// take either (jvp, hessian, ...); throws TypeError naming `what` otherwise.
+Ref to_ref(py::handle obj, const char* what);
+// The Box behind a Python handle.
+BoxPtr box_of(py::handle obj, const char* what);
+
+// A tensor leaf from a NumPy array (or anything NumPy converts): float32 and
+// float64 C-contiguous arrays are used in place (no copy; the tape keeps the
+// array alive), anything else of a real or integer dtype is copied into a
+// float64 leaf. Other dtypes throw TypeError naming the dtype.
+PyTensor tensor_from_array(py::handle obj, bool requires_grad, py::object dtype, BoxPtr box);
+// A read-only NumPy view of a tensor node's values (or gradient), valid while
+// the tensor's tape keeps the node; `owner` is kept alive by the view.
+py::array tensor_view(const PyTensor& t, bool grad, py::handle owner);
+
+// A float64 vector from a NumPy array or sequence, with `n` elements when n
+// is not -1; errors name `what`.
+std::vector<double> doubles(py::handle obj, std::int64_t n, const char* what);
+py::array_t<double> to_numpy(const std::vector<double>& v);
+py::array_t<double> to_numpy(const std::vector<double>& v, std::int64_t rows, std::int64_t cols);
+
+DType parse_dtype(py::handle dtype);  // None, "float32"/"float64", numpy.float32/float64
+
+void bind_core(py::module_& m);
+void bind_math(py::module_& m);
+void bind_derivatives(py::module_& m);
+void bind_inspect(py::module_& m);
+void bind_nn(py::module_& nn);
+
+}  // namespace tapegrad::python

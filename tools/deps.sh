@@ -2,7 +2,8 @@
 # Installs the Debian packages a tapegrad task needs, skipping what is present.
 #   tools/deps.sh build   compiler, CMake and the libraries
 #   tools/deps.sh test    build + Catch2, Google Benchmark, ADOL-C (a peer in the benchmarks), Open MPI,
-#                         Eigen and Ipopt
+#                         Eigen, Ipopt, and pybind11 with Python's headers, NumPy and pytest (the
+#                         Python module and its tests)
 #   tools/deps.sh train   build + the Fashion-MNIST data set and gnuplot
 #   tools/deps.sh torch   Debian's python3-torch (and tcmalloc, one of its fast set-ups), for the comparison scripts
 #   tools/deps.sh browser Debian's chromium and the DejaVu fonts, Node.js when missing, and
@@ -15,7 +16,7 @@ for task in "$@"; do
   case "$task" in
     build) ;;
     test) want+=(catch2 libbenchmark-dev libadolc-dev openmpi-bin libopenmpi-dev libeigen3-dev
-                 coinor-libipopt-dev) ;;
+                 coinor-libipopt-dev pybind11-dev python3-dev python3-numpy python3-pytest) ;;
     train) want+=(dataset-fashion-mnist gnuplot-nox) ;;
     torch) want+=(python3-torch python3-numpy libtcmalloc-minimal4) ;;
     browser)

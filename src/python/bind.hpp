@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,14 +22,24 @@ namespace py = pybind11;
 
 // A tape as Python sees it. Python objects can outlive any C++ scope, so a
 // handle holds its Box by shared pointer and the tape lives as long as a
-// handle to it does. The Box also counts the live Python handles to its
-// nodes: when the last one goes, no one can reach a node any more and the
-// tape is cleared (its memory kept for the next graph), so a loop that
-// builds and drops small graphs on the default tape runs in bounded memory.
+// handle to it does. The Box also knows the live Python handles to its
+// nodes, which lets it reclaim what no one can reach any more:
+//   - when the last handle goes, the tape is cleared (its memory kept);
+//   - a tape of scalar nodes that has grown past a threshold is compacted
+//     when a new leaf is made: the nodes the live handles reach are copied
+//     down in order and the handles renumbered (docs/design.md, "Python").
+// So a loop that builds and drops graphs on the default tape runs in bounded
+// memory, and a sweep never walks far through dead graphs.
 //
 // A Box may also lend a tape it does not own (the private tape of gradcheck,
 // the trainer's): `close()` then cuts it off when the C++ call that lent it
 // returns, and a handle that escaped throws instead of touching freed memory.
+struct ScalarLink {
+  ScalarLink* prev = nullptr;
+  ScalarLink* next = nullptr;
+  Scalar* handle = nullptr;
+};
+
 class Box {
  public:
   Box() : owned_(std::make_unique<Tape>()), tape_(owned_.get()) {}
@@ -59,35 +70,83 @@ class Box {
     tape_->rewind(m);
     std::erase_if(keep_, [&](const auto& k) { return k.first >= m.tensors; });
   }
+  // A mark taken by the user: from then on the user manages the tape's
+  // memory and compaction (which would invalidate the mark) stays off.
+  Mark mark() {
+    marked_ = true;
+    return tape().mark();
+  }
   // Keeps `obj` (a NumPy array whose memory tensor node `t` uses) alive as
   // long as the node is on the tape.
   void keep(std::uint32_t t, py::object obj) { keep_.emplace_back(t, std::move(obj)); }
 
+  // The live Scalar handles, for compaction.
+  void link(ScalarLink* l) {
+    l->prev = nullptr;
+    l->next = head_;
+    if (head_) head_->prev = l;
+    head_ = l;
+  }
+  void unlink(ScalarLink* l) {
+    (l->prev ? l->prev->next : head_) = l->next;
+    if (l->next) l->next->prev = l->prev;
+  }
+  // Compacts the tape when it has grown past the threshold (see above).
+  void maybe_compact() {
+    if (tape_ && tape_->scalar_count() > compact_at_) [[unlikely]]
+      compact();
+  }
+  // Functions replay their tape through C++ handles the Box cannot renumber.
+  void pin() { pinned_ = true; }
+  std::size_t compactions() const { return compactions_; }
+
  private:
   [[noreturn]] static void throw_closed();
+  void compact();
   std::unique_ptr<Tape> owned_;
   Tape* tape_;
   std::size_t live_ = 0;
   std::vector<std::pair<std::uint32_t, py::object>> keep_;
+  ScalarLink* head_ = nullptr;
+  // Compaction runs when the tape holds 4x the nodes the last one kept, and
+  // at least kCompactMin: amortised, each node recorded is copied at most a
+  // third of a time, and a sweep walks at most 3x the live graph.
+  static constexpr std::size_t kCompactMin = 4096;
+  std::size_t compact_at_ = kCompactMin;
+  std::size_t compactions_ = 0;
+  bool marked_ = false, pinned_ = false;
 };
 using BoxPtr = std::shared_ptr<Box>;
 
-// A Python handle: the node's C++ handle and its Box, counted live.
+// A Python handle: the node's C++ handle and its Box, counted live (and,
+// for scalars, linked into the Box's list for compaction).
 template <class Handle>
 struct Node {
+  static constexpr bool kLinked = std::is_same_v<Handle, Scalar>;
   Handle h;
   BoxPtr box;
-  Node(Handle handle, BoxPtr b) : h(handle), box(std::move(b)) { box->acquire(); }
-  Node(const Node& o) : h(o.h), box(o.box) { box->acquire(); }
-  Node(Node&& o) noexcept : h(o.h), box(std::move(o.box)) {}
+  ScalarLink link;
+  Node(Handle handle, BoxPtr b) : h(handle), box(std::move(b)) { enter(); }
+  Node(const Node& o) : h(o.h), box(o.box) { enter(); }
+  Node(Node&& o) noexcept : h(o.h), box(o.box) { enter(); }
   Node& operator=(const Node&) = delete;
   ~Node() {
-    if (box) box->release();
+    if constexpr (kLinked) box->unlink(&link);
+    box->release();
   }
   // The handle, checked: its tape still lent, and the handle not stale.
   const Handle& get() const {
     box->tape();
     return h;
+  }
+
+ private:
+  void enter() {
+    box->acquire();
+    if constexpr (kLinked) {
+      link.handle = &h;
+      box->link(&link);
+    }
   }
 };
 using PyScalar = Node<Scalar>;

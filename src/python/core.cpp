@@ -16,6 +16,67 @@ void Box::throw_closed() {
       "a trainer's loss) and is gone now; keep values, not handles, from such a call");
 }
 
+void Box::compact() {
+  Tape& t = *tape_;
+  // Only plain scalar tapes: tensor nodes own buffers and refer to scalar
+  // nodes by position; a user's mark or a Function's C++ handles would go
+  // stale; node sites exist only under anomaly detection.
+  if (!owned_ || marked_ || pinned_ || t.tensor_count() != 0 || t.anomaly_enabled() ||
+      !t.grad_enabled()) {
+    compact_at_ *= 2;
+    return;
+  }
+  const auto n = static_cast<std::uint32_t>(t.scalar_count());
+  std::vector<char> reached(n, 0);
+  reached[0] = 1;
+  for (ScalarLink* l = head_; l; l = l->next)
+    if (t.is_live_scalar(l->handle->index(), l->handle->generation())) reached[l->handle->index()] = 1;
+  for (std::uint32_t i = n; i-- > 1;) {
+    if (!reached[i]) continue;
+    const ScalarOp op = t.scalar_op(i);
+    if (op == ScalarOp::item || op == ScalarOp::custom) {  // refer outside the scalar list
+      compact_at_ *= 2;
+      return;
+    }
+    reached[t.scalar_input_a(i)] = 1;
+    reached[t.scalar_edges(i).b] = 1;
+  }
+  struct Row {
+    std::uint32_t from;
+    ScalarEdges e;
+    double value, grad;
+  };
+  std::vector<Row> rows;
+  std::vector<std::pair<std::uint32_t, std::string>> labels;
+  for (std::uint32_t i = 1; i < n; ++i) {
+    if (!reached[i]) continue;
+    // A leaf keeps its gradient; an interior node's adjoint has been
+    // propagated already and starts again from zero.
+    const double g = t.scalar_op(i) == ScalarOp::leaf ? t.scalar_grad(i) : 0.0;
+    rows.push_back({i, t.scalar_edges(i), t.scalar_value(i), g});
+    if (const std::string* name = t.label(NodeKind::scalar, i)) labels.emplace_back(i, *name);
+  }
+  std::vector<std::uint32_t> to(n, 0);
+  t.clear();
+  for (const Row& r : rows) {
+    const auto op = static_cast<ScalarOp>(r.e.a_op >> Tape::kIndexBits);
+    to[r.from] = t.push_scalar(op, to[r.e.a_op & Tape::kIndexMask], to[r.e.b], r.e.da, r.e.db, r.value, Site{});
+  }
+  double* adj = t.scalar_adjoints();
+  for (const Row& r : rows) adj[to[r.from]] = r.grad;
+  for (auto& [i, name] : labels) t.set_label(NodeKind::scalar, to[i], std::move(name));
+  for (ScalarLink* l = head_; l; l = l->next) {
+    const Scalar& h = *l->handle;
+    // Handles that were stale before stay stale: the clear moved the tape
+    // to a new generation.
+    if (h.index() < n && reached[h.index()] && (h.index() == 0 || to[h.index()] != 0) &&
+        h.generation() + 1 == t.generation())
+      *l->handle = Scalar(t, to[h.index()]);
+  }
+  compact_at_ = std::max<std::size_t>(kCompactMin, 4 * rows.size());
+  ++compactions_;
+}
+
 // ---- current tape ----
 
 namespace {
@@ -330,20 +391,28 @@ and dropped in a loop do not accumulate.)")
       .def("__enter__", [](BoxPtr self) { push_box(self); return self; })
       .def("__exit__", [](const BoxPtr&, py::args) { pop_box(); })
       .def("variable",
-           [](const BoxPtr& self, double v) { return PyScalar(self->tape().variable(v, python_site()), self); },
+           [](const BoxPtr& self, double v) {
+             self->maybe_compact();
+             return PyScalar(self->tape().variable(v, python_site()), self);
+           },
            py::arg("value"), "A scalar leaf that takes gradients.")
       .def("constant",
-           [](const BoxPtr& self, double v) { return PyScalar(self->tape().constant(v, python_site()), self); },
+           [](const BoxPtr& self, double v) {
+             self->maybe_compact();
+             return PyScalar(self->tape().constant(v, python_site()), self);
+           },
            py::arg("value"), "A scalar leaf that takes no gradient.")
       .def("clear", [](Box& self) { self.tape(); self.clear(); },
            "Drops every node; existing handles become stale (using one raises Error).")
-      .def("mark", [](const Box& self) { return self.tape().mark(); })
+      .def("mark", &Box::mark, "A position to rewind to (the tape is then never compacted).")
       .def("rewind", [](Box& self, const Mark& mk) { self.tape(); self.rewind(mk); },
            "Drops the nodes recorded after the mark.")
       .def("zero_grad", [](const Box& self) { self.tape().zero_grad(); })
       .def_property_readonly("scalar_count", [](const Box& self) { return self.tape().scalar_count(); })
       .def_property_readonly("tensor_count", [](const Box& self) { return self.tape().tensor_count(); })
       .def_property_readonly("handles", &Box::live, "Live Python handles to this tape's nodes.")
+      .def_property_readonly("compactions", &Box::compactions,
+                             "How often the tape was compacted (unreachable nodes dropped).")
       .def("memory", [](const Box& self) { return memory_dict(self.tape().memory()); },
            "What the tape holds, by part, its peak, and its nodes by op.")
       .def("memory_report", [](const Box& self) { return self.tape().memory().str(); })
@@ -379,6 +448,7 @@ and dropped in a loop do not accumulate.)")
   scalar
       .def(py::init([](double v, bool requires_grad, py::object tape) {
              BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
+             box->maybe_compact();
              Tape& t = box->tape();
              const Site where = python_site();
              return PyScalar(requires_grad ? t.variable(v, where) : t.constant(v, where), box);
@@ -395,7 +465,10 @@ and dropped in a loop do not accumulate.)")
                              "The node's id on its tape, as traces and DOT graphs name it.")
       .def("set_value", [](PyScalar& s, double v) { s.get(); s.h.set_value(v); },
            "Replaces a leaf's value.")
-      .def("backward", [](const PyScalar& s) { s.get().backward(); },
+      .def("backward", [](const PyScalar& s) {
+             s.box->maybe_compact();  // renumbers s too
+             s.get().backward();
+           },
            "Sweeps the tape backwards from this node; gradients accumulate.")
       .def("named", [](py::object self, std::string name) {
              PyScalar& s = self.cast<PyScalar&>();

@@ -41,6 +41,7 @@ class PyFunction {
     const std::vector<double> x = doubles(x0, -1, "Function.record: x0");
     if (x.empty()) throw py::value_error("Function.record: x0 is empty; give the point to record at");
     box_ = std::make_shared<Box>();
+    box_->pin();
     push_box(box_);  // numbers made inside f (tg.Scalar(0.0)) land on this tape
     py::object out;
     try {

@@ -17,7 +17,8 @@ import atexit as _atexit
 from . import _tapegrad
 from ._tapegrad import *  # noqa: F401,F403  (the engine: Scalar, Tensor, math, derivatives, inspection)
 from ._tapegrad import __doc__ as _engine_doc  # noqa: F401
-from . import nn  # noqa: F401  (after the engine: it extends _tapegrad.nn)
+del nn  # noqa: F821  (the extension's submodule; tapegrad/nn.py extends it)
+from . import nn  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,21 @@
+# The tests import the package from the build tree (PYTHONPATH set by ctest,
+# or by hand: PYTHONPATH=build/release/python /usr/bin/python3 -m pytest tests/python).
+import numpy as np
+import pytest
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central differences of a function of a float64 vector."""
+    x = np.asarray(x, dtype=np.float64)
+    g = np.zeros_like(x)
+    for i in range(x.size):
+        up, down = x.copy(), x.copy()
+        up.flat[i] += eps
+        down.flat[i] -= eps
+        g.flat[i] = (f(up) - f(down)) / (2 * eps)
+    return g
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "python/bind.hpp"
+#include "tapegrad/threads.hpp"
 
 namespace tapegrad::python {
 
@@ -610,6 +611,10 @@ array (integers, another dtype, a strided view) is copied.)");
       py::arg("requires_grad") = false, py::arg("tape") = py::none(),
       "Normal(0, stddev) values from a seeded generator: the same seed, the same tensor.");
 
+  m.def("set_num_threads", &set_num_threads, py::arg("n"),
+        "Threads the calling thread uses for matrix products and optimiser updates (n <= 0: all "
+        "cores), as `tapegrad train --threads`.");
+  m.def("num_threads", &num_threads);
   m.def("_site_layout_ok", [] { return kSiteLayout; });
   m.def("_drop_default_tapes", &drop_default_boxes);
 }

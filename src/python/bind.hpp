@@ -163,6 +163,8 @@ void drop_default_boxes();
 // The innermost Python frame as a Site, so that errors, node checks and the
 // explorer name the user's Python line. Site{} when there is no frame.
 Site python_site();
+// Whether python_site() can give lines (the layout check passed).
+bool python_sites_available();
 
 // A Scalar or a Tensor handle from a Python object, for the functions that
 // take either (jvp, hessian, ...); throws TypeError naming `what` otherwise.

@@ -39,7 +39,8 @@ class PyFunction {
  public:
   PyFunction(py::function f, py::handle x0) {
     const std::vector<double> x = doubles(x0, -1, "Function.record: x0");
-    if (x.empty()) throw py::value_error("Function.record: x0 is empty; give the point to record at");
+    if (x.empty())
+      throw py::value_error("Function.record: x0 is empty; give the point to record at");
     box_ = std::make_shared<Box>();
     box_->pin();
     push_box(box_);  // numbers made inside f (tg.Scalar(0.0)) land on this tape
@@ -63,12 +64,14 @@ class PyFunction {
       out = py::cast(PyScalar(t.get().item(python_site()), t.box));
     }
     if (!py::isinstance<PyScalar>(out))
-      throw py::type_error("Function.record: f must return a Scalar (or a one-element Tensor), got " +
-                           std::string(py::str(py::type::of(out).attr("__name__"))));
+      throw py::type_error(
+          "Function.record: f must return a Scalar (or a one-element Tensor), got " +
+          std::string(py::str(py::type::of(out).attr("__name__"))));
     const PyScalar& o = out.cast<const PyScalar&>();
     if (o.box != box_)
-      throw Error("Function.record: f returned a Scalar of another tape; build the result from "
-                  "the inputs it is given");
+      throw Error(
+          "Function.record: f returned a Scalar of another tape; build the result from "
+          "the inputs it is given");
     output_.emplace(o);
     std::vector<Scalar> in;
     for (const PyScalar& s : inputs_) in.push_back(s.h);
@@ -90,8 +93,9 @@ class PyFunction {
     if (a && a.ndim() == 2) {
       auto pts = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(a);
       if (pts.shape(1) != static_cast<py::ssize_t>(n()))
-        throw py::value_error(fmt::format("Function.gradient: points of {} coordinates for a function of {} inputs",
-                                          pts.shape(1), n()));
+        throw py::value_error(
+            fmt::format("Function.gradient: points of {} coordinates for a function of {} inputs",
+                        pts.shape(1), n()));
       const py::ssize_t k = pts.shape(0);
       py::array_t<double> values(k);
       py::array_t<double> grads({k, static_cast<py::ssize_t>(n())});
@@ -106,7 +110,8 @@ class PyFunction {
       }
       return py::make_tuple(values, grads);
     }
-    const std::vector<double> v = doubles(x, static_cast<std::int64_t>(n()), "Function.gradient: x");
+    const std::vector<double> v =
+        doubles(x, static_cast<std::int64_t>(n()), "Function.gradient: x");
     py::array_t<double> g(static_cast<py::ssize_t>(n()));
     double f;
     {
@@ -137,7 +142,8 @@ class PyFunction {
   }
 
   py::array_t<double> hessian(py::handle x) {
-    const std::vector<double> xs = doubles(x, static_cast<std::int64_t>(n()), "Function.hessian: x");
+    const std::vector<double> xs =
+        doubles(x, static_cast<std::int64_t>(n()), "Function.hessian: x");
     std::vector<double> h(n() * n());
     {
       py::gil_scoped_release nogil;
@@ -174,40 +180,60 @@ class PyFunction {
 }  // namespace
 
 void bind_derivatives(py::module_& m) {
-  m.def("jvp", [](py::object outputs, py::object inputs, py::object v) {
-    const std::vector<Ref> out = refs(outputs, "jvp: outputs"), in = refs(inputs, "jvp: inputs");
-    return to_numpy(jvp(out, in, doubles(v, total(in), "jvp: v")));
-  }, py::arg("outputs"), py::arg("inputs"), py::arg("v"),
-  "J v: the outputs' directional derivatives along v (forward mode), flattened.");
-  m.def("vjp", [](py::object outputs, py::object inputs, py::object u) {
-    const std::vector<Ref> out = refs(outputs, "vjp: outputs"), in = refs(inputs, "vjp: inputs");
-    return to_numpy(vjp(out, in, doubles(u, total(out), "vjp: u")));
-  }, py::arg("outputs"), py::arg("inputs"), py::arg("u"),
-  "u^T J: the gradient of sum_k u_k out_k with respect to the inputs, flattened.");
-  m.def("jacobian", [](py::object outputs, py::object inputs, const std::string& mode) {
-    const std::vector<Ref> out = refs(outputs, "jacobian: outputs"), in = refs(inputs, "jacobian: inputs");
-    return to_numpy(jacobian(out, in, parse_mode(mode)), total(out), total(in));
-  }, py::arg("outputs"), py::arg("inputs"), py::arg("mode") = "auto",
-  "The Jacobian (output elements x input elements) as a NumPy array.");
-  m.def("hvp", [](py::object output, py::object inputs, py::object v) {
-    const std::vector<Ref> in = refs(inputs, "hvp: inputs");
-    return to_numpy(hvp(to_ref(output, "hvp: output"), in, doubles(v, total(in), "hvp: v")));
-  }, py::arg("output"), py::arg("inputs"), py::arg("v"),
-  "H v for a one-element output (forward over reverse).");
-  m.def("hessian", [](py::object output, py::object inputs) {
-    const std::vector<Ref> in = refs(inputs, "hessian: inputs");
-    const std::int64_t n = total(in);
-    return to_numpy(hessian(to_ref(output, "hessian: output"), in), n, n);
-  }, py::arg("output"), py::arg("inputs"), "The dense Hessian of a one-element output.");
+  m.def(
+      "jvp",
+      [](py::object outputs, py::object inputs, py::object v) {
+        const std::vector<Ref> out = refs(outputs, "jvp: outputs"),
+                               in = refs(inputs, "jvp: inputs");
+        return to_numpy(jvp(out, in, doubles(v, total(in), "jvp: v")));
+      },
+      py::arg("outputs"), py::arg("inputs"), py::arg("v"),
+      "J v: the outputs' directional derivatives along v (forward mode), flattened.");
+  m.def(
+      "vjp",
+      [](py::object outputs, py::object inputs, py::object u) {
+        const std::vector<Ref> out = refs(outputs, "vjp: outputs"),
+                               in = refs(inputs, "vjp: inputs");
+        return to_numpy(vjp(out, in, doubles(u, total(out), "vjp: u")));
+      },
+      py::arg("outputs"), py::arg("inputs"), py::arg("u"),
+      "u^T J: the gradient of sum_k u_k out_k with respect to the inputs, flattened.");
+  m.def(
+      "jacobian",
+      [](py::object outputs, py::object inputs, const std::string& mode) {
+        const std::vector<Ref> out = refs(outputs, "jacobian: outputs"),
+                               in = refs(inputs, "jacobian: inputs");
+        return to_numpy(jacobian(out, in, parse_mode(mode)), total(out), total(in));
+      },
+      py::arg("outputs"), py::arg("inputs"), py::arg("mode") = "auto",
+      "The Jacobian (output elements x input elements) as a NumPy array.");
+  m.def(
+      "hvp",
+      [](py::object output, py::object inputs, py::object v) {
+        const std::vector<Ref> in = refs(inputs, "hvp: inputs");
+        return to_numpy(hvp(to_ref(output, "hvp: output"), in, doubles(v, total(in), "hvp: v")));
+      },
+      py::arg("output"), py::arg("inputs"), py::arg("v"),
+      "H v for a one-element output (forward over reverse).");
+  m.def(
+      "hessian",
+      [](py::object output, py::object inputs) {
+        const std::vector<Ref> in = refs(inputs, "hessian: inputs");
+        const std::int64_t n = total(in);
+        return to_numpy(hessian(to_ref(output, "hessian: output"), in), n, n);
+      },
+      py::arg("output"), py::arg("inputs"), "The dense Hessian of a one-element output.");
 
-  py::class_<PyFunction>(m, "Function", R"(A Python function of n numbers, recorded once and replayed.
+  py::class_<PyFunction>(m, "Function",
+                         R"(A Python function of n numbers, recorded once and replayed.
 
 ``fn = tg.Function.record(f, x0)`` calls ``f`` once with a list of n Scalars (at x0)
 and keeps the tape; ``fn.gradient(x)`` then replays it at a new point with no Python
 running. Comparisons of Scalars inside ``f`` are recorded: a replay at which one
 would go the other way raises BranchChanged, naming the line of ``f``.)")
-      .def_static("record", [](py::function f, py::object x0) { return new PyFunction(f, x0); },
-                  py::arg("f"), py::arg("x0"))
+      .def_static(
+          "record", [](py::function f, py::object x0) { return new PyFunction(f, x0); },
+          py::arg("f"), py::arg("x0"))
       .def("value", &PyFunction::value, py::arg("x"))
       .def("__call__", &PyFunction::value, py::arg("x"))
       .def("gradient", &PyFunction::gradient, py::arg("x"),

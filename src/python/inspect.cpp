@@ -115,11 +115,20 @@ std::string escape_attr(const std::string& s) {
   out.reserve(s.size() + s.size() / 8);
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -189,77 +198,101 @@ prints as a table.)");
   py::class_<NodeCheckResult>(m, "NodeCheckResult")
       .def_readonly("passed", &NodeCheckResult::pass)
       .def_readonly("nodes", &NodeCheckResult::nodes)
-      .def_property_readonly("first_failure", [](const NodeCheckResult& r) -> py::object {
-        const NodeCheck* c = r.first_failure();
-        return c ? py::cast(*c) : py::none();
-      })
+      .def_property_readonly("first_failure",
+                             [](const NodeCheckResult& r) -> py::object {
+                               const NodeCheck* c = r.first_failure();
+                               return c ? py::cast(*c) : py::none();
+                             })
       .def("__bool__", [](const NodeCheckResult& r) { return r.pass; })
       .def("__str__", &NodeCheckResult::str)
       .def("__repr__", &NodeCheckResult::str);
-  m.def("check_nodes", [](py::object root) {
-    return on_root(root, "check_nodes", [](const auto& h) { return check_nodes(h); });
-  }, py::arg("root"),
-  "Checks each node's backward rule against differences of its own forward; names the first "
-  "that disagrees and the Python line that created it.");
+  m.def(
+      "check_nodes",
+      [](py::object root) {
+        return on_root(root, "check_nodes", [](const auto& h) { return check_nodes(h); });
+      },
+      py::arg("root"),
+      "Checks each node's backward rule against differences of its own forward; names the first "
+      "that disagrees and the Python line that created it.");
 
   py::class_<Graph>(m, "Graph", "A DOT graph; a notebook shows it as SVG.")
       .def_readonly("dot", &Graph::dot)
       .def("_repr_svg_", [](const Graph& g) { return detail::render_svg(g.dot); })
       .def("svg", [](const Graph& g) { return detail::render_svg(g.dot); })
-      .def("save", [](const Graph& g, const std::string& path) { write_graph(g.dot, path); },
-           py::arg("path"), "Writes .dot/.gv as text, .svg/.png/.pdf rendered by Graphviz.")
+      .def(
+          "save", [](const Graph& g, const std::string& path) { write_graph(g.dot, path); },
+          py::arg("path"), "Writes .dot/.gv as text, .svg/.png/.pdf rendered by Graphviz.")
       .def("__str__", [](const Graph& g) { return g.dot; });
-  m.def("to_dot", [](py::object root, const std::string& title, bool collapse, int max_entries) {
-    const DotOptions o = dot_options(title, collapse, max_entries);
-    return on_root(root, "to_dot", [&](const auto& h) { return to_dot(h, o); });
-  }, py::arg("root"), py::arg("title") = "", py::arg("collapse_scopes") = false,
-  py::arg("max_entries") = 6, "DOT text of the graph behind root: values, gradients, gates.");
-  m.def("draw", [](py::object root, const std::string& title, bool collapse, int max_entries) {
-    const DotOptions o = dot_options(title, collapse, max_entries);
-    return Graph{on_root(root, "draw", [&](const auto& h) { return to_dot(h, o); })};
-  }, py::arg("root"), py::arg("title") = "", py::arg("collapse_scopes") = false,
-  py::arg("max_entries") = 6, "The graph behind root as an object a notebook draws.");
-  m.def("trace", [](py::object root) {
-    return on_root(root, "trace", [](const auto& h) { return trace(h); });
-  }, py::arg("root"), "Both sweeps as flat code with the numbers, one line per edge.");
+  m.def(
+      "to_dot",
+      [](py::object root, const std::string& title, bool collapse, int max_entries) {
+        const DotOptions o = dot_options(title, collapse, max_entries);
+        return on_root(root, "to_dot", [&](const auto& h) { return to_dot(h, o); });
+      },
+      py::arg("root"), py::arg("title") = "", py::arg("collapse_scopes") = false,
+      py::arg("max_entries") = 6, "DOT text of the graph behind root: values, gradients, gates.");
+  m.def(
+      "draw",
+      [](py::object root, const std::string& title, bool collapse, int max_entries) {
+        const DotOptions o = dot_options(title, collapse, max_entries);
+        return Graph{on_root(root, "draw", [&](const auto& h) { return to_dot(h, o); })};
+      },
+      py::arg("root"), py::arg("title") = "", py::arg("collapse_scopes") = false,
+      py::arg("max_entries") = 6, "The graph behind root as an object a notebook draws.");
+  m.def(
+      "trace",
+      [](py::object root) {
+        return on_root(root, "trace", [](const auto& h) { return trace(h); });
+      },
+      py::arg("root"), "Both sweeps as flat code with the numbers, one line per edge.");
 
   py::class_<Explorer>(m, "Explorer", "The sweep explorer; a notebook shows it inline.")
       .def_readonly("html", &Explorer::html)
-      .def("_repr_html_", [](const Explorer& e) {
-        return "<iframe style=\"width:100%;height:640px;border:1px solid #ccc\" srcdoc=\"" +
-               escape_attr(e.html) + "\"></iframe>";
-      })
-      .def("save", [](const Explorer& e, const std::string& path) {
-        // Through a temporary file renamed into place, as write_html does:
-        // an existing page is never left half written.
-        const std::string tmp = path + ".tmp";
-        {
-          std::ofstream out(tmp, std::ios::binary);
-          out << e.html;
-          if (!out.flush()) throw Error(fmt::format("Explorer.save: cannot write {}", tmp));
-        }
-        std::error_code ec;
-        std::filesystem::rename(tmp, path, ec);
-        if (ec) {
-          std::filesystem::remove(tmp, ec);
-          throw Error(fmt::format("Explorer.save: cannot write {}", path));
-        }
-      }, py::arg("path"));
-  m.def("explore", [](py::object root, const std::string& title) {
-    HtmlOptions o;
-    o.title = title;
-    return Explorer{on_root(root, "explore", [&](const auto& h) { return to_html(h, o); })};
-  }, py::arg("root"), py::arg("title") = "",
-  "A page that steps through the backward sweep behind root; shown inline in a notebook.");
-  m.def("write_html", [](py::object root, const std::string& path, const std::string& title) {
-    HtmlOptions o;
-    o.title = title;
-    on_root(root, "write_html", [&](const auto& h) {
-      write_html(h, path, o);
-      return 0;
-    });
-  }, py::arg("root"), py::arg("path"), py::arg("title") = "",
-  "Writes the sweep explorer of root to a self-contained HTML file.");
+      .def("_repr_html_",
+           [](const Explorer& e) {
+             return "<iframe style=\"width:100%;height:640px;border:1px solid #ccc\" srcdoc=\"" +
+                    escape_attr(e.html) + "\"></iframe>";
+           })
+      .def(
+          "save",
+          [](const Explorer& e, const std::string& path) {
+            // Through a temporary file renamed into place, as write_html does:
+            // an existing page is never left half written.
+            const std::string tmp = path + ".tmp";
+            {
+              std::ofstream out(tmp, std::ios::binary);
+              out << e.html;
+              if (!out.flush()) throw Error(fmt::format("Explorer.save: cannot write {}", tmp));
+            }
+            std::error_code ec;
+            std::filesystem::rename(tmp, path, ec);
+            if (ec) {
+              std::filesystem::remove(tmp, ec);
+              throw Error(fmt::format("Explorer.save: cannot write {}", path));
+            }
+          },
+          py::arg("path"));
+  m.def(
+      "explore",
+      [](py::object root, const std::string& title) {
+        HtmlOptions o;
+        o.title = title;
+        return Explorer{on_root(root, "explore", [&](const auto& h) { return to_html(h, o); })};
+      },
+      py::arg("root"), py::arg("title") = "",
+      "A page that steps through the backward sweep behind root; shown inline in a notebook.");
+  m.def(
+      "write_html",
+      [](py::object root, const std::string& path, const std::string& title) {
+        HtmlOptions o;
+        o.title = title;
+        on_root(root, "write_html", [&](const auto& h) {
+          write_html(h, path, o);
+          return 0;
+        });
+      },
+      py::arg("root"), py::arg("path"), py::arg("title") = "",
+      "Writes the sweep explorer of root to a self-contained HTML file.");
 }
 
 }  // namespace tapegrad::python

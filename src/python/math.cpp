@@ -62,30 +62,40 @@ using TensorFn2 = Tensor (*)(const Tensor&, const Tensor&, Site);
 
 template <TensorFn2 F>
 void tensor_binary(py::class_<PyTensor>& cls, const char* name, const char* rname) {
-  cls.def(name, [](const PyTensor& a, const PyScalar& s) {
-    const Site w = python_site();
-    if constexpr (F == static_cast<TensorFn2>(&mul)) return wrap(scale(s.get(), a.get(), w), a);
-    TapeScope scope(a.get().tape());
-    // A Scalar beside a tensor: broadcast through a rank-0 tensor that is
-    // the Scalar times one, so the gradient reaches it.
-    Tensor one = full(Shape{}, 1.0, {.dtype = a.get().dtype()}, w);
-    return wrap(F(a.get(), scale(s.get(), one, w), w), a);
-  }, py::is_operator());
-  cls.def(name, [](const PyTensor& a, py::object b) {
-    const Site w = python_site();
-    return wrap(F(a.get(), operand(b, a, w), w), a);
-  }, py::is_operator());
-  cls.def(rname, [](const PyTensor& a, py::object b) {
-    const Site w = python_site();
-    if (py::isinstance<PyScalar>(b)) {
-      const PyScalar& s = b.cast<const PyScalar&>();
-      if constexpr (F == static_cast<TensorFn2>(&mul)) return wrap(scale(s.get(), a.get(), w), a);
-      TapeScope scope(a.get().tape());
-      Tensor one = full(Shape{}, 1.0, {.dtype = a.get().dtype()}, w);
-      return wrap(F(scale(s.get(), one, w), a.get(), w), a);
-    }
-    return wrap(F(operand(b, a, w), a.get(), w), a);
-  }, py::is_operator());
+  cls.def(
+      name,
+      [](const PyTensor& a, const PyScalar& s) {
+        const Site w = python_site();
+        if constexpr (F == static_cast<TensorFn2>(&mul)) return wrap(scale(s.get(), a.get(), w), a);
+        TapeScope scope(a.get().tape());
+        // A Scalar beside a tensor: broadcast through a rank-0 tensor that is
+        // the Scalar times one, so the gradient reaches it.
+        Tensor one = full(Shape{}, 1.0, {.dtype = a.get().dtype()}, w);
+        return wrap(F(a.get(), scale(s.get(), one, w), w), a);
+      },
+      py::is_operator());
+  cls.def(
+      name,
+      [](const PyTensor& a, py::object b) {
+        const Site w = python_site();
+        return wrap(F(a.get(), operand(b, a, w), w), a);
+      },
+      py::is_operator());
+  cls.def(
+      rname,
+      [](const PyTensor& a, py::object b) {
+        const Site w = python_site();
+        if (py::isinstance<PyScalar>(b)) {
+          const PyScalar& s = b.cast<const PyScalar&>();
+          if constexpr (F == static_cast<TensorFn2>(&mul))
+            return wrap(scale(s.get(), a.get(), w), a);
+          TapeScope scope(a.get().tape());
+          Tensor one = full(Shape{}, 1.0, {.dtype = a.get().dtype()}, w);
+          return wrap(F(scale(s.get(), one, w), a.get(), w), a);
+        }
+        return wrap(F(operand(b, a, w), a.get(), w), a);
+      },
+      py::is_operator());
 }
 
 std::vector<std::int64_t> dims_of(py::handle shape) {
@@ -100,13 +110,14 @@ void bind_math(py::module_& m) {
   auto tensor = py::class_<PyTensor>(m.attr("Tensor"));
 
   // ---- Scalar operators: add distributes, mul switches, ... ----
-#define TAPEGRAD_PY_OPERATOR(py_name, py_rname, op)                                            \
+#define TAPEGRAD_PY_OPERATOR(py_name, py_rname, op)                                               \
   scalar.def(py_name, py::overload_cast<const PyScalar&, const PyScalar&>(&binary<ScalarOp::op>), \
-             py::is_operator());                                                               \
-  scalar.def(py_name, py::overload_cast<const PyScalar&, double>(&binary<ScalarOp::op>),       \
-             py::is_operator());                                                               \
-  scalar.def(py_rname, [](const PyScalar& x, double c) { return binary<ScalarOp::op>(c, x); }, \
-             py::is_operator());
+             py::is_operator());                                                                  \
+  scalar.def(py_name, py::overload_cast<const PyScalar&, double>(&binary<ScalarOp::op>),          \
+             py::is_operator());                                                                  \
+  scalar.def(                                                                                     \
+      py_rname, [](const PyScalar& x, double c) { return binary<ScalarOp::op>(c, x); },           \
+      py::is_operator());
   TAPEGRAD_PY_OPERATOR("__add__", "__radd__", add)
   TAPEGRAD_PY_OPERATOR("__sub__", "__rsub__", sub)
   TAPEGRAD_PY_OPERATOR("__mul__", "__rmul__", mul)
@@ -117,17 +128,22 @@ void bind_math(py::module_& m) {
   scalar.def("__pos__", [](const PyScalar& x) { return x; });
   scalar.def("__abs__", &unary<ScalarOp::abs>);
   // Scalar (op) Tensor: the tensor's operator, mirrored.
-  scalar.def("__mul__", [](const PyScalar& s, const PyTensor& t) {
-    return PyTensor(scale(s.get(), t.get(), python_site()), t.box);
-  }, py::is_operator());
+  scalar.def(
+      "__mul__",
+      [](const PyScalar& s, const PyTensor& t) {
+        return PyTensor(scale(s.get(), t.get(), python_site()), t.box);
+      },
+      py::is_operator());
 
   // Comparisons return a bool and are recorded with the Python line, so a
   // replayed Function knows when a branch taken on one would go the other way.
-#define TAPEGRAD_PY_COMPARE(py_name, how)                                                  \
-  scalar.def(py_name, [](const PyScalar& x, const PyScalar& y) { return compare(Compare::how, x, y); }, \
-             py::is_operator());                                                           \
-  scalar.def(py_name, [](const PyScalar& x, double c) { return compare(Compare::how, x, c); }, \
-             py::is_operator());
+#define TAPEGRAD_PY_COMPARE(py_name, how)                                                        \
+  scalar.def(                                                                                    \
+      py_name, [](const PyScalar& x, const PyScalar& y) { return compare(Compare::how, x, y); }, \
+      py::is_operator());                                                                        \
+  scalar.def(                                                                                    \
+      py_name, [](const PyScalar& x, double c) { return compare(Compare::how, x, c); },          \
+      py::is_operator());
   TAPEGRAD_PY_COMPARE("__lt__", lt)
   TAPEGRAD_PY_COMPARE("__le__", le)
   TAPEGRAD_PY_COMPARE("__gt__", gt)
@@ -141,27 +157,41 @@ void bind_math(py::module_& m) {
   tensor_binary<&sub>(tensor, "__sub__", "__rsub__");
   tensor_binary<&mul>(tensor, "__mul__", "__rmul__");
   tensor_binary<&div>(tensor, "__truediv__", "__rtruediv__");
-  tensor.def("__matmul__", [](const PyTensor& a, const PyTensor& b) {
-    return wrap(matmul(a.get(), b.get(), python_site()), a);
-  }, py::is_operator());
+  tensor.def(
+      "__matmul__",
+      [](const PyTensor& a, const PyTensor& b) {
+        return wrap(matmul(a.get(), b.get(), python_site()), a);
+      },
+      py::is_operator());
   tensor.def("__neg__", [](const PyTensor& a) { return wrap(neg(a.get(), python_site()), a); });
   tensor.def("__abs__", [](const PyTensor& a) { return wrap(abs(a.get(), python_site()), a); });
-  tensor.def("__pow__", [](const PyTensor& a, double p) { return wrap(pow(a.get(), p, python_site()), a); },
-             py::is_operator());
-  tensor.def_property_readonly("T", [](const PyTensor& a) { return wrap(transpose(a.get(), python_site()), a); });
+  tensor.def(
+      "__pow__",
+      [](const PyTensor& a, double p) { return wrap(pow(a.get(), p, python_site()), a); },
+      py::is_operator());
+  tensor.def_property_readonly(
+      "T", [](const PyTensor& a) { return wrap(transpose(a.get(), python_site()), a); });
   tensor.def("reshape", [](const PyTensor& a, py::args shape) {
     py::object s = shape.size() == 1 ? py::object(shape[0]) : py::object(shape);
     const std::vector<std::int64_t> d = dims_of(s);
     return wrap(reshape(a.get(), Shape(std::span<const std::int64_t>(d)), python_site()), a);
   });
-  tensor.def("sum", [](const PyTensor& a, py::object axis, bool keepdims) {
-    const Site w = python_site();
-    return wrap(axis.is_none() ? sum(a.get(), w) : sum(a.get(), axis.cast<int>(), keepdims, w), a);
-  }, py::arg("axis") = py::none(), py::arg("keepdims") = false);
-  tensor.def("mean", [](const PyTensor& a, py::object axis, bool keepdims) {
-    const Site w = python_site();
-    return wrap(axis.is_none() ? mean(a.get(), w) : mean(a.get(), axis.cast<int>(), keepdims, w), a);
-  }, py::arg("axis") = py::none(), py::arg("keepdims") = false);
+  tensor.def(
+      "sum",
+      [](const PyTensor& a, py::object axis, bool keepdims) {
+        const Site w = python_site();
+        return wrap(axis.is_none() ? sum(a.get(), w) : sum(a.get(), axis.cast<int>(), keepdims, w),
+                    a);
+      },
+      py::arg("axis") = py::none(), py::arg("keepdims") = false);
+  tensor.def(
+      "mean",
+      [](const PyTensor& a, py::object axis, bool keepdims) {
+        const Site w = python_site();
+        return wrap(
+            axis.is_none() ? mean(a.get(), w) : mean(a.get(), axis.cast<int>(), keepdims, w), a);
+      },
+      py::arg("axis") = py::none(), py::arg("keepdims") = false);
 
   // ---- the op table's functions ----
   // Scalar in, Scalar out; Tensor in, Tensor out (element by element);
@@ -170,15 +200,17 @@ void bind_math(py::module_& m) {
 #define TAPEGRAD_PY_structural(name)
 #define TAPEGRAD_PY_unary_op(name)
 #define TAPEGRAD_PY_binary_op(name)
-#define TAPEGRAD_PY_unary_fn(name)                                                           \
-  m.def(#name, &unary<ScalarOp::name>, py::arg("x"));                                        \
-  m.def(#name, [](const PyTensor& x) { return wrap(name(x.get(), python_site()), x); },       \
-        py::arg("x"));                                                                       \
-  m.def(#name, [](double x) { return detail::first1<ScalarOp::name>(x).v; }, py::arg("x"));
-#define TAPEGRAD_PY_binary_fn(name)                                                          \
+#define TAPEGRAD_PY_unary_fn(name)                                                    \
+  m.def(#name, &unary<ScalarOp::name>, py::arg("x"));                                 \
+  m.def(                                                                              \
+      #name, [](const PyTensor& x) { return wrap(name(x.get(), python_site()), x); }, \
+      py::arg("x"));                                                                  \
+  m.def(                                                                              \
+      #name, [](double x) { return detail::first1<ScalarOp::name>(x).v; }, py::arg("x"));
+#define TAPEGRAD_PY_binary_fn(name)                                                           \
   m.def(#name, py::overload_cast<const PyScalar&, const PyScalar&>(&binary<ScalarOp::name>)); \
-  m.def(#name, py::overload_cast<const PyScalar&, double>(&binary<ScalarOp::name>));         \
-  m.def(#name, [](double c, const PyScalar& x) { return binary<ScalarOp::name>(c, x); });    \
+  m.def(#name, py::overload_cast<const PyScalar&, double>(&binary<ScalarOp::name>));          \
+  m.def(#name, [](double c, const PyScalar& x) { return binary<ScalarOp::name>(c, x); });     \
   m.def(#name, [](double a, double b) { return detail::first2<ScalarOp::name>(a, b).v; });
   TAPEGRAD_SCALAR_OPS(TAPEGRAD_X)
 #undef TAPEGRAD_X
@@ -194,10 +226,10 @@ void bind_math(py::module_& m) {
 
   // Tensor forms of the two-argument functions (element by element,
   // broadcasting), and the tensor-only ops.
-#define TAPEGRAD_PY_TENSOR2(py_name, fn)                                                     \
-  m.def(py_name, [](const PyTensor& a, py::object b) {                                       \
-    const Site w = python_site();                                                            \
-    return wrap(fn(a.get(), operand(b, a, w), w), a);                                        \
+#define TAPEGRAD_PY_TENSOR2(py_name, fn)               \
+  m.def(py_name, [](const PyTensor& a, py::object b) { \
+    const Site w = python_site();                      \
+    return wrap(fn(a.get(), operand(b, a, w), w), a);  \
   });
   TAPEGRAD_PY_TENSOR2("atan2", atan2)
   TAPEGRAD_PY_TENSOR2("hypot", hypot)
@@ -206,21 +238,35 @@ void bind_math(py::module_& m) {
   TAPEGRAD_PY_TENSOR2("minimum", minimum)
 #undef TAPEGRAD_PY_TENSOR2
   m.def("pow", [](const PyTensor& x, double p) { return wrap(pow(x.get(), p, python_site()), x); });
-  m.def("max", [](const PyTensor& x, int axis, bool keepdims) {
-    return wrap(max(x.get(), axis, keepdims, python_site()), x);
-  }, py::arg("x"), py::arg("axis"), py::arg("keepdims") = false,
-  "The largest element along an axis; the gradient goes to the arg-max (first on ties).");
-  m.def("leaky_relu", [](const PyTensor& x, double slope) {
-    return wrap(leaky_relu(x.get(), slope, python_site()), x);
-  }, py::arg("x"), py::arg("slope") = 0.01);
-  m.def("sum", [](const PyTensor& x, py::object axis, bool keepdims) {
-    const Site w = python_site();
-    return wrap(axis.is_none() ? sum(x.get(), w) : sum(x.get(), axis.cast<int>(), keepdims, w), x);
-  }, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
-  m.def("mean", [](const PyTensor& x, py::object axis, bool keepdims) {
-    const Site w = python_site();
-    return wrap(axis.is_none() ? mean(x.get(), w) : mean(x.get(), axis.cast<int>(), keepdims, w), x);
-  }, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
+  m.def(
+      "max",
+      [](const PyTensor& x, int axis, bool keepdims) {
+        return wrap(max(x.get(), axis, keepdims, python_site()), x);
+      },
+      py::arg("x"), py::arg("axis"), py::arg("keepdims") = false,
+      "The largest element along an axis; the gradient goes to the arg-max (first on ties).");
+  m.def(
+      "leaky_relu",
+      [](const PyTensor& x, double slope) {
+        return wrap(leaky_relu(x.get(), slope, python_site()), x);
+      },
+      py::arg("x"), py::arg("slope") = 0.01);
+  m.def(
+      "sum",
+      [](const PyTensor& x, py::object axis, bool keepdims) {
+        const Site w = python_site();
+        return wrap(axis.is_none() ? sum(x.get(), w) : sum(x.get(), axis.cast<int>(), keepdims, w),
+                    x);
+      },
+      py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
+  m.def(
+      "mean",
+      [](const PyTensor& x, py::object axis, bool keepdims) {
+        const Site w = python_site();
+        return wrap(
+            axis.is_none() ? mean(x.get(), w) : mean(x.get(), axis.cast<int>(), keepdims, w), x);
+      },
+      py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);
   m.def("matmul", [](const PyTensor& a, const PyTensor& b) {
     return wrap(matmul(a.get(), b.get(), python_site()), a);
   });
@@ -229,31 +275,48 @@ void bind_math(py::module_& m) {
     const std::vector<std::int64_t> d = dims_of(shape);
     return wrap(reshape(a.get(), Shape(std::span<const std::int64_t>(d)), python_site()), a);
   });
-  m.def("slice_rows", [](const PyTensor& a, std::int64_t b, std::int64_t e) {
-    return wrap(slice_rows(a.get(), b, e, python_site()), a);
-  }, "Rows [begin, end) along axis 0.");
-  m.def("concat", [](const std::vector<const PyTensor*>& xs, int axis) {
-    if (xs.empty()) throw Error("concat: no tensors given");
-    std::vector<Tensor> hs;
-    for (const PyTensor* x : xs) hs.push_back(x->get());
-    return wrap(concat(std::span<const Tensor>(hs), axis, python_site()), *xs.front());
-  }, py::arg("tensors"), py::arg("axis") = 0);
-  m.def("linear", [](const PyTensor& x, const PyTensor& w, const PyTensor* b) {
-    return wrap(linear(x.get(), w.get(), b ? b->get() : Tensor(), python_site()), x);
-  }, py::arg("x"), py::arg("weight"), py::arg("bias") = nullptr, "x @ weight.T + bias.");
+  m.def(
+      "slice_rows",
+      [](const PyTensor& a, std::int64_t b, std::int64_t e) {
+        return wrap(slice_rows(a.get(), b, e, python_site()), a);
+      },
+      "Rows [begin, end) along axis 0.");
+  m.def(
+      "concat",
+      [](const std::vector<const PyTensor*>& xs, int axis) {
+        if (xs.empty()) throw Error("concat: no tensors given");
+        std::vector<Tensor> hs;
+        for (const PyTensor* x : xs) hs.push_back(x->get());
+        return wrap(concat(std::span<const Tensor>(hs), axis, python_site()), *xs.front());
+      },
+      py::arg("tensors"), py::arg("axis") = 0);
+  m.def(
+      "linear",
+      [](const PyTensor& x, const PyTensor& w, const PyTensor* b) {
+        return wrap(linear(x.get(), w.get(), b ? b->get() : Tensor(), python_site()), x);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias") = nullptr, "x @ weight.T + bias.");
   m.def("softmax", [](const PyTensor& x) { return wrap(softmax(x.get(), python_site()), x); });
-  m.def("softmax_cross_entropy", [](const PyTensor& logits, py::object labels) {
-    auto l = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(labels);
-    if (!l) throw py::type_error("softmax_cross_entropy: labels must be an array of integers");
-    return wrap(softmax_cross_entropy(logits.get(),
-                                      std::span<const std::int32_t>(l.data(), static_cast<std::size_t>(l.size())),
-                                      python_site()),
-                logits);
-  }, py::arg("logits"), py::arg("labels"), "Mean over rows of -log softmax(logits)[label].");
-  m.def("bce_with_logits", [](const PyTensor& z, py::object y) {
-    const Site w = python_site();
-    return wrap(bce_with_logits(z.get(), operand(y, z, w), w), z);
-  }, py::arg("logits"), py::arg("targets"));
+  m.def(
+      "softmax_cross_entropy",
+      [](const PyTensor& logits, py::object labels) {
+        auto l =
+            py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(labels);
+        if (!l) throw py::type_error("softmax_cross_entropy: labels must be an array of integers");
+        return wrap(softmax_cross_entropy(
+                        logits.get(),
+                        std::span<const std::int32_t>(l.data(), static_cast<std::size_t>(l.size())),
+                        python_site()),
+                    logits);
+      },
+      py::arg("logits"), py::arg("labels"), "Mean over rows of -log softmax(logits)[label].");
+  m.def(
+      "bce_with_logits",
+      [](const PyTensor& z, py::object y) {
+        const Site w = python_site();
+        return wrap(bce_with_logits(z.get(), operand(y, z, w), w), z);
+      },
+      py::arg("logits"), py::arg("targets"));
 }
 
 }  // namespace tapegrad::python

@@ -41,23 +41,27 @@ nn::Dataset dataset(py::handle x, py::handle y, const std::string& name) {
     throw py::type_error("Dataset: x must be an array of samples, one row (or image) per sample");
   const char kind = xa.dtype().kind();
   if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
-    throw py::type_error("Dataset: x must hold real numbers, not dtype " + std::string(py::str(xa.dtype())));
+    throw py::type_error("Dataset: x must hold real numbers, not dtype " +
+                         std::string(py::str(xa.dtype())));
   auto xf = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(xa);
   py::array ya = py::array::ensure(y);
   if (!ya || ya.ndim() != 1)
     throw py::type_error("Dataset: y must be a 1-D array of integer labels");
   if (ya.dtype().kind() != 'i' && ya.dtype().kind() != 'u')
-    throw py::type_error("Dataset: labels must be integers, not dtype " + std::string(py::str(ya.dtype())));
+    throw py::type_error("Dataset: labels must be integers, not dtype " +
+                         std::string(py::str(ya.dtype())));
   auto yi = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(ya);
   nn::Dataset d;
   d.n = xa.shape(0);
   if (yi.size() != d.n)
-    throw py::value_error(fmt::format("Dataset: {} samples in x but {} labels in y", d.n, yi.size()));
+    throw py::value_error(
+        fmt::format("Dataset: {} samples in x but {} labels in y", d.n, yi.size()));
   d.features = d.n ? xf.size() / d.n : 0;
   d.x.assign(xf.data(), xf.data() + xf.size());
   d.y.assign(yi.data(), yi.data() + yi.size());
   for (std::size_t i = 0; i < d.y.size(); ++i) {
-    if (d.y[i] < 0) throw py::value_error(fmt::format("Dataset: label {} of sample {} is negative", d.y[i], i));
+    if (d.y[i] < 0)
+      throw py::value_error(fmt::format("Dataset: label {} of sample {} is negative", d.y[i], i));
     d.classes = std::max(d.classes, d.y[i] + 1);
   }
   for (std::size_t i = 0; i < d.x.size(); ++i)
@@ -94,7 +98,8 @@ py::dict metrics_dict(const nn::EpochMetrics& m) {
 // once, and a step with no Python hook to call never takes the GIL.
 class PyCallback : public nn::Callback {
  public:
-  PyCallback(py::object obj, py::object trainer) : obj_(std::move(obj)), trainer_(std::move(trainer)) {
+  PyCallback(py::object obj, py::object trainer)
+      : obj_(std::move(obj)), trainer_(std::move(trainer)) {
     for (const char* h : {"on_fit_begin", "on_epoch_begin", "on_step_begin", "on_after_backward",
                           "on_step_end", "on_epoch_end", "on_fit_end"})
       has_.push_back(py::hasattr(obj_, h));
@@ -139,53 +144,69 @@ struct PyTrainer {
 }  // namespace
 
 void bind_nn(py::module_& nn) {
-  py::class_<Parameter>(nn, "Parameter", "A model's parameter: its values and gradient live in the model.")
+  py::class_<Parameter>(nn, "Parameter",
+                        "A model's parameter: its values and gradient live in the model.")
       .def_property_readonly("name", &Parameter::name)
-      .def_property_readonly("shape", [](const Parameter& p) {
-        py::tuple t(p.shape().rank());
-        for (int i = 0; i < p.shape().rank(); ++i) t[i] = p.shape()[i];
-        return t;
-      })
-      .def_property_readonly("dtype", [](const Parameter& p) {
-        return p.dtype() == DType::f32 ? py::dtype::of<float>() : py::dtype::of<double>();
-      })
-      .def_property_readonly("value", [](py::object self) {
-        return parameter_view(self.cast<Parameter&>(), false, self);
-      }, "The values as a writeable NumPy view of the parameter's memory (no copy).")
-      .def_property_readonly("grad", [](py::object self) {
-        return parameter_view(self.cast<Parameter&>(), true, self);
-      }, "The gradient as a NumPy view (no copy); zeros until a backward reaches it.")
+      .def_property_readonly("shape",
+                             [](const Parameter& p) {
+                               py::tuple t(p.shape().rank());
+                               for (int i = 0; i < p.shape().rank(); ++i) t[i] = p.shape()[i];
+                               return t;
+                             })
+      .def_property_readonly("dtype",
+                             [](const Parameter& p) {
+                               return p.dtype() == DType::f32 ? py::dtype::of<float>()
+                                                              : py::dtype::of<double>();
+                             })
+      .def_property_readonly(
+          "value",
+          [](py::object self) { return parameter_view(self.cast<Parameter&>(), false, self); },
+          "The values as a writeable NumPy view of the parameter's memory (no copy).")
+      .def_property_readonly(
+          "grad",
+          [](py::object self) { return parameter_view(self.cast<Parameter&>(), true, self); },
+          "The gradient as a NumPy view (no copy); zeros until a backward reaches it.")
       .def("zero_grad", &Parameter::zero_grad)
-      .def("var", [](py::object self, py::object tape) {
-        Parameter& p = self.cast<Parameter&>();
-        BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
-        PyTensor t(p.var(box->tape(), python_site()), box);
-        box->keep(t.h.index(), self);
-        return t;
-      }, py::arg("tape") = py::none(),
-         "A leaf on a tape aliasing the parameter's memory.")
+      .def(
+          "var",
+          [](py::object self, py::object tape) {
+            Parameter& p = self.cast<Parameter&>();
+            BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
+            PyTensor t(p.var(box->tape(), python_site()), box);
+            box->keep(t.h.index(), self);
+            return t;
+          },
+          py::arg("tape") = py::none(), "A leaf on a tape aliasing the parameter's memory.")
       .def("__repr__", [](const Parameter& p) {
         return fmt::format("Parameter('{}', shape={}, dtype={})", p.name(), p.shape().str(),
                            p.dtype() == DType::f32 ? "float32" : "float64");
       });
 
   py::class_<nn::Module>(nn, "Module")
-      .def("__call__", [](py::object self, const PyTensor& x) {
-        nn::Module& m = self.cast<nn::Module&>();
-        PyTensor y(m(x.get(), python_site()), x.box);
-        // The output's nodes read the parameters' memory: the model lives
-        // as long as the tape keeps them.
-        x.box->keep(y.h.index(), self);
-        return y;
-      }, py::arg("x"))
+      .def(
+          "__call__",
+          [](py::object self, const PyTensor& x) {
+            nn::Module& m = self.cast<nn::Module&>();
+            PyTensor y(m(x.get(), python_site()), x.box);
+            // The output's nodes read the parameters' memory: the model lives
+            // as long as the tape keeps them.
+            x.box->keep(y.h.index(), self);
+            return y;
+          },
+          py::arg("x"))
       .def("parameters", &nn::Module::parameters, py::return_value_policy::reference_internal)
-      .def("named_parameters", &nn::Module::named_parameters, py::return_value_policy::reference_internal)
+      .def("named_parameters", &nn::Module::named_parameters,
+           py::return_value_policy::reference_internal)
       .def("zero_grad", &nn::Module::zero_grad)
       .def_property_readonly("parameter_count", &nn::Module::parameter_count)
-      .def("save", [](nn::Module& m, const std::string& path) { nn::save_checkpoint(path, m, nullptr); },
-           py::arg("path"), "Writes the parameters to a checkpoint file (atomically).")
-      .def("load", [](nn::Module& m, const std::string& path) { nn::load_checkpoint(path, m, nullptr); },
-           py::arg("path"), "Reads parameters from a checkpoint; on any error nothing changes.");
+      .def(
+          "save",
+          [](nn::Module& m, const std::string& path) { nn::save_checkpoint(path, m, nullptr); },
+          py::arg("path"), "Writes the parameters to a checkpoint file (atomically).")
+      .def(
+          "load",
+          [](nn::Module& m, const std::string& path) { nn::load_checkpoint(path, m, nullptr); },
+          py::arg("path"), "Reads parameters from a checkpoint; on any error nothing changes.");
 
   py::class_<nn::MLP, nn::Module>(nn, "MLP", R"(Fully connected layers of the given sizes.
 
@@ -206,43 +227,61 @@ void bind_nn(py::module_& nn) {
       .def("__repr__", [](nn::MLP& m) {
         return fmt::format("MLP({}, hidden={}, dtype={}, {} parameters)", fmt::join(m.sizes(), "-"),
                            nn::activation_name(m.options().hidden),
-                           m.options().dtype == DType::f32 ? "float32" : "float64", m.parameter_count());
+                           m.options().dtype == DType::f32 ? "float32" : "float64",
+                           m.parameter_count());
       });
   py::class_<nn::Linear, nn::Module>(nn, "Linear", "y = x W^T + b with W (out, in).")
-      .def(py::init([](std::int64_t in, std::int64_t out, py::object dtype, std::uint64_t seed, bool bias) {
+      .def(py::init([](std::int64_t in, std::int64_t out, py::object dtype, std::uint64_t seed,
+                       bool bias) {
              return std::make_unique<nn::Linear>("linear", in, out,
-                                                 dtype.is_none() ? DType::f32 : parse_dtype(dtype), seed,
-                                                 nn::Init::kaiming_uniform, bias);
+                                                 dtype.is_none() ? DType::f32 : parse_dtype(dtype),
+                                                 seed, nn::Init::kaiming_uniform, bias);
            }),
            py::arg("in_features"), py::arg("out_features"), py::arg("dtype") = py::none(),
            py::arg("seed") = 0, py::arg("bias") = true);
 
   // ---- losses ----
-  nn.def("cross_entropy", [](const PyTensor& logits, py::object labels) {
-    auto l = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(labels);
-    if (!l) throw py::type_error("cross_entropy: labels must be an array of integers");
-    return PyTensor(nn::cross_entropy(logits.get(),
-                                      std::span<const std::int32_t>(l.data(), static_cast<std::size_t>(l.size())),
-                                      python_site()),
-                    logits.box);
-  }, py::arg("logits"), py::arg("labels"), "Softmax cross-entropy on logits (N, C), mean over rows.");
+  nn.def(
+      "cross_entropy",
+      [](const PyTensor& logits, py::object labels) {
+        auto l =
+            py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(labels);
+        if (!l) throw py::type_error("cross_entropy: labels must be an array of integers");
+        return PyTensor(nn::cross_entropy(logits.get(),
+                                          std::span<const std::int32_t>(
+                                              l.data(), static_cast<std::size_t>(l.size())),
+                                          python_site()),
+                        logits.box);
+      },
+      py::arg("logits"), py::arg("labels"),
+      "Softmax cross-entropy on logits (N, C), mean over rows.");
   const auto target = [](py::handle r, const PyTensor& like) {
     if (py::isinstance<PyTensor>(r)) return r.cast<PyTensor>();
-    return tensor_from_array(r, false, py::cast(like.get().dtype() == DType::f32 ? "float32" : "float64"),
-                             like.box);
+    return tensor_from_array(
+        r, false, py::cast(like.get().dtype() == DType::f32 ? "float32" : "float64"), like.box);
   };
-  nn.def("mse", [target](const PyTensor& a, py::object r) {
-    PyTensor t = target(r, a);
-    return PyTensor(nn::mse(a.get(), t.get(), python_site()), a.box);
-  }, py::arg("output"), py::arg("target"), "Mean of (output - target)^2.");
-  nn.def("half_squared_error", [target](const PyTensor& a, py::object r) {
-    PyTensor t = target(r, a);
-    return PyTensor(nn::half_squared_error(a.get(), t.get(), python_site()), a.box);
-  }, py::arg("output"), py::arg("target"), "1/2 ||output - target||^2 over all elements.");
-  nn.def("binary_cross_entropy", [target](const PyTensor& z, py::object y) {
-    PyTensor t = target(y, z);
-    return PyTensor(nn::binary_cross_entropy(z.get(), t.get(), python_site()), z.box);
-  }, py::arg("logits"), py::arg("targets"), "Binary cross-entropy on logits (stable for any logit).");
+  nn.def(
+      "mse",
+      [target](const PyTensor& a, py::object r) {
+        PyTensor t = target(r, a);
+        return PyTensor(nn::mse(a.get(), t.get(), python_site()), a.box);
+      },
+      py::arg("output"), py::arg("target"), "Mean of (output - target)^2.");
+  nn.def(
+      "half_squared_error",
+      [target](const PyTensor& a, py::object r) {
+        PyTensor t = target(r, a);
+        return PyTensor(nn::half_squared_error(a.get(), t.get(), python_site()), a.box);
+      },
+      py::arg("output"), py::arg("target"), "1/2 ||output - target||^2 over all elements.");
+  nn.def(
+      "binary_cross_entropy",
+      [target](const PyTensor& z, py::object y) {
+        PyTensor t = target(y, z);
+        return PyTensor(nn::binary_cross_entropy(z.get(), t.get(), python_site()), z.box);
+      },
+      py::arg("logits"), py::arg("targets"),
+      "Binary cross-entropy on logits (stable for any logit).");
 
   // ---- optimisers ----
   py::class_<nn::Optimizer>(nn, "Optimizer")
@@ -250,18 +289,20 @@ void bind_nn(py::module_& nn) {
       .def("zero_grad", &nn::Optimizer::zero_grad)
       .def_property("lr", &nn::Optimizer::lr, &nn::Optimizer::set_lr)
       .def_property_readonly("steps", &nn::Optimizer::steps);
-  py::class_<nn::SGD, nn::Optimizer>(nn, "SGD")
-      .def(py::init([](std::vector<Parameter*> params, double lr, double momentum, double weight_decay,
-                       bool nesterov) {
-             return std::make_unique<nn::SGD>(std::move(params), nn::SGDOptions{lr, momentum, weight_decay, nesterov});
-           }),
-           py::arg("params"), py::arg("lr") = 0.01, py::arg("momentum") = 0.0,
-           py::arg("weight_decay") = 0.0, py::arg("nesterov") = false, py::keep_alive<1, 2>());
+  py::class_<nn::SGD, nn::Optimizer>(nn, "SGD").def(
+      py::init([](std::vector<Parameter*> params, double lr, double momentum, double weight_decay,
+                  bool nesterov) {
+        return std::make_unique<nn::SGD>(std::move(params),
+                                         nn::SGDOptions{lr, momentum, weight_decay, nesterov});
+      }),
+      py::arg("params"), py::arg("lr") = 0.01, py::arg("momentum") = 0.0,
+      py::arg("weight_decay") = 0.0, py::arg("nesterov") = false, py::keep_alive<1, 2>());
   py::class_<nn::Adam, nn::Optimizer>(nn, "Adam")
       .def(py::init([](std::vector<Parameter*> params, double lr, std::pair<double, double> betas,
                        double eps, double weight_decay) {
              return std::make_unique<nn::Adam>(
-                 std::move(params), nn::AdamOptions{lr, betas.first, betas.second, eps, weight_decay});
+                 std::move(params),
+                 nn::AdamOptions{lr, betas.first, betas.second, eps, weight_decay});
            }),
            py::arg("params"), py::arg("lr") = 1e-3, py::arg("betas") = std::make_pair(0.9, 0.999),
            py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0, py::keep_alive<1, 2>());
@@ -270,31 +311,38 @@ void bind_nn(py::module_& nn) {
   py::class_<nn::Dataset>(nn, "Dataset", R"(Samples (float32 rows) and integer labels.
 
 ``nn.Dataset(x, y)`` copies the arrays once; ``.x`` and ``.y`` are views of the copy.)")
-      .def(py::init([](py::object x, py::object y, const std::string& name) { return dataset(x, y, name); }),
+      .def(py::init([](py::object x, py::object y, const std::string& name) {
+             return dataset(x, y, name);
+           }),
            py::arg("x"), py::arg("y"), py::arg("name") = "")
-      .def_property_readonly("x", [](py::object self) {
-        nn::Dataset& d = self.cast<nn::Dataset&>();
-        return py::array_t<float>({d.n, d.features}, d.x.data(), self);
-      })
-      .def_property_readonly("y", [](py::object self) {
-        nn::Dataset& d = self.cast<nn::Dataset&>();
-        return py::array_t<std::int32_t>({d.n}, d.y.data(), self);
-      })
+      .def_property_readonly("x",
+                             [](py::object self) {
+                               nn::Dataset& d = self.cast<nn::Dataset&>();
+                               return py::array_t<float>({d.n, d.features}, d.x.data(), self);
+                             })
+      .def_property_readonly("y",
+                             [](py::object self) {
+                               nn::Dataset& d = self.cast<nn::Dataset&>();
+                               return py::array_t<std::int32_t>({d.n}, d.y.data(), self);
+                             })
       .def_readonly("n", &nn::Dataset::n)
       .def_readonly("features", &nn::Dataset::features)
       .def_readonly("classes", &nn::Dataset::classes)
       .def_readonly("name", &nn::Dataset::name)
       .def("__len__", [](const nn::Dataset& d) { return d.n; })
       .def("__repr__", [](const nn::Dataset& d) {
-        return fmt::format("Dataset('{}', {} samples, {} features, {} classes)", d.name, d.n, d.features,
-                           d.classes);
+        return fmt::format("Dataset('{}', {} samples, {} features, {} classes)", d.name, d.n,
+                           d.features, d.classes);
       });
-  nn.def("fashion_mnist", [](bool train, const std::string& folder) {
-    nn::Dataset d = nn::read_idx_folder(folder, train);
-    d.name = train ? "fashion-mnist train" : "fashion-mnist test";
-    return d;
-  }, py::arg("train") = true, py::arg("folder") = nn::kFashionMnistDir,
-  "Fashion-MNIST (or MNIST in `folder`) from its IDX files: pixels scaled to [0, 1].");
+  nn.def(
+      "fashion_mnist",
+      [](bool train, const std::string& folder) {
+        nn::Dataset d = nn::read_idx_folder(folder, train);
+        d.name = train ? "fashion-mnist train" : "fashion-mnist test";
+        return d;
+      },
+      py::arg("train") = true, py::arg("folder") = nn::kFashionMnistDir,
+      "Fashion-MNIST (or MNIST in `folder`) from its IDX files: pixels scaled to [0, 1].");
   nn.def("read_csv", &nn::read_csv, py::arg("path"), py::arg("label_column"));
   nn.def("make_moons", &nn::make_moons, py::arg("n"), py::arg("seed"), py::arg("noise") = 0.1);
   nn.def("make_xor", &nn::make_xor, py::arg("n"), py::arg("seed"), py::arg("noise") = 0.1);
@@ -313,14 +361,15 @@ void bind_nn(py::module_& nn) {
       .def_readonly("loss", &nn::StepInfo::loss)
       .def_readonly("epoch_loss", &nn::StepInfo::epoch_loss);
 
-  py::class_<PyTrainer>(nn, "Trainer", R"(Epochs of shuffled mini-batches, evaluation and checkpoints.
+  py::class_<PyTrainer>(nn, "Trainer",
+                        R"(Epochs of shuffled mini-batches, evaluation and checkpoints.
 
 ``fit`` runs in C++ without holding the GIL; Python callbacks (objects with any of
 on_fit_begin, on_epoch_begin, on_step_begin, on_after_backward, on_step_end,
 on_epoch_end, on_fit_end) are called at the same hooks as in C++.)")
-      .def(py::init([](py::object model, py::object optimizer, std::int64_t epochs, std::int64_t batch_size,
-                       std::uint64_t seed, const std::string& schedule, std::int64_t replicas,
-                       const std::string& checkpoint) {
+      .def(py::init([](py::object model, py::object optimizer, std::int64_t epochs,
+                       std::int64_t batch_size, std::uint64_t seed, const std::string& schedule,
+                       std::int64_t replicas, const std::string& checkpoint) {
              nn::TrainerOptions o;
              o.epochs = epochs;
              o.batch_size = batch_size;
@@ -335,53 +384,62 @@ on_epoch_end, on_fit_end) are called at the same hooks as in C++.)")
                                                         optimizer.cast<nn::Optimizer&>(), o);
              return t;
            }),
-           py::arg("model"), py::arg("optimizer"), py::arg("epochs") = 10, py::arg("batch_size") = 64,
-           py::arg("seed") = 1, py::arg("schedule") = "constant", py::arg("replicas") = 1,
-           py::arg("checkpoint") = "")
-      .def("_fit", [](py::object self, py::object train, py::object test, py::list callbacks) {
-             PyTrainer& t = self.cast<PyTrainer&>();
-             const nn::Dataset tr = as_dataset(train, "Trainer.fit: train");
-             std::optional<nn::Dataset> te;
-             if (!test.is_none()) te = as_dataset(test, "Trainer.fit: test");
-             std::vector<std::unique_ptr<PyCallback>> cbs;
-             for (py::handle c : callbacks) cbs.push_back(std::make_unique<PyCallback>(py::reinterpret_borrow<py::object>(c), self));
-             struct Detach {  // the trainer keeps no callback past fit()
-               nn::Trainer& t;
-               ~Detach() { t.clear_callbacks(); }
-             } detach{*t.trainer};
-             for (auto& c : cbs) t.trainer->add_callback(*c);
-             std::vector<nn::EpochMetrics> rows;
-             {
-               py::gil_scoped_release nogil;
-               // OpenMP's and OpenBLAS's pools told this thread's setting
-               // explicitly, as `tapegrad train` does: left to their
-               // defaults inside the interpreter (where NumPy has started
-               // OpenBLAS already), an epoch measured 15 % slower.
-               set_num_threads(num_threads());
-               rows = t.trainer->fit(tr, te ? &*te : nullptr);
-             }
-             py::list out;
-             for (const nn::EpochMetrics& m : rows) out.append(metrics_dict(m));
-             return out;
-           },
-           py::arg("train"), py::arg("test") = py::none(), py::arg("callbacks") = py::list(),
-           "Trains from a Dataset or (x, y) arrays; returns every epoch's metrics as dicts.")
-      .def("evaluate", [](PyTrainer& t, py::object data) {
-        const nn::Dataset d = as_dataset(data, "Trainer.evaluate");
-        nn::EvalMetrics e;
-        {
-          py::gil_scoped_release nogil;
-          e = t.trainer->evaluate(d);
-        }
-        py::dict out;
-        out["loss"] = e.loss;
-        out["accuracy"] = e.accuracy;
-        return out;
-      }, py::arg("data"))
-      .def("resume", [](PyTrainer& t, const std::string& path) { return t.trainer->resume(path); },
-           py::arg("path") = "")
+           py::arg("model"), py::arg("optimizer"), py::arg("epochs") = 10,
+           py::arg("batch_size") = 64, py::arg("seed") = 1, py::arg("schedule") = "constant",
+           py::arg("replicas") = 1, py::arg("checkpoint") = "")
+      .def(
+          "_fit",
+          [](py::object self, py::object train, py::object test, py::list callbacks) {
+            PyTrainer& t = self.cast<PyTrainer&>();
+            const nn::Dataset tr = as_dataset(train, "Trainer.fit: train");
+            std::optional<nn::Dataset> te;
+            if (!test.is_none()) te = as_dataset(test, "Trainer.fit: test");
+            std::vector<std::unique_ptr<PyCallback>> cbs;
+            for (py::handle c : callbacks)
+              cbs.push_back(
+                  std::make_unique<PyCallback>(py::reinterpret_borrow<py::object>(c), self));
+            struct Detach {  // the trainer keeps no callback past fit()
+              nn::Trainer& t;
+              ~Detach() { t.clear_callbacks(); }
+            } detach{*t.trainer};
+            for (auto& c : cbs) t.trainer->add_callback(*c);
+            std::vector<nn::EpochMetrics> rows;
+            {
+              py::gil_scoped_release nogil;
+              // OpenMP's and OpenBLAS's pools told this thread's setting
+              // explicitly, as `tapegrad train` does: left to their
+              // defaults inside the interpreter (where NumPy has started
+              // OpenBLAS already), an epoch measured 15 % slower.
+              set_num_threads(num_threads());
+              rows = t.trainer->fit(tr, te ? &*te : nullptr);
+            }
+            py::list out;
+            for (const nn::EpochMetrics& m : rows) out.append(metrics_dict(m));
+            return out;
+          },
+          py::arg("train"), py::arg("test") = py::none(), py::arg("callbacks") = py::list(),
+          "Trains from a Dataset or (x, y) arrays; returns every epoch's metrics as dicts.")
+      .def(
+          "evaluate",
+          [](PyTrainer& t, py::object data) {
+            const nn::Dataset d = as_dataset(data, "Trainer.evaluate");
+            nn::EvalMetrics e;
+            {
+              py::gil_scoped_release nogil;
+              e = t.trainer->evaluate(d);
+            }
+            py::dict out;
+            out["loss"] = e.loss;
+            out["accuracy"] = e.accuracy;
+            return out;
+          },
+          py::arg("data"))
+      .def(
+          "resume", [](PyTrainer& t, const std::string& path) { return t.trainer->resume(path); },
+          py::arg("path") = "")
       .def_property_readonly("epochs", [](PyTrainer& t) { return t.trainer->options().epochs; })
-      .def_property_readonly("batch_size", [](PyTrainer& t) { return t.trainer->options().batch_size; })
+      .def_property_readonly("batch_size",
+                             [](PyTrainer& t) { return t.trainer->options().batch_size; })
       .def_property_readonly("epochs_done", [](PyTrainer& t) { return t.trainer->epochs_done(); })
       .def_property_readonly("model", [](PyTrainer& t) { return t.model; })
       .def_property_readonly("optimizer", [](PyTrainer& t) { return t.optimizer; })

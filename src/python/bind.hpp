@@ -189,6 +189,12 @@ py::array_t<double> to_numpy(const std::vector<double>& v, std::int64_t rows, st
 
 DType parse_dtype(py::handle dtype);  // None, "float32"/"float64", numpy.float32/float64
 
+// A self-contained HTML page (the sweep explorer, a training report), shown
+// inline by a notebook in an iframe.
+struct Page {
+  std::string html;
+};
+
 void bind_core(py::module_& m);
 void bind_math(py::module_& m);
 void bind_derivatives(py::module_& m);

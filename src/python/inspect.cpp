@@ -105,10 +105,6 @@ GradcheckResult run_gradcheck(py::function f, py::object inputs, const Gradcheck
 struct Graph {
   std::string dot;
 };
-// The sweep explorer of a result, shown inline by a notebook in an iframe.
-struct Explorer {
-  std::string html;
-};
 
 std::string escape_attr(const std::string& s) {
   std::string out;
@@ -246,29 +242,31 @@ prints as a table.)");
       },
       py::arg("root"), "Both sweeps as flat code with the numbers, one line per edge.");
 
-  py::class_<Explorer>(m, "Explorer", "The sweep explorer; a notebook shows it inline.")
-      .def_readonly("html", &Explorer::html)
+  py::class_<Page>(m, "Page",
+                   "A self-contained HTML page (the sweep explorer, a training report); a notebook "
+                   "shows it inline.")
+      .def_readonly("html", &Page::html)
       .def("_repr_html_",
-           [](const Explorer& e) {
+           [](const Page& e) {
              return "<iframe style=\"width:100%;height:640px;border:1px solid #ccc\" srcdoc=\"" +
                     escape_attr(e.html) + "\"></iframe>";
            })
       .def(
           "save",
-          [](const Explorer& e, const std::string& path) {
+          [](const Page& e, const std::string& path) {
             // Through a temporary file renamed into place, as write_html does:
             // an existing page is never left half written.
             const std::string tmp = path + ".tmp";
             {
               std::ofstream out(tmp, std::ios::binary);
               out << e.html;
-              if (!out.flush()) throw Error(fmt::format("Explorer.save: cannot write {}", tmp));
+              if (!out.flush()) throw Error(fmt::format("Page.save: cannot write {}", tmp));
             }
             std::error_code ec;
             std::filesystem::rename(tmp, path, ec);
             if (ec) {
               std::filesystem::remove(tmp, ec);
-              throw Error(fmt::format("Explorer.save: cannot write {}", path));
+              throw Error(fmt::format("Page.save: cannot write {}", path));
             }
           },
           py::arg("path"));
@@ -277,7 +275,7 @@ prints as a table.)");
       [](py::object root, const std::string& title) {
         HtmlOptions o;
         o.title = title;
-        return Explorer{on_root(root, "explore", [&](const auto& h) { return to_html(h, o); })};
+        return Page{on_root(root, "explore", [&](const auto& h) { return to_html(h, o); })};
       },
       py::arg("root"), py::arg("title") = "",
       "A page that steps through the backward sweep behind root; shown inline in a notebook.");

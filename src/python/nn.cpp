@@ -6,6 +6,7 @@
 
 #include "python/bind.hpp"
 #include "tapegrad/nn.hpp"
+#include "tapegrad/report.hpp"
 #include "tapegrad/threads.hpp"
 
 namespace tapegrad::python {
@@ -361,6 +362,29 @@ void bind_nn(py::module_& nn) {
       .def_readonly("loss", &nn::StepInfo::loss)
       .def_readonly("epoch_loss", &nn::StepInfo::epoch_loss);
 
+  py::class_<report::TrainingMonitor>(nn, "TrainingMonitor",
+                                      R"(A callback that measures training for the report.
+
+At a few steps of every epoch it takes each parameter's gradient norm and
+update-to-weight ratio, and histograms at each epoch's end; pass it in
+``callbacks`` and then ``nn.training_report(trainer, monitor)``.)")
+      .def(py::init([](int samples_per_epoch, int bins) {
+             return std::make_unique<report::TrainingMonitor>(
+                 report::MonitorOptions{.samples_per_epoch = samples_per_epoch, .bins = bins});
+           }),
+           py::arg("samples_per_epoch") = 8, py::arg("bins") = 30)
+      .def_property_readonly("names", &report::TrainingMonitor::names)
+      .def_property_readonly("measured_steps",
+                             [](const report::TrainingMonitor& m) { return m.steps().size(); })
+      .def(
+          "grad_norms",
+          [](const report::TrainingMonitor& m) {
+            py::list out;
+            for (const report::StepStats& s : m.steps()) out.append(py::cast(s.grad_norm));
+            return out;
+          },
+          "Per measured step, each parameter's gradient norm.");
+
   py::class_<PyTrainer>(nn, "Trainer",
                         R"(Epochs of shuffled mini-batches, evaluation and checkpoints.
 
@@ -396,13 +420,22 @@ on_epoch_end, on_fit_end) are called at the same hooks as in C++.)")
             if (!test.is_none()) te = as_dataset(test, "Trainer.fit: test");
             std::vector<std::unique_ptr<PyCallback>> cbs;
             for (py::handle c : callbacks)
-              cbs.push_back(
-                  std::make_unique<PyCallback>(py::reinterpret_borrow<py::object>(c), self));
+              if (!py::isinstance<report::TrainingMonitor>(c))
+                cbs.push_back(
+                    std::make_unique<PyCallback>(py::reinterpret_borrow<py::object>(c), self));
             struct Detach {  // the trainer keeps no callback past fit()
               nn::Trainer& t;
               ~Detach() { t.clear_callbacks(); }
             } detach{*t.trainer};
-            for (auto& c : cbs) t.trainer->add_callback(*c);
+            // In the order given: the C++ monitor as itself, Python objects
+            // through their adapters.
+            auto next = cbs.begin();
+            for (py::handle c : callbacks) {
+              if (py::isinstance<report::TrainingMonitor>(c))
+                t.trainer->add_callback(c.cast<report::TrainingMonitor&>());
+              else
+                t.trainer->add_callback(**next++);
+            }
             std::vector<nn::EpochMetrics> rows;
             {
               py::gil_scoped_release nogil;
@@ -440,6 +473,16 @@ on_epoch_end, on_fit_end) are called at the same hooks as in C++.)")
       .def_property_readonly("epochs", [](PyTrainer& t) { return t.trainer->options().epochs; })
       .def_property_readonly("batch_size",
                              [](PyTrainer& t) { return t.trainer->options().batch_size; })
+      .def(
+          "report",
+          [](PyTrainer& t, const report::TrainingMonitor& m, const std::string& title) {
+            report::ReportOptions o;
+            if (!title.empty()) o.title = title;
+            return Page{report::training_report(t.trainer->history(), m, o)};
+          },
+          py::arg("monitor"), py::arg("title") = "",
+          "The training report (curves, gradient statistics with flags, histograms) as a Page: "
+          "shown inline in a notebook, .save(path) writes it.")
       .def_property_readonly("epochs_done", [](PyTrainer& t) { return t.trainer->epochs_done(); })
       .def_property_readonly("model", [](PyTrainer& t) { return t.model; })
       .def_property_readonly("optimizer", [](PyTrainer& t) { return t.optimizer; })

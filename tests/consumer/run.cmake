@@ -21,3 +21,12 @@ foreach(exe consumer consumer_eigen)
     message(FATAL_ERROR "${exe} computed wrong gradients: ${rc}")
   endif()
 endforeach()
+# The Python package, from where `cmake --install` put it.
+if(PYTHON)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env PYTHONPATH=${prefix}/${PYDIR} ${PYTHON} -c
+                          "import tapegrad as tg; assert tg.__file__.startswith('${prefix}'), tg.__file__; x = tg.Scalar(3.0); (x * x).backward(); assert x.grad == 6.0; from tapegrad import nn; assert nn.MLP([2, 2]).parameter_count == 6"
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "the installed Python package does not import from ${prefix}/${PYDIR}: ${rc}")
+  endif()
+endif()

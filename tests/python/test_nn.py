@@ -166,3 +166,26 @@ def test_fashion_mnist_from_numpy_arrays():
     trainer = nn.Trainer(model, nn.Adam(model.parameters(), lr=1e-3), epochs=2, batch_size=64)
     hist = trainer.fit((x, y), test=(test.x[:2000], test.y[:2000]))
     assert hist[-1]["test_accuracy"] > 0.7
+
+
+def test_training_report_from_python(tmp_path):
+    x, y = moons(400, 5)
+    model = nn.MLP([2, 8, 2], seed=4)
+    trainer = nn.Trainer(model, nn.Adam(model.parameters(), lr=0.01), epochs=3, batch_size=40)
+    monitor = nn.TrainingMonitor(samples_per_epoch=4)
+    calls = []
+
+    class After:
+        def on_epoch_end(self, t, m):
+            calls.append(monitor.measured_steps)  # the monitor ran before this callback
+
+    trainer.fit((x, y), test=(x, y), callbacks=[monitor, After()])
+    assert monitor.names == ["layer0.weight", "layer0.bias", "layer1.weight", "layer1.bias"]
+    per = calls[0]  # steps measured per epoch: at least the 4 asked for
+    assert per >= 4 and calls == [per, 2 * per, 3 * per] == [per, 2 * per, monitor.measured_steps]
+    assert all(len(g) == 4 and all(v > 0 for v in g) for g in monitor.grad_norms())
+    page = trainer.report(monitor, title="moons")
+    assert "<html" in page.html and "moons" in page.html and "layer0.weight" in page.html
+    assert page._repr_html_().startswith("<iframe")
+    page.save(str(tmp_path / "report.html"))
+    assert (tmp_path / "report.html").read_text() == page.html

@@ -8,6 +8,7 @@
 // Library code that builds one op from others passes its own `where` on, so
 // every node of a composite op names the user's line.
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "tapegrad/tensor.hpp"
@@ -111,6 +112,23 @@ Tensor softmax_cross_entropy(const Tensor& logits, std::span<const std::int32_t>
 Tensor bce_with_logits(const Tensor& logits, const Tensor& targets, Site where = Site::current());
 // Row-wise softmax (last axis), for predictions.
 Tensor softmax(const Tensor& x, Site where = Site::current());
+
+// ---- checkpointed blocks ----
+// f(x) recorded as one node that keeps only its input and output: the nodes
+// inside f are computed on a scratch tape and dropped, and the backward sweep
+// runs f again (on a scratch tape, with gradients) to send the output's
+// gradient to x and to every parameter f reads (Parameter::var on the
+// current tape). Activation memory for recompute, as PyTorch's
+// torch.utils.checkpoint; values and gradients are those of f recorded
+// directly. f must be a pure function of x and the parameters: it runs once
+// when recorded and once per backward. First order only (forward mode and
+// second order through the block throw, naming it); the scratch tapes are
+// per thread and hold one block's nodes at a time (checkpoint_scratch_peak).
+using BlockFn = std::function<Tensor(const Tensor& x)>;
+Tensor checkpoint(BlockFn f, const Tensor& x, Site where = Site::current());
+// The largest number of bytes a scratch tape of this thread has held (the
+// memory that recomputing a block costs beside the tape's own).
+std::size_t checkpoint_scratch_peak();
 
 // ---- user-defined ops ----
 // Records a node of an op defined outside the library: def.forward computes

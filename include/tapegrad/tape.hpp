@@ -265,6 +265,11 @@ class Tape {
   // false and the rule writes the product itself.
   bool defer_outer(std::uint32_t t, std::int64_t rows, std::int64_t cols, const void* a,
                    std::int64_t sa, const void* b, std::int64_t sb);
+  // Keeps `obj` alive as long as tensor node t is on the tape (dropped with
+  // the node by clear and rewind): an op's closure, say (checkpoint()).
+  void own(std::uint32_t t, std::shared_ptr<const void> obj) {
+    owned_.emplace_back(t, std::move(obj));
+  }
   // Pooled scratch memory, returned to the pool at clear/rewind with the node.
   Buffer acquire(std::size_t bytes);
   void release(Buffer&& b);
@@ -308,6 +313,7 @@ class Tape {
   std::vector<double> adj_;  // may be shorter than scalars_: missing entries are 0
   std::vector<TensorNode> tnodes_;
   std::vector<Buffer> pool_;
+  std::vector<std::pair<std::uint32_t, std::shared_ptr<const void>>> owned_;  // see own()
   std::vector<std::string> scope_names_;
   std::vector<std::pair<std::uint64_t, std::string>> labels_;  // key: tensor bit << 32 | index
   // {site, caller} of scalar nodes recorded under anomaly detection; shorter

@@ -401,6 +401,7 @@ void Tape::drop_tensors_from(std::uint32_t t) {
     release(std::move(tnodes_[i].saved));
   }
   tnodes_.resize(t);
+  std::erase_if(owned_, [&](const auto& o) { return o.first >= t; });
 }
 
 void Tape::clear() {

@@ -293,10 +293,19 @@ MLP::MLP(std::vector<std::int64_t> sizes, MLPOptions opt)
 Tensor MLP::forward(const Tensor& x) {
   Tensor h = x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
-    h = layers_[i]->forward(h);
     const Activation a = i + 1 < layers_.size() ? opt_.hidden : opt_.output;
-    ScopeName scope(h.tape(), layers_[i]->name());
-    h = apply(a, h);
+    Linear& layer = *layers_[i];
+    const auto block = [&layer, a](const Tensor& in) {
+      Tensor z = layer.forward(in);
+      ScopeName scope(z.tape(), layer.name());
+      return apply(a, z);
+    };
+    if (opt_.checkpoint_layers) {
+      ScopeName scope(h.tape(), layer.name());
+      h = checkpoint(block, h);
+    } else {
+      h = block(h);
+    }
   }
   return h;
 }

@@ -177,9 +177,59 @@ class PyFunction {
   std::unique_ptr<Function> fn_;
 };
 
+// A Python object kept by C++ (a block function a tape owns), released
+// with the GIL held whenever the interpreter is still there.
+struct Held {
+  py::object obj;
+  explicit Held(py::object o) : obj(std::move(o)) {}
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  ~Held() {
+    if (!Py_IsInitialized()) {
+      obj.release();  // the interpreter is gone: nothing to give it back to
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    obj = py::object();
+  }
+};
+
 }  // namespace
 
 void bind_derivatives(py::module_& m) {
+  m.def(
+      "checkpoint",
+      [](py::function f, const PyTensor& x) {
+        auto held = std::make_shared<Held>(std::move(f));
+        BlockFn block = [held](const Tensor& in) -> Tensor {
+          py::gil_scoped_acquire gil;
+          // The scratch tape is lent to f for this call only.
+          auto box = std::make_shared<Box>(in.tape());
+          struct Close {
+            BoxPtr b;
+            ~Close() { b->close(); }
+          } close{box};
+          push_box(box);
+          py::object r;
+          try {
+            r = held->obj(PyTensor(in, box));
+          } catch (...) {
+            pop_box();
+            throw;
+          }
+          pop_box();
+          if (!py::isinstance<PyTensor>(r))
+            throw py::type_error("checkpoint: the block must return a Tensor");
+          return r.cast<const PyTensor&>().get();
+        };
+        return PyTensor(checkpoint(std::move(block), x.get(), python_site()), x.box);
+      },
+      py::arg("f"), py::arg("x"),
+      R"(f(x) as one node that keeps only its input and output; the backward sweep runs f again.
+
+Activation memory for a second forward, as torch.utils.checkpoint. f must be a pure
+function of x (and of parameters it reads): it runs when recorded and at each backward.)");
+
   m.def(
       "jvp",
       [](py::object outputs, py::object inputs, py::object v) {

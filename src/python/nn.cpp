@@ -213,17 +213,20 @@ void bind_nn(py::module_& nn) {
 
 ``nn.MLP([784, 256, 10])`` is two Linear layers with ReLU between them and logits out.)")
       .def(py::init([](std::vector<std::int64_t> sizes, const std::string& hidden,
-                       const std::string& output, py::object dtype, std::uint64_t seed, bool bias) {
+                       const std::string& output, py::object dtype, std::uint64_t seed, bool bias,
+                       bool checkpoint_layers) {
              nn::MLPOptions o;
              o.hidden = activation(hidden);
              o.output = activation(output);
              o.dtype = dtype.is_none() ? DType::f32 : parse_dtype(dtype);
              o.seed = seed;
              o.bias = bias;
+             o.checkpoint_layers = checkpoint_layers;
              return std::make_unique<nn::MLP>(std::move(sizes), o);
            }),
            py::arg("sizes"), py::arg("hidden") = "relu", py::arg("output") = "identity",
-           py::arg("dtype") = py::none(), py::arg("seed") = 0, py::arg("bias") = true)
+           py::arg("dtype") = py::none(), py::arg("seed") = 0, py::arg("bias") = true,
+           py::arg("checkpoint_layers") = false)
       .def_property_readonly("sizes", &nn::MLP::sizes)
       .def("__repr__", [](nn::MLP& m) {
         return fmt::format("MLP({}, hidden={}, dtype={}, {} parameters)", fmt::join(m.sizes(), "-"),

@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   train->add_flag("!--no-plot", t.plot, "do not run gnuplot");
   train->add_flag("!--no-graph", t.graph, "do not write graph.svg");
   train->add_flag("!--no-report", t.report, "do not write report.html");
+  train->add_flag("--checkpoint-layers", t.checkpoint_layers,
+                  "keep only each layer's output on the tape and recompute the layer in the "
+                  "backward sweep: less activation memory for a second forward");
   train
       ->add_flag("--fused-update{on}", t.fused_update,
                  "update each parameter inside the backward sweep, not after it: on (the "

@@ -240,6 +240,11 @@ int run_train(const TrainOptions& o) {
     throw Error(fmt::format("unknown --loss '{}': use ce or mse", o.loss));
   const nn::Schedule schedule = nn::parse_schedule(o.schedule);
   const bool fused = train_fused_update(o);
+  if (o.checkpoint_layers && dist::size() > 1)
+    throw Error(
+        "--checkpoint-layers does not combine with mpirun yet: the gradient reducer sends each "
+        "parameter's gradient as the sweep passes its leaf, and a recomputed layer's leaves are "
+        "on a scratch tape it does not watch");
   const fs::path out(o.out);
   if (root) fs::create_directories(out);
   const Data d = load_data(o);
@@ -249,7 +254,8 @@ int run_train(const TrainOptions& o) {
   nn::MLP model(sizes, {.hidden = nn::parse_activation(o.activation),
                         .output = nn::Activation::identity,
                         .dtype = DType::f32,
-                        .seed = o.seed});
+                        .seed = o.seed,
+                        .checkpoint_layers = o.checkpoint_layers});
   std::unique_ptr<nn::Optimizer> opt;
   if (o.optimizer == "adam")
     opt = std::make_unique<nn::Adam>(model.parameters(),
@@ -322,19 +328,21 @@ int run_train(const TrainOptions& o) {
       "  \"epochs\": {},\n  \"samples_per_second\": {:.1f},\n  \"seconds_per_epoch\": {:.4f},\n"
       "  \"train_seconds\": {:.3f},\n  \"parameters\": {},\n  \"matmul_backend\": \"{}\",\n  "
       "\"world_size\": {},\n  \"allreduce_wait_ms_per_step\": {:.4f},\n  \"tape_peak_bytes\": {},\n"
+      "  \"recompute_peak_bytes\": {},\n"
       "  \"options\": {{\n"
       "    \"data\": {}, \"layers\": [{}], \"activation\": {}, \"loss\": \"{}\",\n"
       "    \"optimizer\": \"{}\", \"lr\": {}, \"momentum\": {}, \"weight_decay\": {}, "
       "\"schedule\": \"{}\",\n"
       "    \"batch_size\": {}, \"epochs\": {}, \"seed\": {}, \"threads\": {}, \"replicas\": {}, "
-      "\"fused_update\": {}, \"resumed\": {}\n  "
+      "\"fused_update\": {}, \"checkpoint_layers\": {}, \"resumed\": {}\n  "
       "}}\n}}\n",
       last.test_accuracy, last.test_loss, last.train_loss, last.epoch, sps,
       train_seconds / static_cast<double>(rows.size()), train_seconds, model.parameter_count(),
       float_gemm_backend(), dist::size(), allreduce_ms, trainer.tape().memory().peak_bytes,
-      json_str(o.data), join(sizes), json_str(o.activation), o.loss, o.optimizer, o.lr, o.momentum,
-      o.weight_decay, o.schedule, o.batch_size, o.epochs, o.seed, num_threads(), replicas,
-      fused ? "true" : "false", o.resume ? "true" : "false");
+      checkpoint_scratch_peak(), json_str(o.data), join(sizes), json_str(o.activation), o.loss,
+      o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.batch_size, o.epochs, o.seed,
+      num_threads(), replicas, fused ? "true" : "false", o.checkpoint_layers ? "true" : "false",
+      o.resume ? "true" : "false");
   write_file(out / "summary.json", json);
   const std::string summary = fmt::format(
       "tapegrad training summary\n"

@@ -33,6 +33,7 @@ struct TrainOptions {
   // for batches of one row with two or more threads, where it measured
   // faster; docs/performance.md).
   std::string fused_update = "auto";
+  bool checkpoint_layers = false;  // recompute each layer in the backward sweep (less tape memory)
   std::int64_t limit = 0;          // use only the first N training samples (0: all)
   std::int64_t check_every = 100;  // under mpirun: compare parameters across ranks every N steps
 };

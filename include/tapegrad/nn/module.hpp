@@ -224,6 +224,11 @@ struct MLPOptions {
   // (images' black background) in two of its products. The other layers
   // keep out_in, which keeps their input gradient behind a ReLU sparse too.
   WeightLayout first_layout = WeightLayout::in_out;
+  // Each layer (its product and activation) as a checkpointed block
+  // (tapegrad::checkpoint): the tape keeps each layer's output only and the
+  // backward sweep recomputes the inside, trading activation memory for a
+  // second forward. Same values and gradients.
+  bool checkpoint_layers = false;
 };
 
 // Fully connected layers of the given sizes: {784, 256, 128, 10} is three

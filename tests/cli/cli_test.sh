@@ -69,6 +69,20 @@ for f in fused plain; do
 done
 check "--fused-update trains the same numbers" cmp -s "$work/fused.cols" "$work/plain.cols"
 check "the fused run trained" awk -F, 'NR == 3 { exit !($4 + 0 > 0.8) }' "$work/fused.cols"
+# --checkpoint-layers recomputes each layer in the sweep: the same numbers in
+# metrics.csv, less tape at its peak, and the recompute's own peak reported.
+"$tg" train --data moons --hidden 64,64 --epochs 2 --lr 0.02 --out "$work/ckpt" --quiet --no-plot --no-report \
+  --no-graph --checkpoint-layers --fused-update=off >/dev/null
+"$tg" train --data moons --hidden 64,64 --epochs 2 --lr 0.02 --out "$work/nockpt" --quiet --no-plot --no-report \
+  --no-graph --fused-update=off >/dev/null
+cut -d, -f1-4,7 "$work/ckpt/metrics.csv" >"$work/ckpt.cols"
+cut -d, -f1-4,7 "$work/nockpt/metrics.csv" >"$work/nockpt.cols"
+check "--checkpoint-layers trains the same numbers" cmp -s "$work/ckpt.cols" "$work/nockpt.cols"
+check "--checkpoint-layers is in summary.json" has "$work/ckpt/summary.json" '"checkpoint_layers": true'
+peak() { sed -nE "s/.*\"$2\": ([0-9]+),/\1/p" "$1/summary.json"; }
+check "--checkpoint-layers lowers the tape's peak" test "$(peak "$work/ckpt" tape_peak_bytes)" -lt \
+  "$(peak "$work/nockpt" tape_peak_bytes)"
+check "--checkpoint-layers reports the recompute's peak" test "$(peak "$work/ckpt" recompute_peak_bytes)" -gt 0
 # auto (the default) fuses for batches of one row on two or more threads
 # only, and says so in summary.json; a bad value is an error before training.
 for t in 1 2; do

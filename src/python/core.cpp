@@ -341,6 +341,11 @@ the tape keeps the node (until it is cleared or rewound below it).)");
                            h.requires_grad() ? ", requires_grad=True" : "");
       });
 
+  // NumPy's operators and ufuncs must not turn a Tensor into a plain array
+  // (through __array__) and drop its gradient: with __array_ufunc__ = None,
+  // `array * t` comes to Tensor.__rmul__ and `np.exp(t)` raises TypeError.
+  tensor_cls.attr("__array_ufunc__") = py::none();
+
   m.def(
       "tensor",
       [](py::object data, bool requires_grad, py::object dtype, py::object tape) {

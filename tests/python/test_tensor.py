@@ -205,3 +205,13 @@ def test_mlp_checkpoint_layers_same_gradients():
         grads.append([p.grad.copy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_operators_keep_the_gradient_and_ufuncs_refuse():
+    t = tg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    for y in (np.float64(2.0) * t, np.full(3, 2.0) * t, t * np.full(3, 2.0)):
+        assert isinstance(y, tg.Tensor)  # not a plain array that lost the tape
+    (np.full(3, 2.0) * t).sum().backward()
+    np.testing.assert_array_equal(t.grad, [2.0, 2.0, 2.0])
+    with pytest.raises(TypeError, match="ufunc"):
+        np.exp(t)  # tg.exp(t) records; NumPy's would silently drop the gradient

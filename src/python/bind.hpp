@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -58,8 +59,11 @@ class Box {
     keep_.clear();
   }
   void acquire() { ++live_; }
+  // The last handle can go on any thread (Python's garbage collector runs
+  // where it runs); only the tape's own thread may clear it, and any other
+  // leaves it for the next clear or compaction there.
   void release() {
-    if (--live_ == 0 && tape_ && owned_) clear();
+    if (--live_ == 0 && tape_ && owned_ && tape_->owner() == std::this_thread::get_id()) clear();
   }
   std::size_t live() const { return live_; }
   void clear() {
@@ -93,7 +97,8 @@ class Box {
   }
   // Compacts the tape when it has grown past the threshold (see above).
   void maybe_compact() {
-    if (tape_ && tape_->scalar_count() > compact_at_) [[unlikely]]
+    if (tape_ && tape_->scalar_count() > compact_at_ &&
+        tape_->owner() == std::this_thread::get_id()) [[unlikely]]
       compact();
   }
   // Functions replay their tape through C++ handles the Box cannot renumber.

@@ -84,6 +84,24 @@ struct Boxes {
   BoxPtr fallback;           // this thread's default tape
   std::vector<BoxPtr> with;  // `with tape:` blocks, innermost last
   std::vector<std::unique_ptr<TapeScope>> scopes;
+  Boxes() = default;
+  Boxes(const Boxes&) = delete;
+  Boxes& operator=(const Boxes&) = delete;
+  // Runs when the thread ends, without the GIL: a Box may hold Python
+  // objects (arrays a tensor uses in place), so they are released with the
+  // GIL taken, or, once the interpreter is gone, left alone.
+  ~Boxes() {
+    if (!fallback && with.empty()) return;
+    if (Py_IsInitialized()) {
+      py::gil_scoped_acquire gil;
+      scopes.clear();
+      with.clear();
+      fallback.reset();
+    } else {
+      for (BoxPtr& b : with) new BoxPtr(std::move(b));  // NOLINT: deliberately kept
+      if (fallback) new BoxPtr(std::move(fallback));    // NOLINT: deliberately kept
+    }
+  }
 };
 Boxes& boxes() {
   thread_local Boxes b;

@@ -215,3 +215,39 @@ def test_numpy_operators_keep_the_gradient_and_ufuncs_refuse():
     np.testing.assert_array_equal(t.grad, [2.0, 2.0, 2.0])
     with pytest.raises(TypeError, match="ufunc"):
         np.exp(t)  # tg.exp(t) records; NumPy's would silently drop the gradient
+
+
+def test_threads_have_their_own_default_tape_and_may_end():
+    import threading
+    out = {}
+
+    def work(k):
+        a = np.full(4, float(k))
+        t = tg.tensor(a, requires_grad=True)  # keeps `a` alive on this thread's tape
+        (t * t).sum().backward()
+        out[k] = (tg.Tape.current(), t.grad.copy())
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()  # each thread's default tape is released as it ends
+    assert len({id(tp) for tp, _ in out.values()}) == 4
+    for k, (_, g) in out.items():
+        np.testing.assert_array_equal(g, np.full(4, 2.0 * k))
+    x = tg.Scalar(1.0)
+    with pytest.raises(tg.Error, match="thread"):
+        out[0][0].variable(1.0)  # another thread's tape
+
+
+def test_a_handle_dropped_on_another_thread():
+    import threading
+    t = tg.Tape()
+    held = [tg.Scalar(1.0, tape=t) * 2.0, tg.tensor(np.ones(2), tape=t)]
+    th = threading.Thread(target=held.clear)  # the last references go on another thread
+    th.start()
+    th.join()
+    assert t.handles == 0
+    x = tg.Scalar(3.0, tape=t)  # the tape is fine on its own thread
+    (x * x).backward()
+    assert x.grad == 6.0

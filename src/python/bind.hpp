@@ -194,6 +194,23 @@ py::array_t<double> to_numpy(const std::vector<double>& v, std::int64_t rows, st
 
 DType parse_dtype(py::handle dtype);  // None, "float32"/"float64", numpy.float32/float64
 
+// A Python object kept by C++ (a block function a tape owns), released
+// with the GIL held whenever the interpreter is still there.
+struct Held {
+  py::object obj;
+  explicit Held(py::object o) : obj(std::move(o)) {}
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  ~Held() {
+    if (!Py_IsInitialized()) {
+      obj.release();  // the interpreter is gone: nothing to give it back to
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    obj = py::object();
+  }
+};
+
 // A self-contained HTML page (the sweep explorer, a training report), shown
 // inline by a notebook in an iframe.
 struct Page {

@@ -177,26 +177,50 @@ class PyFunction {
   std::unique_ptr<Function> fn_;
 };
 
-// A Python object kept by C++ (a block function a tape owns), released
-// with the GIL held whenever the interpreter is still there.
-struct Held {
-  py::object obj;
-  explicit Held(py::object o) : obj(std::move(o)) {}
-  Held(const Held&) = delete;
-  Held& operator=(const Held&) = delete;
-  ~Held() {
-    if (!Py_IsInitialized()) {
-      obj.release();  // the interpreter is gone: nothing to give it back to
-      return;
-    }
-    py::gil_scoped_acquire gil;
-    obj = py::object();
-  }
-};
-
 }  // namespace
 
 void bind_derivatives(py::module_& m) {
+  py::class_<ScalarFunction>(
+      m, "ScalarFunction", R"(Your own function of one number, defined by its value and derivatives.
+
+``softplus = tg.ScalarFunction("softplus", value=lambda x: math.log1p(math.exp(x)),
+derivative=lambda x, y: 1 / (1 + math.exp(-x)))`` then works on Scalars, element by
+element on Tensors, and on floats; it records one node named after it, replays, and
+goes to second order when ``second(x, y)`` is given. ``derivative`` and ``second``
+get x and the value y. Check it with tg.gradcheck.)")
+      .def(py::init([](std::string name, py::function value, py::function derivative,
+                       py::object second) {
+             auto v = std::make_shared<Held>(std::move(value));
+             auto d = std::make_shared<Held>(std::move(derivative));
+             ScalarFunctionRules rules;
+             // Called from C++ sweeps, possibly without the GIL (a replay).
+             rules.value = [v](double x) {
+               py::gil_scoped_acquire gil;
+               return v->obj(x).cast<double>();
+             };
+             rules.derivative = [d](double x, double y) {
+               py::gil_scoped_acquire gil;
+               return d->obj(x, y).cast<double>();
+             };
+             if (!second.is_none()) {
+               auto s2 = std::make_shared<Held>(std::move(second));
+               rules.second = [s2](double x, double y) {
+                 py::gil_scoped_acquire gil;
+                 return s2->obj(x, y).cast<double>();
+               };
+             }
+             return ScalarFunction(std::move(name), std::move(rules));
+           }),
+           py::arg("name"), py::arg("value"), py::arg("derivative"), py::arg("second") = py::none())
+      .def_property_readonly("name", &ScalarFunction::name)
+      .def("__call__", [](const ScalarFunction& f,
+                          const PyScalar& x) { return PyScalar(f(x.get(), python_site()), x.box); })
+      .def("__call__", [](const ScalarFunction& f,
+                          const PyTensor& x) { return PyTensor(f(x.get(), python_site()), x.box); })
+      .def("__call__", [](const ScalarFunction& f, double x) { return f(x); })
+      .def("__repr__",
+           [](const ScalarFunction& f) { return "<tapegrad.ScalarFunction '" + f.name() + "'>"; });
+
   m.def(
       "checkpoint",
       [](py::function f, const PyTensor& x) {

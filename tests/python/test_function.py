@@ -122,3 +122,38 @@ def test_scalar_hessian_and_hvp():
     f = rosenbrock([x, y])
     np.testing.assert_allclose(tg.hessian(f, [x, y]), [[1902, -600], [-600, 200]])
     np.testing.assert_allclose(tg.hvp(f, [x, y], [1.0, 0.0]), [1902, -600])
+
+
+def test_scalar_function_from_python():
+    import math
+    softplus = tg.ScalarFunction(
+        "softplus", value=lambda x: math.log1p(math.exp(x)),
+        derivative=lambda x, y: 1 / (1 + math.exp(-x)),
+        second=lambda x, y: math.exp(-x) / (1 + math.exp(-x)) ** 2)
+    assert softplus(0.0) == pytest.approx(math.log(2))
+    x = tg.Scalar(0.3)
+    y = softplus(x * 2.0)
+    y.backward()
+    assert y.op == "custom"
+    assert x.grad == pytest.approx(2 / (1 + math.exp(-0.6)))
+    assert tg.gradcheck(lambda v: softplus(v[0]) * v[1], [0.4, -1.2]).passed
+    assert tg.gradcheck_order2(lambda v: softplus(v[0]) * v[1], [0.4, -1.2]).passed
+    t = tg.tensor(np.array([0.0, 1.0]), requires_grad=True)
+    softplus(t).sum().backward()
+    np.testing.assert_allclose(t.grad, 1 / (1 + np.exp(-np.array([0.0, 1.0]))))
+    # replayed without the GIL: the callbacks take it back
+    fn = tg.Function.record(lambda v: softplus(v[0] * v[1]), [1.0, 2.0])
+    _, g = fn.gradient([0.5, -1.0])
+    s = 1 / (1 + math.exp(0.5))
+    np.testing.assert_allclose(g, [s * -1.0, s * 0.5])
+    H = fn.hessian([0.5, -1.0])
+    assert H.shape == (2, 2) and H[0, 1] == pytest.approx(H[1, 0])
+    # an error inside a callback comes out as itself
+    bad = tg.ScalarFunction("bad", value=lambda x: 1 / 0 if x > 5 else x, derivative=lambda x, y: 1.0)
+    with pytest.raises(ZeroDivisionError):
+        bad(tg.Scalar(6.0))
+    # without a second derivative, second order names the function
+    first_only = tg.ScalarFunction("first_only", value=math.sin, derivative=lambda x, y: math.cos(x))
+    z = tg.Scalar(0.2)
+    with pytest.raises(tg.Error, match="first_only"):
+        tg.hessian(first_only(z), [z])

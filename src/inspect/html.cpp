@@ -190,6 +190,14 @@ std::string data_json(Tape& tape, NodeId root, const std::string& title, const H
   s += "],\n\"forward\":" + lines_json(tr.forward);
   s += ",\n\"seed\":" + json_string(tr.seed);
   s += ",\n\"finals\":" + lines_json(tr.finals);
+  // What the whole tape holds (not only the nodes behind the root).
+  const TapeMemory mem = tape.memory();
+  s += fmt::format(",\n\"memory\":{{\"in_use\":{},\"held\":{},\"peak\":{},\"nodes_by_op\":{{",
+                   mem.in_use(), mem.held(), mem.peak_bytes);
+  for (std::size_t i = 0; i < mem.nodes_by_op.size(); ++i)
+    s += fmt::format("{}{}:{}", i ? "," : "", json_string(mem.nodes_by_op[i].first),
+                     mem.nodes_by_op[i].second);
+  s += "}}";
   s += ",\n\"steps\":[";
   const auto limit = static_cast<std::size_t>(std::max(opt.max_values, 1));
   for (std::size_t i = 0; i < tr.backward.size(); ++i) {
@@ -247,10 +255,11 @@ std::string explorer_fragment(Tape& tape, NodeId root, const HtmlOptions& opt) {
       "<h3>this step</h3><div class=\"tg-step-node\"></div><pre class=\"tg-step-arith\"></pre>"
       "<h3>node</h3><div class=\"tg-info\">hover or click a node</div>"
       "<h3>trace</h3><pre class=\"tg-trace\"></pre>"
+      "<h3>tape memory</h3><pre class=\"tg-memory\">{}</pre>"
       "</div>\n</div>\n"
       "<script type=\"application/json\" class=\"tg-data\">{}</script>\n"
       "</div>\n",
-      inline_svg(svg), data_json(tape, root, opt.title, opt));
+      inline_svg(svg), html_escape(tape.memory().str()), data_json(tape, root, opt.title, opt));
 }
 
 std::string html_page(const std::string& title, const std::string& body,

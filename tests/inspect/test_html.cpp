@@ -209,6 +209,10 @@ TEST_CASE("the explorer of worked example 2: valid JSON, the trace's steps, uniq
        ++it, ++edges)
     CHECK(unique.count((*it)[1]) == 1);
   CHECK(edges == 9);
+  // What the tape holds: in the data, and as a panel beside the trace.
+  CHECK_THAT(
+      data, Contains("\"memory\":{\"in_use\":") && Contains("\"mul\":2") && Contains("\"leaf\":5"));
+  CHECK_THAT(page, Contains("<h3>tape memory</h3>") && Contains("tape memory: "));
   CHECK_THAT(page, Contains("<svg") && Contains("font-family=\"DejaVu Sans\""));
   CHECK(page.find("<?xml") == std::string::npos);
   CHECK(page.find("<!DOCTYPE svg") == std::string::npos);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "tapegrad/scalar.hpp"
+#include "tapegrad/tensor.hpp"
 
 namespace tapegrad {
 
@@ -108,6 +109,38 @@ LoopHvp taped_hvp(std::span<const double> state0, std::span<const double> params
 // memory grows with n).
 LoopGradient taped_gradient(std::span<const double> state0, std::span<const double> params,
                             std::int64_t n, const LoopStep& step, const LoopObjective& objective);
+
+// ---- tensor states ----
+// The same checkpointed gradient for a loop whose state is a list of
+// float64 tensors (a field on a grid, a network's hidden state): the step
+// replaces the tensors of `state` with new ones of the same shapes, the
+// objective returns a one-element tensor. Snapshots hold the tensors'
+// values; each step is recorded on one tape, cleared between steps, so the
+// memory is at most `snapshots` states plus one step's tape. Same schedule
+// and recomputation count as for Scalar states.
+struct TensorValue {
+  Shape shape;
+  std::vector<double> values;  // row-major, shape.numel() of them
+};
+using TensorLoopStep =
+    std::function<void(std::span<Tensor> state, std::span<const Tensor> params, std::int64_t i)>;
+using TensorLoopObjective =
+    std::function<Tensor(std::span<const Tensor> state, std::span<const Tensor> params)>;
+struct TensorLoopGradient {
+  double value = 0;
+  std::vector<std::vector<double>> grad_state;   // per state tensor, row-major
+  std::vector<std::vector<double>> grad_params;  // per parameter tensor
+  std::uint64_t advances = 0, taped = 0;
+  std::size_t max_snapshots = 0, peak_tape_bytes = 0;
+};
+TensorLoopGradient checkpointed_gradient(const std::vector<TensorValue>& state0,
+                                         const std::vector<TensorValue>& params, std::int64_t n,
+                                         int snapshots, const TensorLoopStep& step,
+                                         const TensorLoopObjective& objective);
+// All n steps on one tape (for comparison: its memory grows with n).
+TensorLoopGradient taped_gradient(const std::vector<TensorValue>& state0,
+                                  const std::vector<TensorValue>& params, std::int64_t n,
+                                  const TensorLoopStep& step, const TensorLoopObjective& objective);
 
 // The least number of forward steps run again to reverse n steps with s
 // snapshots: r n - C(s + r, s + 1) for the r with C(s + r - 1, s) < n <=

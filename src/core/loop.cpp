@@ -1,6 +1,7 @@
 // Binomial checkpointing of a loop (loop.hpp).
 #include "tapegrad/loop.hpp"
 
+#include "core/revolve.hpp"
 #include "tapegrad/higher.hpp"
 #include "tapegrad/vector_function.hpp"
 
@@ -43,9 +44,11 @@ std::uint64_t split_cost(std::int64_t l, std::int64_t s, std::int64_t k) {
   return static_cast<std::uint64_t>(k) + least(l - k, s - 1) + least(k, s);
 }
 
+}  // namespace
+
 // A k in [1, l) with split_cost(l, s, k) == least(l, s). The cost is
 // convex in k, so a ternary search finds its minimum in O(log l).
-std::int64_t best_split(std::int64_t l, std::int64_t s) {
+std::int64_t detail::best_split(std::int64_t l, std::int64_t s) {
   std::int64_t lo = 1, hi = l - 1;
   while (hi - lo > 2) {
     const std::int64_t m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
@@ -59,6 +62,8 @@ std::int64_t best_split(std::int64_t l, std::int64_t s) {
     if (split_cost(l, s, k) < split_cost(l, s, best)) best = k;
   return best;
 }
+
+namespace {
 
 class Reverser {
  public:
@@ -114,20 +119,11 @@ class Reverser {
   // holding `state` included); adj_ holds the adjoint of the state at b
   // and leaves with the adjoint of the state at a.
   void reverse(std::int64_t a, std::int64_t b, const std::vector<double>& state, std::int64_t s) {
-    while (b - a > 1) {
-      if (s <= 1) {  // no room to store: run forward from a each time
-        for (std::int64_t i = b - 1; i >= a; --i) tape_step(i, advance(state, a, i));
-        return;
-      }
-      const std::int64_t k = best_split(b - a, s);
-      const std::vector<double> mid = advance(state, a, a + k);
-      ++held_;
-      out_.max_snapshots = std::max(out_.max_snapshots, held_);
-      reverse(a + k, b, mid, s - 1);
-      --held_;
-      b = a + k;  // then the first k steps, with every snapshot again
-    }
-    tape_step(a, state);
+    auto adv = [this](const std::vector<double>& x, std::int64_t from, std::int64_t to) {
+      return advance(x, from, to);
+    };
+    auto sweep = [this](std::int64_t i, const std::vector<double>& x) { tape_step(i, x); };
+    detail::reverse_steps(a, b, state, s, held_, out_.max_snapshots, adv, sweep);
   }
 
   std::size_t held_ = 1;  // the initial state

@@ -28,9 +28,15 @@ def test_python_md_runs_and_prints_what_it_says(tmp_path, monkeypatch):
     ns = {"__name__": "python_md"}
     found = blocks()
     assert len(found) >= 8
-    for code, expected, line in found:
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            exec(compile(code, f"docs/python.md:{line}", "exec"), ns)
-        if expected is not None:
-            assert buf.getvalue() == expected, f"docs/python.md block at line {line}"
+    try:
+        for code, expected, line in found:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                exec(compile(code, f"docs/python.md:{line}", "exec"), ns)
+            if expected is not None:
+                assert buf.getvalue() == expected, f"docs/python.md block at line {line}"
+    finally:
+        # The page's ScalarFunction is registered for the life of the process
+        # and its lambdas keep this namespace as their globals: empty it, so
+        # the handles it holds go now and the default tape is free again.
+        ns.clear()

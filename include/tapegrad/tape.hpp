@@ -46,6 +46,8 @@ struct HigherOrder;
 // How a recorded comparison compares (see replay.hpp).
 enum class Compare : std::uint8_t { lt, le, gt, ge, eq, ne };
 const char* compare_symbol(Compare c);
+// Whether `a c b` holds (recording, replay and compiled programs all decide by it).
+bool compare_holds(Compare c, double a, double b);
 struct CompareRecord {
   std::uint32_t node;  // the compare node
   Compare how;

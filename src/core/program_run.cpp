@@ -6,7 +6,6 @@
 #include "core/rules.hpp"
 
 namespace tapegrad::detail {
-bool holds(Compare how, double a, double b);  // replay.cpp
 
 namespace {
 // One op over n statements: values and local partials.
@@ -106,7 +105,7 @@ bool Program::forward(std::span<const double> x, bool weights, std::uint32_t* fi
   *first_flip = kNone;
   for (const PCompare& c : cmps) {
     const double a = c.a == kNone ? c.num : val[c.a], b = c.b == kNone ? c.num : val[c.b];
-    if (holds(c.how, a, b) != c.recorded) {
+    if (compare_holds(c.how, a, b) != c.recorded) {
       *first_flip = c.rec;
       return false;
     }

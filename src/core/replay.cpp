@@ -20,8 +20,7 @@ const char* compare_symbol(Compare c) {
   return symbols[static_cast<int>(c)];
 }
 
-namespace detail {
-bool holds(Compare how, double a, double b) {
+bool compare_holds(Compare how, double a, double b) {
   switch (how) {
     case Compare::lt:
       return a < b;
@@ -38,13 +37,11 @@ bool holds(Compare how, double a, double b) {
   }
   return false;
 }
-}  // namespace detail
-using detail::holds;
 
 bool Tape::record_compare(Compare how, std::uint32_t a, std::uint32_t b, double c, Site where) {
   check_owner("compare");
   const double x = a ? scalar_value(a) : c, y = b ? scalar_value(b) : c;
-  const bool outcome = holds(how, x, y);
+  const bool outcome = compare_holds(how, x, y);
   if (!grad_enabled_) return outcome;  // nothing to replay under NoGrad
   // The number, if any, rides in the sink input's slot; the other slot's
   // partial is 0 (a comparison passes no gradient).
@@ -117,7 +114,7 @@ void Tape::replay_scalars(std::uint32_t lo, std::uint32_t hi, ReplayStatus& st, 
           continue;
         case ScalarOp::compare: {
           while (compares_[cmp].node < i) ++cmp;
-          const bool now = holds(compares_[cmp].how, x, y);
+          const bool now = compare_holds(compares_[cmp].how, x, y);
           if (now != (v[i] != 0.0)) {
             if (st.flipped++ == 0) st.first = static_cast<std::uint32_t>(cmp);
           }

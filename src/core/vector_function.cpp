@@ -27,23 +27,6 @@ void zeroed(std::vector<double>& a, std::size_t size) {
 }
 
 namespace {
-bool holds(Compare how, double a, double b) {
-  switch (how) {
-    case Compare::lt:
-      return a < b;
-    case Compare::le:
-      return a <= b;
-    case Compare::gt:
-      return a > b;
-    case Compare::ge:
-      return a >= b;
-    case Compare::eq:
-      return a == b;
-    case Compare::ne:
-      return a != b;
-  }
-  return false;
-}
 
 [[noreturn]] void throw_flip(const VCompare& c, double x, double y) {
   throw BranchChanged(
@@ -99,7 +82,7 @@ void forward(const VProgram& P, std::span<const double> x, Workspace& ws) {
     }
   }
   for (const VCompare& c : P.compares)
-    if (holds(c.how, v[c.a], v[c.b]) != c.recorded) throw_flip(c, v[c.a], v[c.b]);
+    if (compare_holds(c.how, v[c.a], v[c.b]) != c.recorded) throw_flip(c, v[c.a], v[c.b]);
 }
 
 void tangents(const VProgram& P, std::uint32_t k, Workspace& ws) {

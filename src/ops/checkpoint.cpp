@@ -22,7 +22,6 @@ struct CheckpointAttrs {
 struct ScratchTapes {
   std::vector<std::unique_ptr<Tape>> tapes;
   std::size_t depth = 0;
-  std::size_t peak = 0;
 };
 ScratchTapes& scratch_tapes() {
   thread_local ScratchTapes s;
@@ -36,8 +35,7 @@ class Scratch {
     tape_->set_anomaly_enabled(parent.anomaly_enabled());
   }
   ~Scratch() {
-    s_.peak = std::max(s_.peak, tape_->memory().peak_bytes);
-    tape_->clear();
+    tape_->clear();  // its peak stays on record (checkpoint_scratch_peak)
     tape_->set_grad_enabled(true);
     --s_.depth;
   }
@@ -50,17 +48,21 @@ class Scratch {
   Tape* tape_;
 };
 
-// f on the scratch tape with x's values (in place: no copy), checked
-// against what the node expects.
-Tensor run_block(Tape& scratch, const TensorNode& node, const TensorNode& xn, void* xgrad) {
-  const BlockFn& f = *node.attrs.get<CheckpointAttrs>().fn;
-  Tensor x = external(xn.shape, xn.dtype, xn.value, xgrad, "checkpoint input", node.site);
-  Tensor y = f(x);
+// f on the scratch tape with x's values (in place: no copy; gradients into
+// xgrad when it is not null), checked to be a tensor f computed there.
+Tensor run_fn(Tape& scratch, const BlockFn& f, const TensorNode& xn, void* xgrad, Site site) {
+  Tensor y = f(external(xn.shape, xn.dtype, xn.value, xgrad, "checkpoint input", site));
   if (!y.defined() || &y.tape() != &scratch)
     throw Error(fmt::format(
         "checkpoint{}: the block must return a tensor it computed from its input (on the current "
         "tape), not one made elsewhere",
-        node.site.line() ? " at " + site_str(node.site) : std::string()));
+        site.line() ? " at " + site_str(site) : std::string()));
+  return y;
+}
+
+// The recorded node's f run again, checked against what the node holds.
+Tensor run_block(Tape& scratch, const TensorNode& node, const TensorNode& xn, void* xgrad) {
+  Tensor y = run_fn(scratch, *node.attrs.get<CheckpointAttrs>().fn, xn, xgrad, node.site);
   if (!(y.shape() == node.shape) || y.dtype() != node.dtype)
     throw Error(fmt::format(
         "checkpoint: the block returned {} {} when recomputed, {} {} when recorded; "
@@ -102,41 +104,29 @@ const TensorOpDef kCheckpoint{.name = "checkpoint",
 Tensor checkpoint(BlockFn f, const Tensor& x, Site where) {
   Tape& tape = x.checked("checkpoint");
   if (!f) throw Error("checkpoint: no block function given");
-  // The output's shape and dtype come from one run, values only; that run's
-  // values become the node's (no second forward).
+  // One run, values only, gives the node its shape, dtype and values.
   auto fn = std::make_shared<const BlockFn>(std::move(f));
-  Shape shape;
-  DType dtype;
-  std::vector<unsigned char> value;
-  {
-    Scratch s(tape);
-    TapeScope scope(s.tape());
-    NoGrad values_only(s.tape());
-    const TensorNode& xn = tape.tensor_node(x.index());
-    Tensor xin = external(xn.shape, xn.dtype, xn.value, nullptr, "checkpoint input", where);
-    Tensor y = (*fn)(xin);
-    if (!y.defined() || &y.tape() != &s.tape())
-      throw Error(fmt::format(
-          "checkpoint at {}: the block must return a tensor it computed from its input (on the "
-          "current tape), not one made elsewhere",
-          site_str(where)));
-    shape = y.shape();
-    dtype = y.dtype();
-    const auto* p = static_cast<const unsigned char*>(y.node().value);
-    value.assign(p, p + static_cast<std::size_t>(shape.numel()) * dtype_size(dtype));
-  }
-  const std::uint32_t t = tape.push_tensor(&kCheckpoint, shape, dtype, {x.index()}, where);
+  Scratch s(tape);
+  TapeScope scope(s.tape());
+  NoGrad values_only(s.tape());
+  const Tensor y = run_fn(s.tape(), *fn, tape.tensor_node(x.index()), nullptr, where);
+  const std::uint32_t t = tape.push_tensor(&kCheckpoint, y.shape(), y.dtype(), {x.index()}, where);
   TensorNode& n = tape.tensor_node(t);
   // The block may read parameters even when x takes no gradient (the data
   // into a first layer): the node takes gradients whenever the tape records
   // them.
   n.requires_grad = tape.grad_enabled();
   n.attrs.set(CheckpointAttrs{fn.get()});
-  std::memcpy(n.value, value.data(), value.size());
+  std::memcpy(n.value, y.node().value,
+              static_cast<std::size_t>(n.shape.numel()) * dtype_size(n.dtype));
   tape.own(t, std::move(fn));
   return {tape, t};
 }
 
-std::size_t checkpoint_scratch_peak() { return scratch_tapes().peak; }
+std::size_t checkpoint_scratch_peak() {
+  std::size_t peak = 0;
+  for (const auto& t : scratch_tapes().tapes) peak = std::max(peak, t->memory().peak_bytes);
+  return peak;
+}
 
 }  // namespace tapegrad

@@ -79,9 +79,10 @@ class TensorLoop {
       for (std::size_t j = 0; j < g.size(); ++j) out_.grad_params[k][j] += g[j];
     }
     ++out_.taped;
-    out_.peak_tape_bytes = std::max(out_.peak_tape_bytes, tape_.memory().peak_bytes);
   }
 
+  // The most the step tape held (its peak survives the clears between steps).
+  std::size_t peak() const { return tape_.memory().peak_bytes; }
   State adj_;
 
  private:
@@ -154,6 +155,7 @@ TensorLoopGradient checkpointed_gradient(const std::vector<TensorValue>& state0,
   detail::reverse_steps(std::int64_t{0}, n, x0, std::min<std::int64_t>(snapshots, n), held,
                         out.max_snapshots, adv, sweep);
   out.grad_state = std::move(loop.adj_);
+  out.peak_tape_bytes = loop.peak();
   return out;
 }
 

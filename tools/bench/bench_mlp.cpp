@@ -77,8 +77,8 @@ void BM_CheckpointLayers(benchmark::State& state) {
     tape.clear();
     tape.reset_peak();
     tg::TapeScope s(tape);
-    tg::Tensor loss =
-        tg::nn::cross_entropy(model(tg::external({batch, 784}, tg::DType::f32, x.data(), nullptr)), y);
+    tg::Tensor loss = tg::nn::cross_entropy(
+        model(tg::external({batch, 784}, tg::DType::f32, x.data(), nullptr)), y);
     adam.zero_grad();
     loss.backward();
     adam.step();

@@ -193,6 +193,10 @@ py::array_t<double> to_numpy(const std::vector<double>& v);
 py::array_t<double> to_numpy(const std::vector<double>& v, std::int64_t rows, std::int64_t cols);
 
 DType parse_dtype(py::handle dtype);  // None, "float32"/"float64", numpy.float32/float64
+// A shape argument: an int or a sequence of ints.
+Shape parse_shape(py::handle shape);
+// A `tape=` argument: the given Tape, or the current one for None.
+BoxPtr tape_or_current(py::handle tape);
 
 // A Python object kept by C++ (a block function a tape owns), released
 // with the GIL held whenever the interpreter is still there.

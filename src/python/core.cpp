@@ -168,14 +168,14 @@ and dropped in a loop do not accumulate.)")
   m.def(
       "no_grad",
       [](py::object tape) {
-        return FlagScope{tape.is_none() ? current_box() : tape.cast<BoxPtr>(), false, false};
+        return FlagScope{tape_or_current(tape), false, false};
       },
       py::arg("tape") = py::none(),
       "``with tg.no_grad():`` records values without gradients (every node a constant).");
   m.def(
       "detect_anomaly",
       [](py::object tape) {
-        return FlagScope{tape.is_none() ? current_box() : tape.cast<BoxPtr>(), true, true};
+        return FlagScope{tape_or_current(tape), true, true};
       },
       py::arg("tape") = py::none(),
       "``with tg.detect_anomaly():`` checks every value and gradient for NaN and infinity.");
@@ -188,7 +188,7 @@ and dropped in a loop do not accumulate.)")
 ``requires_grad=False`` makes a constant.)");
   scalar
       .def(py::init([](double v, bool requires_grad, py::object tape) {
-             BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
+             BoxPtr box = tape_or_current(tape);
              box->maybe_compact();
              Tape& t = box->tape();
              const Site where = python_site();
@@ -349,8 +349,7 @@ the tape keeps the node (until it is cleared or rewound below it).)");
   m.def(
       "tensor",
       [](py::object data, bool requires_grad, py::object dtype, py::object tape) {
-        return tensor_from_array(data, requires_grad, dtype,
-                                 tape.is_none() ? current_box() : tape.cast<BoxPtr>());
+        return tensor_from_array(data, requires_grad, dtype, tape_or_current(tape));
       },
       py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none(),
       py::arg("tape") = py::none(),
@@ -360,42 +359,30 @@ A C-contiguous, writeable float32/float64 array (of the dtype asked for) is used
 place: no copy, and the tape reads its memory, so changing the array changes the leaf
 (replay sees it). Its gradient goes to a NumPy array of its own, ``.grad``. Any other
 array (integers, another dtype, a strided view) is copied.)");
-  const auto filled = [](const char* name, auto make) {
-    return [name, make](py::object shape, py::object dtype, bool requires_grad, py::object tape) {
-      (void)name;
-      BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
-      std::vector<std::int64_t> dims;
-      if (py::isinstance<py::int_>(shape))
-        dims.push_back(shape.cast<std::int64_t>());
-      else
-        dims = shape.cast<std::vector<std::int64_t>>();
+  const auto filled = [](auto make) {
+    return [make](py::object shape, py::object dtype, bool requires_grad, py::object tape) {
+      BoxPtr box = tape_or_current(tape);
       return on_box(box, [&](Tape&) {
-        return PyTensor(
-            make(Shape(std::span<const std::int64_t>(dims)),
-                 TensorOptions{.dtype = parse_dtype(dtype), .requires_grad = requires_grad}),
-            box);
+        return PyTensor(make(parse_shape(shape), TensorOptions{.dtype = parse_dtype(dtype),
+                                                               .requires_grad = requires_grad}),
+                        box);
       });
     };
   };
-  m.def("zeros",
-        filled("zeros", [](const Shape& s, TensorOptions o) { return zeros(s, o, python_site()); }),
+  m.def("zeros", filled([](const Shape& s, TensorOptions o) { return zeros(s, o, python_site()); }),
         py::arg("shape"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
         py::arg("tape") = py::none());
-  m.def("ones",
-        filled("ones", [](const Shape& s, TensorOptions o) { return ones(s, o, python_site()); }),
+  m.def("ones", filled([](const Shape& s, TensorOptions o) { return ones(s, o, python_site()); }),
         py::arg("shape"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
         py::arg("tape") = py::none());
   m.def(
       "randn",
       [](py::object shape, std::uint64_t seed, double stddev, py::object dtype, bool requires_grad,
          py::object tape) {
-        BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
-        std::vector<std::int64_t> dims = py::isinstance<py::int_>(shape)
-                                             ? std::vector<std::int64_t>{shape.cast<std::int64_t>()}
-                                             : shape.cast<std::vector<std::int64_t>>();
+        BoxPtr box = tape_or_current(tape);
         return on_box(box, [&](Tape&) {
           return PyTensor(
-              randn(Shape(std::span<const std::int64_t>(dims)), seed, stddev,
+              randn(parse_shape(shape), seed, stddev,
                     {.dtype = parse_dtype(dtype), .requires_grad = requires_grad}, python_site()),
               box);
         });

@@ -98,11 +98,6 @@ void tensor_binary(py::class_<PyTensor>& cls, const char* name, const char* rnam
       py::is_operator());
 }
 
-std::vector<std::int64_t> dims_of(py::handle shape) {
-  if (py::isinstance<py::int_>(shape)) return {shape.cast<std::int64_t>()};
-  return shape.cast<std::vector<std::int64_t>>();
-}
-
 }  // namespace
 
 void bind_math(py::module_& m) {
@@ -173,8 +168,7 @@ void bind_math(py::module_& m) {
       "T", [](const PyTensor& a) { return wrap(transpose(a.get(), python_site()), a); });
   tensor.def("reshape", [](const PyTensor& a, py::args shape) {
     py::object s = shape.size() == 1 ? py::object(shape[0]) : py::object(shape);
-    const std::vector<std::int64_t> d = dims_of(s);
-    return wrap(reshape(a.get(), Shape(std::span<const std::int64_t>(d)), python_site()), a);
+    return wrap(reshape(a.get(), parse_shape(s), python_site()), a);
   });
   tensor.def(
       "sum",
@@ -272,8 +266,7 @@ void bind_math(py::module_& m) {
   });
   m.def("transpose", [](const PyTensor& a) { return wrap(transpose(a.get(), python_site()), a); });
   m.def("reshape", [](const PyTensor& a, py::object shape) {
-    const std::vector<std::int64_t> d = dims_of(shape);
-    return wrap(reshape(a.get(), Shape(std::span<const std::int64_t>(d)), python_site()), a);
+    return wrap(reshape(a.get(), parse_shape(shape), python_site()), a);
   });
   m.def(
       "slice_rows",

@@ -172,7 +172,7 @@ void bind_nn(py::module_& nn) {
           "var",
           [](py::object self, py::object tape) {
             Parameter& p = self.cast<Parameter&>();
-            BoxPtr box = tape.is_none() ? current_box() : tape.cast<BoxPtr>();
+            BoxPtr box = tape_or_current(tape);
             PyTensor t(p.var(box->tape(), python_site()), box);
             box->keep(t.h.index(), self);
             return t;
@@ -259,33 +259,28 @@ void bind_nn(py::module_& nn) {
       },
       py::arg("logits"), py::arg("labels"),
       "Softmax cross-entropy on logits (N, C), mean over rows.");
-  const auto target = [](py::handle r, const PyTensor& like) {
-    if (py::isinstance<PyTensor>(r)) return r.cast<PyTensor>();
-    return tensor_from_array(
-        r, false, py::cast(like.get().dtype() == DType::f32 ? "float32" : "float64"), like.box);
+  // Losses of an output and a target (a Tensor, or an array made a constant
+  // of the output's dtype on its tape).
+  using Loss = Tensor (*)(const Tensor&, const Tensor&, Site);
+  const auto loss = [&nn](const char* name, Loss fn, const char* a, const char* b,
+                          const char* doc) {
+    nn.def(
+        name,
+        [fn](const PyTensor& out, py::object r) {
+          const PyTensor t =
+              py::isinstance<PyTensor>(r)
+                  ? r.cast<PyTensor>()
+                  : tensor_from_array(r, false, py::str(std::string(dtype_name(out.get().dtype()))),
+                                      out.box);
+          return PyTensor(fn(out.get(), t.get(), python_site()), out.box);
+        },
+        py::arg(a), py::arg(b), doc);
   };
-  nn.def(
-      "mse",
-      [target](const PyTensor& a, py::object r) {
-        PyTensor t = target(r, a);
-        return PyTensor(nn::mse(a.get(), t.get(), python_site()), a.box);
-      },
-      py::arg("output"), py::arg("target"), "Mean of (output - target)^2.");
-  nn.def(
-      "half_squared_error",
-      [target](const PyTensor& a, py::object r) {
-        PyTensor t = target(r, a);
-        return PyTensor(nn::half_squared_error(a.get(), t.get(), python_site()), a.box);
-      },
-      py::arg("output"), py::arg("target"), "1/2 ||output - target||^2 over all elements.");
-  nn.def(
-      "binary_cross_entropy",
-      [target](const PyTensor& z, py::object y) {
-        PyTensor t = target(y, z);
-        return PyTensor(nn::binary_cross_entropy(z.get(), t.get(), python_site()), z.box);
-      },
-      py::arg("logits"), py::arg("targets"),
-      "Binary cross-entropy on logits (stable for any logit).");
+  loss("mse", &nn::mse, "output", "target", "Mean of (output - target)^2.");
+  loss("half_squared_error", &nn::half_squared_error, "output", "target",
+       "1/2 ||output - target||^2 over all elements.");
+  loss("binary_cross_entropy", &nn::binary_cross_entropy, "logits", "targets",
+       "Binary cross-entropy on logits (stable for any logit).");
 
   // ---- optimisers ----
   py::class_<nn::Optimizer>(nn, "Optimizer")

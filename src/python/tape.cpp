@@ -234,6 +234,17 @@ DType parse_dtype(py::handle dtype) {
   throw py::type_error("dtype: tapegrad tensors are float32 or float64, not " + name);
 }
 
+Shape parse_shape(py::handle shape) {
+  const std::vector<std::int64_t> dims = py::isinstance<py::int_>(shape)
+                                             ? std::vector<std::int64_t>{shape.cast<std::int64_t>()}
+                                             : shape.cast<std::vector<std::int64_t>>();
+  return Shape(std::span<const std::int64_t>(dims));
+}
+
+BoxPtr tape_or_current(py::handle tape) {
+  return tape.is_none() ? current_box() : tape.cast<BoxPtr>();
+}
+
 std::vector<double> doubles(py::handle obj, std::int64_t n, const char* what) {
   py::array a = py::array::ensure(obj);
   if (!a) throw py::type_error(std::string(what) + ": expected an array of numbers");

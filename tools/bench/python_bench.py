@@ -13,7 +13,7 @@ Three measurements, each a median over interleaved rounds:
             Python on NumPy arrays (nn.Trainer), against `tapegrad train` with
             the same recipe.
 
-PyTorch runs in each of its thread configurations (a fresh process each, as
+PyTorch runs in each of its configurations (threads, allocator) (a fresh process each, as
 its thread pools read their settings once) and every ratio is taken against
 its fastest one in this run.
 
@@ -31,11 +31,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# glibc's malloc against tcmalloc (Debian's libtcmalloc-minimal4, installed by
+# tools/deps.sh torch): small-tensor eager code allocates on every op.
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 TORCH_CONFIGS = {  # name -> environment
     "default": {},
     "threads1": {"OMP_NUM_THREADS": "1", "TORCH_THREADS": "1"},
     "threads2": {"OMP_NUM_THREADS": "2", "TORCH_THREADS": "2"},
 }
+if os.path.exists(TCMALLOC):
+    TORCH_CONFIGS["tcmalloc1"] = {"OMP_NUM_THREADS": "1", "TORCH_THREADS": "1", "LD_PRELOAD": TCMALLOC}
 
 
 # ---- the workloads (run inside a child process) ----
